@@ -1,0 +1,67 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/strangler-proxy/strangler/internal/monolith"
+)
+
+// goHost selects the ported (Go) side of a route in the bench config: the
+// same path without it stays legacy, so one proxy serves both sides and the
+// comparison is Go vs PHP behind the same front door.
+const goHost = "go.bench"
+
+func contenders(m *monolith.Monolith, px *strangler) []contender {
+	stack := func() []int { return []int{m.NginxPID, m.FPMPID} }
+	withProxy := func() []int { return append(stack(), px.pid()) }
+	goHdr := map[string]string{"Host": goHost}
+	event := benchEvent(time.Now())
+	jsonHdr := map[string]string{"Content-Type": "application/json"}
+	goJSON := map[string]string{"Content-Type": "application/json", "Host": goHost}
+
+	var cs []contender
+	for _, g := range []struct{ group, path string }{
+		{"static", "/static/hello.txt"},
+		{"php", "/api/v1/ping"},
+	} {
+		cs = append(cs,
+			contender{Group: g.group, Name: "nginx direct", Baseline: true, URL: m.URL + g.path, Procs: stack},
+			contender{Group: g.group, Name: "nginx proxy_pass", Baseline: true, URL: m.ProxyPassURL + g.path, Procs: stack},
+			contender{Group: g.group, Name: "strangler (legacy)", URL: px.url + g.path, Procs: withProxy, Strangler: true},
+		)
+	}
+	cs = append(cs,
+		contender{Group: "ping", Name: "php via strangler", Baseline: true, URL: px.url + "/api/v1/ping", Procs: withProxy, Strangler: true},
+		contender{Group: "ping", Name: "go via strangler", URL: px.url + "/api/v1/ping", Headers: goHdr, Procs: withProxy, Strangler: true},
+
+		contender{Group: "campaigns", Name: "php direct", URL: m.URL + "/api/v1/campaigns/cmp_004242", Procs: stack},
+		contender{Group: "campaigns", Name: "php via strangler", Baseline: true, URL: px.url + "/api/v1/campaigns/cmp_004242", Procs: withProxy, Strangler: true},
+		contender{Group: "campaigns", Name: "go via strangler", URL: px.url + "/api/v1/campaigns/cmp_004242", Headers: goHdr, Procs: withProxy, Strangler: true},
+
+		contender{Group: "events", Name: "php direct", Method: "POST", Body: event, Headers: jsonHdr, URL: m.URL + "/api/v1/events", Procs: stack},
+		contender{Group: "events", Name: "php via strangler", Baseline: true, Method: "POST", Body: event, Headers: jsonHdr, URL: px.url + "/api/v1/events", Procs: withProxy, Strangler: true},
+		contender{Group: "events", Name: "go via strangler", Method: "POST", Body: event, Headers: goJSON, URL: px.url + "/api/v1/events", Procs: withProxy, Strangler: true},
+	)
+	return cs
+}
+
+// benchEvent is a valid page_view event stamped now, so the intake's
+// occurred_at window accepts it for the length of the run.
+func benchEvent(now time.Time) string {
+	return fmt.Sprintf(`{"type":"page_view","user_id":"u_bench0001","occurred_at":%q,"country":"DE","page":"/home"}`,
+		now.UTC().Format(time.RFC3339))
+}
+
+// benchConfig is the proxy's config for the run: every path legacy, and the
+// ported handlers on the bench host only.
+func benchConfig(listen, admin, upstream, dir string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "listen: %q\nadmin_listen: %q\nlog:\n  level: warn\n", listen, admin)
+	fmt.Fprintf(&b, "legacy:\n  upstream: %q\n", upstream)
+	fmt.Fprintf(&b, "spool:\n  dir: %q\n", dir+"/spool")
+	b.WriteString("routes:\n")
+	b.WriteString("  - {name: ping-go, methods: [GET], host: " + goHost + ", path: /api/v1/ping, mode: ported, handler: ping}\n")
+	return b.String()
+}
