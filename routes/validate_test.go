@@ -1,0 +1,300 @@
+package routes
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		give string // YAML
+		// want lists the expected problems in order; each problem is given
+		// as fragments that must all appear in that one message (route,
+		// field, fix).
+		want [][]string
+	}{
+		{
+			name: "valid config",
+			give: `
+routes:
+  - {name: events, methods: [POST], path: /api/v1/events, mode: shadow, handler: events.ingest}
+  - {name: campaign, methods: [GET], path: "/api/v1/campaigns/{id}", mode: canary, handler: campaigns.get, canary: {percent: 12.5, sticky: "cookie:PHPSESSID"}}
+  - {name: campaigns, methods: [GET], path: /api/v1/campaigns, mode: ported, handler: campaigns.list, fallback: true}
+  - {name: campaigns_admin, methods: [GET], host: admin.example.com, path: /api/v1/campaigns, mode: legacy}
+  - {name: static, path: "/static/*"}
+  - {name: root, path: /}
+  - {name: other_param_name_other_tree, methods: [POST], path: "/api/v1/campaigns/{cid}", mode: legacy}
+  - {name: ipv6, host: "[::1]", path: /api/v1/events}
+`,
+		},
+		{
+			name: "unknown handler (message of the brief)",
+			give: `
+routes:
+  - {name: events, path: /api/v1/events}
+  - {name: list, path: /api/v1/campaigns}
+  - {name: campaign, path: "/api/v1/campaigns/{id}", mode: ported, handler: campaigns.gett}
+`,
+			want: [][]string{{`routes[2] "campaign": handler "campaigns.gett" is not registered; known handlers: campaigns.get, campaigns.list, events.ingest`}},
+		},
+		{
+			name: "handler required unless legacy",
+			give: `
+routes:
+  - {name: a, path: /a, mode: ported}
+  - {name: b, path: /b, mode: shadow}
+  - {name: c, path: /c, mode: canary, canary: {percent: 5}}
+  - {name: d, path: /d, mode: legacy}
+`,
+			want: [][]string{
+				{`routes[0] "a"`, "handler is required for mode ported", "set handler to one of: campaigns.get, campaigns.list, events.ingest"},
+				{`routes[1] "b"`, "handler is required for mode shadow"},
+				{`routes[2] "c"`, "handler is required for mode canary"},
+			},
+		},
+		{
+			name: "names",
+			give: `
+routes:
+  - {path: /a}
+  - {name: "Campaign Get", path: /b}
+  - {name: dup, path: /c}
+  - {name: dup, path: /d}
+`,
+			want: [][]string{
+				{`routes[0] (unnamed)`, "name is required", "unique name"},
+				{`routes[1] "Campaign Get"`, `name "Campaign Get" may use only a-z, 0-9, _, . and -`, `e.g. "campaign_get"`},
+				{`routes[3] "dup"`, `name "dup" is already used by routes[2]`, "unique name"},
+			},
+		},
+		{
+			name: "methods",
+			give: `
+routes:
+  - {name: a, path: /a, methods: [get, GETT, GET]}
+`,
+			want: [][]string{
+				{`routes[0] "a"`, `methods: "GETT" is not a supported HTTP method`, "GET, HEAD, POST"},
+				{`routes[0] "a"`, "methods: GET is listed twice", "list each method once"},
+			},
+		},
+		{
+			name: "bad paths",
+			give: `
+routes:
+  - {name: p0, path: ""}
+  - {name: p1, path: api/v1}
+  - {name: p2, path: "/static/*/x"}
+  - {name: p3, path: "/files/{name}.json"}
+  - {name: p4, path: "/a/{id}/b/{id}"}
+  - {name: p5, path: "/a//b"}
+  - {name: p6, path: "/a/../b"}
+  - {name: p7, path: "/a?x=1"}
+  - {name: p8, path: "/a/{1d}"}
+  - {name: p9, path: "/a b"}
+`,
+			want: [][]string{
+				{`routes[0] "p0"`, "path is required", "e.g. /api/v1/events"},
+				{`routes[1] "p1"`, `path "api/v1" must start with "/"`, `use "/api/v1"`},
+				{`routes[2] "p2"`, "catch-all * must be the last segment", "/static/*"},
+				{`routes[3] "p3"`, `segment "{name}.json" mixes text`, "must be a whole segment"},
+				{`routes[4] "p4"`, "uses parameter {id} twice", "its own name"},
+				{`routes[5] "p5"`, "empty segment (//)", "remove the extra slash"},
+				{`routes[6] "p6"`, `".." segment`, "without it"},
+				{`routes[7] "p7"`, "must not contain a query", "path only"},
+				{`routes[8] "p8"`, "parameter {1d} must be a name", "e.g. {id}"},
+				{`routes[9] "p9"`, "must not contain spaces", "decoded character"},
+			},
+		},
+		{
+			name: "duplicate method host path",
+			give: `
+routes:
+  - {name: a, methods: [GET, POST], path: "/x/{id}"}
+  - {name: b, methods: [POST, GET], path: "/x/{other}"}
+  - {name: c, path: /y}
+  - {name: d, path: /y}
+  - {name: e, path: /y, host: a.example.com}
+  - {name: f, methods: [GET], path: /y}
+`,
+			want: [][]string{
+				{`routes[1] "b"`, `duplicates routes[0] "a" for method(s) POST,GET on any host`, "remove one, or narrow its methods or host"},
+				{`routes[3] "d"`, `duplicates routes[2] "c" for method(s) *`},
+			},
+		},
+		{
+			name: "trailing slash pair",
+			give: `
+routes:
+  - {name: a, methods: [GET], path: "/a/{id}"}
+  - {name: b, methods: [GET], path: "/a/{name}/x"}
+  - {name: c, methods: [GET], path: /a/static}
+  - {name: d, path: /t}
+  - {name: e, path: /t/}
+  - {name: f, path: "/s/*"}
+  - {name: g, path: /s}
+  - {name: h, methods: [GET], path: "/z/{id}/", host: h.example.com}
+  - {name: i, methods: [GET], path: "/z/{zid}", host: h.example.com}
+`,
+			want: [][]string{
+				{`routes[4] "e"`, `path "/t/" differs from routes[3] "d" path "/t" only by a trailing slash`, "keep one"},
+				{`routes[8] "i"`, `path "/z/{zid}" differs from routes[7] "h" path "/z/{id}/" only by a trailing slash`},
+			},
+		},
+		{
+			name: "modes and hosts",
+			give: `
+routes:
+  - {name: a, path: /a, mode: portd}
+  - {name: b, path: /b, host: "api.example.com:8080"}
+  - {name: c, path: /c, host: "https://api.example.com"}
+  - {name: d, path: /d, host: "bad_host!"}
+`,
+			want: [][]string{
+				{`routes[0] "a"`, `mode "portd" is not valid`, "use one of legacy, shadow, canary, ported"},
+				{`routes[1] "b"`, "must not include a port", `use "api.example.com"`},
+				{`routes[2] "c"`, "must be a bare host name", "no scheme"},
+				{`routes[3] "d"`, `host "bad_host!" is not a valid host name`},
+			},
+		},
+		{
+			name: "canary",
+			give: `
+routes:
+  - {name: c0, path: /0, mode: canary, handler: campaigns.get}
+  - {name: c1, path: /1, mode: canary, handler: campaigns.get, canary: {sticky: ip}}
+  - {name: c2, path: /2, mode: canary, handler: campaigns.get, canary: {percent: 150}}
+  - {name: c3, path: /3, mode: canary, handler: campaigns.get, canary: {percent: 12.34}}
+  - {name: c4, path: /4, mode: canary, handler: campaigns.get, canary: {percent: -1}}
+  - {name: c5, path: /5, mode: canary, handler: campaigns.get, canary: {percent: 5, sticky: session}}
+  - {name: c6, path: /6, mode: canary, handler: campaigns.get, canary: {percent: 5, sticky: "cookie:"}}
+  - {name: c7, path: /7, mode: canary, handler: campaigns.get, canary: {percent: 5, override_header: X-Canary}}
+  - {name: c8, path: /8, mode: canary, handler: campaigns.get, canary: {percent: 5, override_header: X-Canary, override_token: hunter2}}
+  - {name: c9, path: /9, mode: ported, handler: campaigns.get, canary: {sticky: ip}}
+`,
+			want: [][]string{
+				{`routes[0] "c0"`, "canary.percent is required for mode canary", "canary: {percent: 5}"},
+				{`routes[1] "c1"`, "canary.percent is required"},
+				{`routes[2] "c2"`, "canary.percent 150 is out of range", "use 0 to 100"},
+				{`routes[3] "c3"`, "canary.percent 12.34 is finer than 0.1", "e.g. 12.3"},
+				{`routes[4] "c4"`, "canary.percent -1 is out of range"},
+				{`routes[5] "c5"`, `canary.sticky "session"`, "use ip, cookie:NAME or header:NAME"},
+				{`routes[6] "c6"`, `canary.sticky "cookie:"`, "non-empty token"},
+				{`routes[7] "c7"`, "canary.override_token is required when canary.override_header is set", "at least 16 random characters"},
+				{`routes[8] "c8"`, "canary.override_token is too short (7 characters)", "at least 16 random characters"},
+			},
+		},
+		{
+			name: "shadow",
+			give: `
+routes:
+  - {name: s0, path: /0, mode: shadow, handler: events.ingest, shadow: {sample_percent: 0}}
+  - {name: s1, path: /1, mode: shadow, handler: events.ingest, shadow: {sample_percent: 101}}
+  - {name: s2, path: /2, mode: shadow, handler: events.ingest, shadow: {primary: php}}
+  - {name: s3, path: /3, mode: shadow, handler: events.ingest, shadow: {ignore: [event_id, body.]}}
+  - {name: s4, path: /4, mode: shadow, handler: events.ingest, shadow: {timeout: -1s}}
+`,
+			want: [][]string{
+				{`routes[0] "s0"`, "shadow.sample_percent is 0", "change the mode to legacy or ported"},
+				{`routes[1] "s1"`, "shadow.sample_percent 101 is out of range", "above 0 and at most 100"},
+				{`routes[2] "s2"`, `shadow.primary "php" is not valid`, "use legacy"},
+				{`routes[3] "s3"`, `shadow.ignore[0] "event_id" must be body.<json path> or header.<Name>`, "e.g. body.event_id"},
+				{`routes[3] "s3"`, `shadow.ignore[1] "body."`},
+				{`routes[4] "s4"`, "shadow.timeout -1s is negative", "such as 5s"},
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := mustDecode(t, tt.give)
+			err := c.Validate(testRegistry())
+			got := Problems(err)
+			if len(got) != len(tt.want) {
+				t.Fatalf("got %d problems, want %d:\n  %s", len(got), len(tt.want), strings.Join(got, "\n  "))
+			}
+			for i, frags := range tt.want {
+				for _, f := range frags {
+					if !strings.Contains(got[i], f) {
+						t.Errorf("problem %d %q does not contain %q", i, got[i], f)
+					}
+				}
+			}
+			// Compile must agree with Validate.
+			tb, cerr := Compile(c, testRegistry())
+			if (cerr == nil) != (err == nil) || (tb == nil) == (cerr == nil) {
+				t.Errorf("Compile = %v, %v; Validate = %v", tb, cerr, err)
+			}
+		})
+	}
+}
+
+func TestValidateNeverLeaksOverrideToken(t *testing.T) {
+	const token = "sekrit-but-short"
+	c := mustDecode(t, `
+routes:
+  - {name: c, path: /c, mode: canary, handler: nope, canary: {percent: 200, override_header: "X Bad", override_token: "`+token[:10]+`"}}
+`)
+	err := c.Validate(testRegistry())
+	if err == nil {
+		t.Fatal("Validate succeeded, want problems")
+	}
+	if strings.Contains(err.Error(), token[:10]) {
+		t.Errorf("error %q contains the override token", err)
+	}
+}
+
+func TestCompileDefaults(t *testing.T) {
+	tb := mustCompile(t, `
+routes:
+  - {name: s, path: /s, mode: shadow, handler: events.ingest}
+  - {name: c, path: /c, mode: canary, handler: campaigns.get, canary: {percent: 12.3}}
+  - {name: l, path: /l, handler: campaigns.list}
+`)
+	rs := tb.Routes()
+	s, c, l := rs[0], rs[1], rs[2]
+	if s.Shadow == nil || s.Shadow.Primary != SideLegacy || *s.Shadow.SamplePercent != DefaultShadowSamplePercent || s.Shadow.Timeout != DefaultShadowTimeout {
+		t.Errorf("shadow defaults: %+v", s.Shadow)
+	}
+	if s.Handler == nil || s.HandlerName != "events.ingest" {
+		t.Errorf("shadow route handler not resolved: %+v", s)
+	}
+	if c.Canary.Sticky != DefaultSticky || c.Canary.StickyKey() != (Sticky{Kind: StickyIP}) || c.Canary.Permille() != 123 {
+		t.Errorf("canary defaults: %+v permille=%d", c.Canary, c.Canary.Permille())
+	}
+	if l.Mode != ModeLegacy || l.Handler == nil || l.Shadow != nil || l.Canary != nil {
+		t.Errorf("legacy route: %+v", l)
+	}
+}
+
+// The tree panics on paths it cannot hold together. Validation rejects
+// every such case found so far before the tree sees it (duplicates,
+// trailing-slash pairs, order-dependent adds), so this drives build with
+// patterns parsePath never produces to check the panic becomes a problem
+// naming both routes and the remaining routes still register.
+func TestBuildRecoversRouterPanic(t *testing.T) {
+	mk := func(i int, name, path, pattern string) *Route {
+		return &Route{Name: name, Path: path, Mode: ModeLegacy, index: i, pattern: pattern}
+	}
+	routes := []*Route{
+		mk(0, "files", "/files/{id}", "/files/{id}"),
+		mk(1, "bad", "/files/{x}{y}", "/files/{x}{y}"),
+		mk(2, "other", "/other", "/other"),
+	}
+	var p problems
+	tb := &Table{routes: routes}
+	tb.build(routes, &p)
+	if len(p) != 1 {
+		t.Fatalf("got problems %q, want exactly one", p)
+	}
+	for _, f := range []string{`routes[1] "bad": path "/files/{x}{y}"`, `routes[0] "files"`, "wildcards must be separated"} {
+		if !strings.Contains(p[0], f) {
+			t.Errorf("problem %q does not contain %q", p[0], f)
+		}
+	}
+	for _, path := range []string{"/files/42", "/other"} {
+		if m := tb.Match(newCtx("GET", "example.com", path)); m.Route == nil {
+			t.Errorf("%s unmatched after the tree was rebuilt", path)
+		}
+	}
+}
