@@ -1,0 +1,504 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/xdg-go/scram"
+	"go.uber.org/zap"
+
+	"github.com/strangler-proxy/strangler/ported/delivery"
+)
+
+var (
+	// ErrDisabled is returned by NewProducer when no brokers are configured.
+	ErrDisabled = errors.New("kafka: no brokers configured")
+	// ErrNotConnected means the producer has not reached the cluster yet
+	// (it keeps trying in the background).
+	ErrNotConnected = errors.New("kafka: not connected")
+	// ErrClosed is returned after Close.
+	ErrClosed = errors.New("kafka: producer closed")
+	// ErrAckTimeout means Publish gave up waiting for the broker's ack. The
+	// message may still be delivered later; the client's retry is then a
+	// duplicate that consumers drop by event_id.
+	ErrAckTimeout = errors.New("kafka: no broker ack within publish_timeout")
+)
+
+// EventIDHeader carries delivery.Message.EventID so consumers can dedupe
+// without parsing the value.
+const EventIDHeader = "event_id"
+
+// Interface guard: the producer is the `delivery: direct` sink.
+var _ delivery.Sink = (*Producer)(nil)
+
+// Option adjusts NewProducer for tests and special deployments.
+type Option func(*options)
+
+type options struct {
+	now   func() time.Time
+	creds aws.CredentialsProvider
+	sign  tokenFunc
+}
+
+// WithNow sets the clock (MSK IAM token refresh). Default time.Now.
+func WithNow(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// WithCredentialsProvider replaces the AWS default credential chain used to
+// sign MSK IAM tokens.
+func WithCredentialsProvider(p aws.CredentialsProvider) Option {
+	return func(o *options) { o.creds = p }
+}
+
+// connectBackoff bounds the pause between attempts to reach the cluster.
+const (
+	minConnectBackoff = 250 * time.Millisecond
+	maxConnectBackoff = 30 * time.Second
+)
+
+// Producer is one sarama client and idempotent AsyncProducer, opened once
+// the cluster is first reachable and kept until Close (sarama reconnects
+// brokers on its own). It is safe for concurrent use.
+type Producer struct {
+	cfg    Config
+	log    *zap.Logger
+	sc     *sarama.Config
+	m      *metrics
+	budget *budget
+
+	closing   chan struct{} // closed by Close
+	closeOnce sync.Once
+	connected chan struct{} // closed once client and ap are set
+	wg        sync.WaitGroup
+
+	// mu guards the fields below. Send holds it shared while writing to
+	// ap.Input(), so Close (exclusive) never closes the producer under a
+	// writer: sarama panics on a send after AsyncClose.
+	mu      sync.RWMutex
+	client  sarama.Client
+	ap      sarama.AsyncProducer
+	dialing sarama.Client // the client of a connect attempt in progress
+	closed  bool
+
+	stateMu  sync.Mutex
+	lastOK   time.Time
+	lastErr  error
+	lastErrT time.Time
+	now      func() time.Time
+}
+
+// pending rides in ProducerMessage.Metadata and routes the outcome back to
+// whoever sent the message.
+type pending struct {
+	ack  func(error)
+	size int64
+}
+
+// NewProducer validates cfg and starts connecting in the background; it
+// fails only on bad configuration, so the proxy starts (and spools) while
+// the cluster is away. Close it after the spool.
+func NewProducer(cfg Config, log *zap.Logger, reg prometheus.Registerer, opts ...Option) (*Producer, error) {
+	cfg = cfg.WithDefaults()
+	if !cfg.Enabled() {
+		return nil, ErrDisabled
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	o := options{now: time.Now, sign: signMSKToken}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	log = log.Named("kafka")
+	sc, err := saramaConfig(cfg, log, m, o)
+	if err != nil {
+		return nil, err
+	}
+	p := &Producer{
+		cfg:       cfg,
+		log:       log,
+		sc:        sc,
+		m:         m,
+		budget:    newBudget(cfg.MaxInflightMessages, cfg.MaxBufferedBytes),
+		closing:   make(chan struct{}),
+		connected: make(chan struct{}),
+		now:       o.now,
+	}
+	p.wg.Add(1)
+	go p.connect()
+	return p, nil
+}
+
+func saramaConfig(cfg Config, log *zap.Logger, m *metrics, o options) (*sarama.Config, error) {
+	sc := sarama.NewConfig()
+	sc.ClientID = cfg.ClientID
+	if cfg.Version != "" {
+		v, err := sarama.ParseKafkaVersion(cfg.Version)
+		if err != nil {
+			return nil, fmt.Errorf("kafka.version: %w", err)
+		}
+		sc.Version = v
+	}
+	sc.MetricRegistry = discardRegistry{}
+	sc.ChannelBufferSize = 256
+
+	sc.Net.DialTimeout = cfg.DialTimeout
+	sc.Net.ReadTimeout = cfg.ReadTimeout
+	sc.Net.WriteTimeout = cfg.WriteTimeout
+	// Idempotence requires one request in flight per connection; it is also
+	// what keeps a retried batch from overtaking the next one (per-key order).
+	sc.Net.MaxOpenRequests = 1
+
+	// Only our topic's metadata: cheaper on big clusters, and NewClient then
+	// does not need a reachable broker.
+	sc.Metadata.Full = false
+	sc.Metadata.RefreshFrequency = cfg.MetadataRefresh
+	sc.Metadata.Retry.Max = 3
+	sc.Metadata.Retry.Backoff = 250 * time.Millisecond
+	sc.Metadata.Timeout = cfg.DialTimeout + cfg.ReadTimeout
+
+	sc.Producer.Idempotent = true
+	sc.Producer.RequiredAcks = sarama.WaitForAll
+	// The broker's wait for in-sync replicas must end before our read
+	// timeout does, or a slow ISR looks like a dead broker.
+	sc.Producer.Timeout = cfg.ReadTimeout / 2
+	sc.Producer.Return.Successes = true
+	sc.Producer.Return.Errors = true
+	if err := sc.Producer.Compression.UnmarshalText([]byte(cfg.Compression)); err != nil {
+		return nil, fmt.Errorf("kafka.compression: %w", err)
+	}
+	sc.Producer.Retry.Max = cfg.RetryMax
+	sc.Producer.Retry.BackoffFunc = func(retries, _ int) time.Duration {
+		d := cfg.RetryBackoff << min(retries, 16)
+		return min(d, cfg.MaxRetryBackoff)
+	}
+	// The retry buffer never holds more than what the budget lets in flight;
+	// sizing it at least that large means sarama never fails a message with
+	// ErrProducerRetryBufferOverflow.
+	sc.Producer.Retry.MaxBufferLength = max(4096, cfg.MaxInflightMessages)
+	sc.Producer.Retry.MaxBufferBytes = max(32<<20, cfg.MaxBufferedBytes)
+	// InitProducerId attempts within one connect attempt; connect retries.
+	sc.Producer.Transaction.Retry.Max = 2
+
+	if cfg.TLS.Enabled {
+		tc, err := tlsConfig(cfg.TLS)
+		if err != nil {
+			return nil, err
+		}
+		sc.Net.TLS.Enable = true
+		sc.Net.TLS.Config = tc
+	}
+	if cfg.SASL.Mechanism != MechanismNone {
+		sc.Net.SASL.Enable = true
+		sc.Net.SASL.Handshake = true
+		sc.Net.SASL.Version = sarama.SASLHandshakeV1
+	}
+	switch cfg.SASL.Mechanism {
+	case MechanismPlain:
+		sc.Net.SASL.Mechanism = sarama.SASLTypePlaintext
+		sc.Net.SASL.User, sc.Net.SASL.Password = cfg.SASL.Username, cfg.SASL.Password
+	case MechanismSCRAM256, MechanismSCRAM512:
+		sc.Net.SASL.Mechanism = sarama.SASLMechanism(cfg.SASL.Mechanism)
+		sc.Net.SASL.User, sc.Net.SASL.Password = cfg.SASL.Username, cfg.SASL.Password
+		hash := scram.SHA512
+		if cfg.SASL.Mechanism == MechanismSCRAM256 {
+			hash = scram.SHA256
+		}
+		sc.Net.SASL.SCRAMClientGeneratorFunc = func() sarama.SCRAMClient { return &scramClient{hash: hash} }
+	case MechanismMSKIAM:
+		creds := o.creds
+		if creds == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), cfg.DialTimeout)
+			defer cancel()
+			var err error
+			if creds, err = defaultCredentials(ctx, cfg.SASL); err != nil {
+				return nil, err
+			}
+		}
+		sc.Net.SASL.Mechanism = sarama.SASLTypeOAuth
+		sc.Net.SASL.TokenProvider = &mskTokenProvider{
+			region:  cfg.SASL.Region,
+			creds:   creds,
+			sign:    o.sign,
+			now:     o.now,
+			timeout: cfg.DialTimeout,
+			log:     log,
+			onSign:  m.tokenSigned.Inc,
+		}
+	}
+	if err := sc.Validate(); err != nil {
+		return nil, fmt.Errorf("kafka: sarama config: %w", err)
+	}
+	return sc, nil
+}
+
+// connect retries until the cluster answers (a client plus an InitProducerId)
+// or Close.
+func (p *Producer) connect() {
+	defer p.wg.Done()
+	backoff := minConnectBackoff
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	<-timer.C
+	for attempt := 1; ; attempt++ {
+		err := p.dial()
+		if err == nil || errors.Is(err, ErrClosed) {
+			return
+		}
+		p.recordErr(err)
+		p.log.Warn("kafka unreachable; retrying", zap.Int("attempt", attempt),
+			zap.Duration("backoff", backoff), zap.Strings("brokers", p.cfg.Brokers), zap.Error(err))
+		timer.Reset(backoff)
+		select {
+		case <-p.closing:
+			return
+		case <-timer.C:
+		}
+		backoff = min(backoff*2, maxConnectBackoff)
+	}
+}
+
+func (p *Producer) dial() error {
+	client, err := sarama.NewClient(p.cfg.Brokers, p.sc)
+	if err != nil {
+		return fmt.Errorf("kafka client: %w", err)
+	}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		_ = client.Close()
+		return ErrClosed
+	}
+	p.dialing = client
+	p.mu.Unlock()
+
+	ap, err := sarama.NewAsyncProducerFromClient(client)
+
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.dialing = nil
+	if err != nil {
+		_ = client.Close() // may already be closed by Close
+		if p.closed {
+			return ErrClosed
+		}
+		return fmt.Errorf("kafka producer: %w", err)
+	}
+	if p.closed {
+		_ = ap.Close()
+		_ = client.Close()
+		return ErrClosed
+	}
+	p.client, p.ap = client, ap
+	p.wg.Add(2)
+	go p.drainSuccesses(ap)
+	go p.drainErrors(ap)
+	close(p.connected)
+	p.m.connected.Set(1)
+	p.log.Info("kafka producer connected", zap.Strings("brokers", p.cfg.Brokers), zap.String("topic", p.cfg.Topic))
+	return nil
+}
+
+func (p *Producer) drainSuccesses(ap sarama.AsyncProducer) {
+	defer p.wg.Done()
+	for msg := range ap.Successes() {
+		p.settle(msg, nil)
+	}
+}
+
+func (p *Producer) drainErrors(ap sarama.AsyncProducer) {
+	defer p.wg.Done()
+	for perr := range ap.Errors() {
+		p.settle(perr.Msg, perr.Err)
+	}
+}
+
+func (p *Producer) settle(msg *sarama.ProducerMessage, err error) {
+	pd, ok := msg.Metadata.(*pending)
+	if !ok {
+		return // not ours; sarama only returns what was sent
+	}
+	p.budget.release(pd.size)
+	n, b := p.budget.usage()
+	p.m.inflight.Set(float64(n))
+	p.m.inflightB.Set(float64(b))
+	if err != nil {
+		p.m.errors.Inc()
+		p.recordErr(err)
+		pd.ack(fmt.Errorf("kafka produce: %w", err))
+		return
+	}
+	p.m.acked.Inc()
+	p.stateMu.Lock()
+	p.lastOK = p.now()
+	p.stateMu.Unlock()
+	pd.ack(nil)
+}
+
+func (p *Producer) recordErr(err error) {
+	p.stateMu.Lock()
+	p.lastErr, p.lastErrT = err, p.now()
+	p.stateMu.Unlock()
+}
+
+// Send hands m to the producer and returns once sarama has taken it; ack is
+// then called exactly once, from a producer goroutine, with nil when the
+// brokers acked it (acks=all) or the error that failed it after retries. If
+// Send returns an error, ack is never called. m's byte slices must stay
+// unchanged until ack runs. Messages sent in order by one goroutine keep
+// their order per key (idempotent producer, one request in flight). Send
+// waits while max_inflight_messages or max_buffered_bytes is reached; it
+// returns ErrNotConnected at once while the cluster has not been reached.
+func (p *Producer) Send(ctx context.Context, m delivery.Message, ack func(error)) error {
+	select {
+	case <-p.connected:
+	case <-p.closing:
+		return ErrClosed
+	default:
+		return ErrNotConnected
+	}
+	size := int64(len(m.Key) + len(m.Value))
+	if err := p.budget.acquire(ctx, p.closing, size); err != nil {
+		return err
+	}
+	msg := &sarama.ProducerMessage{
+		Topic:    p.cfg.Topic,
+		Key:      sarama.ByteEncoder(m.Key),
+		Value:    sarama.ByteEncoder(m.Value),
+		Metadata: &pending{ack: ack, size: size},
+	}
+	if m.EventID != "" {
+		msg.Headers = []sarama.RecordHeader{{Key: []byte(EventIDHeader), Value: []byte(m.EventID)}}
+	}
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.closed {
+		p.budget.release(size)
+		return ErrClosed
+	}
+	select {
+	case p.ap.Input() <- msg:
+		p.m.produced.Inc()
+		n, b := p.budget.usage()
+		p.m.inflight.Set(float64(n))
+		p.m.inflightB.Set(float64(b))
+		return nil
+	case <-ctx.Done():
+		p.budget.release(size)
+		return ctx.Err()
+	case <-p.closing:
+		p.budget.release(size)
+		return ErrClosed
+	}
+}
+
+// Publish sends m and waits for the brokers' ack, at most publish_timeout:
+// the `delivery: direct` sink. Any error means the event is not known to be
+// in Kafka and the caller should answer 503.
+func (p *Producer) Publish(ctx context.Context, m delivery.Message) error {
+	tctx, cancel := context.WithTimeout(ctx, p.cfg.PublishTimeout)
+	defer cancel()
+	// Publish may return before sarama is done with the bytes (timeout), and
+	// callers such as a fasthttp handler reuse their buffers after return.
+	m = delivery.Message{
+		Key:     append([]byte(nil), m.Key...),
+		Value:   append([]byte(nil), m.Value...),
+		EventID: m.EventID,
+	}
+	done := make(chan error, 1)
+	err := p.Send(tctx, m, func(err error) { done <- err })
+	if err == nil {
+		select {
+		case err = <-done:
+		case <-tctx.Done():
+			err = tctx.Err()
+		}
+	}
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		err = ErrAckTimeout
+	}
+	return fmt.Errorf("publish %s: %w", m.EventID, err)
+}
+
+// Ping reports whether the producer can deliver: nil once connected unless
+// the latest outcome was a failure (then that error).
+func (p *Producer) Ping(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	p.stateMu.Lock()
+	lastOK, lastErr, lastErrT := p.lastOK, p.lastErr, p.lastErrT
+	p.stateMu.Unlock()
+	select {
+	case <-p.closing:
+		return ErrClosed
+	case <-p.connected:
+	default:
+		if lastErr != nil {
+			return fmt.Errorf("%w: %w", ErrNotConnected, lastErr)
+		}
+		return ErrNotConnected
+	}
+	if lastErr != nil && lastErrT.After(lastOK) {
+		return fmt.Errorf("kafka: last produce failed: %w", lastErr)
+	}
+	return nil
+}
+
+// Close stops taking messages, lets sarama flush what it holds (retrying as
+// configured) and stops the producer's goroutines. If ctx ends first, the
+// client is closed under sarama so its retries fail at once; their acks
+// report the error. Close the spool (which uses Send) before the producer.
+func (p *Producer) Close(ctx context.Context) error {
+	p.closeOnce.Do(func() { close(p.closing) })
+	p.mu.Lock()
+	already := p.closed
+	p.closed = true
+	ap, client, dialing := p.ap, p.client, p.dialing
+	p.mu.Unlock()
+	if already {
+		p.wg.Wait()
+		return nil
+	}
+	if dialing != nil {
+		_ = dialing.Close() // aborts a connect attempt stuck on InitProducerId
+	}
+	if ap != nil {
+		ap.AsyncClose()
+	}
+	done := make(chan struct{})
+	go func() {
+		p.wg.Wait()
+		close(done)
+	}()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("kafka close: %w", ctx.Err())
+		if client != nil {
+			_ = client.Close()
+		}
+		<-done
+	}
+	if client != nil && !client.Closed() {
+		if cerr := client.Close(); cerr != nil && !errors.Is(cerr, sarama.ErrClosedClient) {
+			err = errors.Join(err, fmt.Errorf("kafka close client: %w", cerr))
+		}
+	}
+	p.m.connected.Set(0)
+	p.m.unregister()
+	return err
+}

@@ -1,0 +1,90 @@
+package spool
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	rejected      *prometheus.CounterVec
+	batch         prometheus.Histogram
+	forwarded     prometheus.Counter
+	forwardErrors prometheus.Counter
+	corrupt       prometheus.Counter
+	checkpoint    prometheus.Gauge
+	all           []prometheus.Collector
+}
+
+func newMetrics(reg prometheus.Registerer, s *Spool) (*metrics, error) {
+	m := &metrics{
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "strangler_spool_rejected_total",
+			Help: "Events the spool refused, by reason (full: backpressure, error: disk failure).",
+		}, []string{"reason"}),
+		batch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "strangler_spool_commit_batch_events",
+			Help:    "Events covered by one group-commit fsync.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 10),
+		}),
+		forwarded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "strangler_spool_forwarded_total", Help: "Spooled events acked by Kafka.",
+		}),
+		forwardErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "strangler_spool_forward_errors_total", Help: "Failed sends to Kafka (each is retried).",
+		}),
+		corrupt: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "strangler_spool_corrupt_records_total", Help: "Records skipped because their checksum failed.",
+		}),
+		checkpoint: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "strangler_spool_checkpoint_index", Help: "Last log index durably recorded as acked.",
+		}),
+	}
+	m.checkpoint.Set(float64(s.acked.Load()))
+	m.all = []prometheus.Collector{
+		m.rejected, m.batch, m.forwarded, m.forwardErrors, m.corrupt, m.checkpoint,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "strangler_spool_entries", Help: "Events in the spool not yet acked by Kafka.",
+		}, func() float64 { return float64(s.Stats().Entries) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "strangler_spool_bytes", Help: "On-disk bytes of the events not yet acked by Kafka.",
+		}, func() float64 { return float64(s.Stats().Bytes) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "strangler_spool_oldest_unacked_age_seconds",
+			Help: "Age of the oldest event not yet acked by Kafka (forwarder lag); 0 when empty.",
+		}, func() float64 {
+			at := s.oldestUnacked()
+			if at.IsZero() {
+				return 0
+			}
+			return s.now().Sub(at).Seconds()
+		}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "strangler_spool_appends_total", Help: "Events made durable.",
+		}, func() float64 { return float64(s.appends.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "strangler_spool_fsyncs_total", Help: "Group commits (one fsync each).",
+		}, func() float64 { return float64(s.commits.Load()) }),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for i, c := range m.all {
+		if err := reg.Register(c); err != nil {
+			for _, r := range m.all[:i] {
+				reg.Unregister(r)
+			}
+			return nil, fmt.Errorf("spool metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+func (m *metrics) unregister(reg prometheus.Registerer) {
+	if reg == nil {
+		return
+	}
+	for _, c := range m.all {
+		reg.Unregister(c)
+	}
+}

@@ -1,0 +1,569 @@
+// Package spool is the durable local log between the event intake and
+// Kafka. Publish returns once the event is fsynced (group commit: one fsync
+// covers every append queued behind it); a forwarder moves events to Kafka
+// in order and advances a durable checkpoint only over the contiguous prefix
+// Kafka acked, so a crash replays (duplicates, deduped downstream by
+// event_id) but never skips an event.
+//
+// Storage is tidwall/wal rather than bbolt: the spool is an append-only
+// queue read in order, which is exactly a segmented log. Appends are
+// sequential writes with one fsync per batch, acked data is dropped by
+// deleting whole segments instead of freeing B-tree pages, and a crash can
+// only tear the tail, which is cut back on open. bbolt would pay copy-on-write
+// page rewrites and two fsyncs (data, meta) per commit, and its file never
+// shrinks after an outage filled it.
+package spool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tidwall/wal"
+	"go.uber.org/zap"
+
+	"github.com/strangler-proxy/strangler/ported/delivery"
+)
+
+var (
+	// ErrClosed is returned by Publish after Close.
+	ErrClosed = errors.New("spool: closed")
+	// ErrFailed wraps the disk error that stopped the spool; it stays
+	// failed until restarted, because after a failed fsync the state of the
+	// file is unknown.
+	ErrFailed = errors.New("spool: failed")
+)
+
+// Interface guard: the spool is the `delivery: spool` sink.
+var _ delivery.Sink = (*Spool)(nil)
+
+// Option adjusts Open.
+type Option func(*Spool)
+
+// WithNow sets the clock stamped on records (forwarder lag). Default time.Now.
+func WithNow(now func() time.Time) Option { return func(s *Spool) { s.now = now } }
+
+// Spool is safe for concurrent use.
+type Spool struct {
+	cfg  Config
+	log  *zap.Logger
+	now  func() time.Time
+	m    *metrics
+	reg  prometheus.Registerer
+	wal  *wal.Log
+	ckpt *checkpointFile
+
+	reqs          chan *appendReq
+	committerDone chan struct{}
+	appended      chan struct{} // capacity 1: wakes the forwarder
+	failed        atomic.Pointer[error]
+
+	// mu orders Publish's enqueue against Close closing reqs, and guards
+	// the forwarder fields.
+	mu        sync.RWMutex
+	closed    bool
+	fwdCancel context.CancelFunc
+	fwdDone   chan struct{}
+	draining  chan struct{} // closed by Close: forward what is left, then stop
+
+	last  atomic.Uint64 // last durable index
+	acked atomic.Uint64 // last index of the contiguous acked prefix
+
+	// depth counts un-acked plus reserved (queued) entries and bytes.
+	depthMu      sync.Mutex
+	depthBytes   int64
+	depthEntries int64
+
+	lastDrain atomic.Int64 // unix ns of the latest ack that advanced the prefix
+	appends   atomic.Uint64
+	commits   atomic.Uint64
+
+	// readMu serialises reads: tidwall/wal's Read holds only a read lock
+	// while it loads a segment into its shared cache, so two concurrent
+	// Reads race (seen with -race). Writes exclude reads inside wal.
+	readMu sync.Mutex
+
+	oldestMu  sync.Mutex
+	oldestIdx uint64
+	oldestAt  time.Time
+}
+
+type appendReq struct {
+	data []byte
+	size int64
+	done chan error
+}
+
+// Open opens (or creates) the spool in cfg.Dir: it cuts a torn tail back to
+// the last whole record, drops acked entries, and leaves every un-acked
+// entry for the forwarder to replay. Close it before exit.
+func Open(cfg Config, log *zap.Logger, reg prometheus.Registerer, opts ...Option) (*Spool, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Spool{
+		cfg:           cfg,
+		log:           log.Named("spool"),
+		now:           time.Now,
+		reg:           reg,
+		reqs:          make(chan *appendReq, cfg.QueueSize),
+		committerDone: make(chan struct{}),
+		appended:      make(chan struct{}, 1),
+		draining:      make(chan struct{}),
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
+		return nil, fmt.Errorf("spool dir: %w", err)
+	}
+	if err := removeTempFiles(cfg.Dir); err != nil {
+		return nil, fmt.Errorf("spool dir: %w", err)
+	}
+	if err := s.openLog(); err != nil {
+		return nil, err
+	}
+	m, err := newMetrics(reg, s)
+	if err != nil {
+		_ = s.wal.Close()
+		_ = s.ckpt.close()
+		return nil, err
+	}
+	s.m = m
+	go s.commitLoop()
+	return s, nil
+}
+
+func (s *Spool) openLog() error {
+	opts := &wal.Options{
+		SegmentSize:      s.cfg.SegmentSize,
+		LogFormat:        wal.Binary,
+		SegmentCacheSize: 2,
+		AllowEmpty:       true,
+		DirPerms:         0o750,
+		FilePerms:        0o640,
+	}
+	l, err := wal.Open(s.cfg.Dir, opts)
+	if errors.Is(err, wal.ErrCorrupt) {
+		// The failed open already settled .START/.END files, so the last
+		// segment listed is the tail wal tried to load.
+		n, rerr := repairTornTail(s.cfg.Dir)
+		if rerr != nil {
+			return fmt.Errorf("spool repair %s: %w", s.cfg.Dir, rerr)
+		}
+		s.log.Warn("dropped a torn record at the end of the spool", zap.Int64("bytes", n))
+		l, err = wal.Open(s.cfg.Dir, opts)
+	}
+	if err != nil {
+		return fmt.Errorf("spool open %s: %w", s.cfg.Dir, err)
+	}
+	s.wal = l
+	if err := s.dropTrailingDebris(); err != nil {
+		_ = l.Close()
+		return err
+	}
+	ck, idx, ok, err := openCheckpoint(s.cfg.Dir)
+	if err != nil {
+		_ = l.Close()
+		return fmt.Errorf("spool checkpoint: %w", err)
+	}
+	s.ckpt = ck
+	if err := s.settleCheckpoint(idx, ok); err != nil {
+		_ = l.Close()
+		_ = ck.close()
+		return err
+	}
+	return nil
+}
+
+// dropTrailingDebris removes entries at the end of the log that fail their
+// checksum: a crash can leave a framed but zero-filled or half-written tail
+// that tidwall/wal accepts. Only a trailing run is removed; a bad record
+// followed by good ones is not a torn write and is skipped (and counted)
+// by the forwarder instead.
+func (s *Spool) dropTrailingDebris() error {
+	first, _ := s.wal.FirstIndex()
+	last, err := s.wal.LastIndex()
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	keep := last
+	for ; keep >= first && keep > 0; keep-- {
+		b, err := s.read(keep)
+		if err != nil {
+			return fmt.Errorf("spool read %d: %w", keep, err)
+		}
+		if validRecord(b) {
+			break
+		}
+	}
+	if keep == last {
+		return nil
+	}
+	s.log.Warn("dropped unreadable records at the end of the spool", zap.Uint64("count", last-keep))
+	if err := s.wal.TruncateBack(keep); err != nil {
+		return fmt.Errorf("spool truncate back to %d: %w", keep, err)
+	}
+	return nil
+}
+
+// settleCheckpoint reconciles the stored checkpoint with the log and drops
+// the acked front.
+func (s *Spool) settleCheckpoint(ck uint64, ok bool) error {
+	first, _ := s.wal.FirstIndex()
+	last, _ := s.wal.LastIndex()
+	switch {
+	case !ok || ck < first-1:
+		// Entries before first were truncated, which only happens to acked ones.
+		ck = first - 1
+	case ck > last:
+		// Cannot happen unless the disk lost fsynced data; without the clamp
+		// new entries would get indexes at or below the checkpoint and be
+		// taken for acked.
+		s.log.Error("spool checkpoint is past the end of the log; clamping",
+			zap.Uint64("checkpoint", ck), zap.Uint64("last", last))
+		ck = last
+		if err := s.ckpt.write(ck); err != nil {
+			return fmt.Errorf("spool: %w", err)
+		}
+	}
+	if ck+1 > first {
+		if err := s.wal.TruncateFront(ck + 1); err != nil {
+			return fmt.Errorf("spool truncate front to %d: %w", ck+1, err)
+		}
+	}
+	s.acked.Store(ck)
+	s.last.Store(last)
+	segs, err := listSegments(s.cfg.Dir)
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	var size int64
+	for _, seg := range segs {
+		fi, err := os.Stat(seg.path)
+		if err != nil {
+			return fmt.Errorf("spool: %w", err)
+		}
+		size += fi.Size()
+	}
+	s.depthBytes, s.depthEntries = size, int64(last-ck)
+	if last > ck {
+		s.log.Info("spool has un-acked events to replay",
+			zap.Uint64("entries", last-ck), zap.Int64("bytes", size), zap.Uint64("from", ck+1))
+	}
+	return nil
+}
+
+// Publish appends m and returns once an fsync covers it. A full spool
+// answers *delivery.BackpressureError. If ctx ends while the append is
+// queued, the event may still become durable (and be delivered): the
+// client's retry is then a duplicate, deduped by event_id.
+func (s *Spool) Publish(ctx context.Context, m delivery.Message) error {
+	if err := s.failure(); err != nil {
+		return err
+	}
+	data := encodeRecord(m, s.now())
+	size := framedSize(len(data))
+	if err := s.reserve(size); err != nil {
+		s.m.rejected.WithLabelValues("full").Inc()
+		return err
+	}
+	req := &appendReq{data: data, size: size, done: make(chan error, 1)}
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		s.unreserve(size, 1)
+		return ErrClosed
+	}
+	select {
+	case s.reqs <- req:
+		s.mu.RUnlock()
+	case <-ctx.Done():
+		s.mu.RUnlock()
+		s.unreserve(size, 1)
+		return fmt.Errorf("spool %s: %w", m.EventID, ctx.Err())
+	}
+	select {
+	case err := <-req.done:
+		if err != nil {
+			return fmt.Errorf("spool %s: %w", m.EventID, err)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("spool %s: %w", m.EventID, ctx.Err())
+	}
+}
+
+func (s *Spool) failure() error {
+	if p := s.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (s *Spool) fail(err error) {
+	err = fmt.Errorf("%w: %w", ErrFailed, err)
+	if s.failed.CompareAndSwap(nil, &err) {
+		s.log.Error("spool stopped accepting events", zap.Error(err))
+	}
+}
+
+func (s *Spool) reserve(size int64) error {
+	s.depthMu.Lock()
+	defer s.depthMu.Unlock()
+	full := s.depthBytes+size > s.cfg.MaxBytes && s.depthEntries > 0
+	if s.cfg.MaxEntries > 0 && s.depthEntries+1 > s.cfg.MaxEntries {
+		full = true
+	}
+	if full {
+		return &delivery.BackpressureError{
+			Reason: fmt.Sprintf("spool holds %d events (%d bytes) not yet in Kafka", s.depthEntries, s.depthBytes),
+			After:  s.retryAfter(),
+		}
+	}
+	s.depthBytes += size
+	s.depthEntries++
+	return nil
+}
+
+func (s *Spool) unreserve(size, n int64) {
+	s.depthMu.Lock()
+	s.depthBytes -= size
+	s.depthEntries -= n
+	s.depthMu.Unlock()
+}
+
+// retryAfter: a spool that Kafka is draining frees room within seconds; one
+// that is not (brokers away, or no brokers configured) will not soon.
+func (s *Spool) retryAfter() time.Duration {
+	if last := s.lastDrain.Load(); last != 0 && s.now().Sub(time.Unix(0, last)) < 10*time.Second {
+		return time.Second
+	}
+	return s.cfg.FullRetryAfter
+}
+
+// commitLoop is the only writer of the log. It batches queued appends and
+// covers each batch with one fsync.
+func (s *Spool) commitLoop() {
+	defer close(s.committerDone)
+	var (
+		batch []*appendReq
+		wb    wal.Batch
+		timer = time.NewTimer(time.Hour)
+	)
+	timer.Stop()
+	for {
+		first, ok := <-s.reqs
+		if !ok {
+			return
+		}
+		batch = append(batch[:0], first)
+		open := s.gather(&batch, timer)
+		s.commit(batch, &wb)
+		clear(batch)
+		if !open {
+			return
+		}
+	}
+}
+
+// gather adds queued appends to batch. If none was waiting, it holds the
+// batch up to GroupCommitInterval for company. It returns false once reqs
+// is closed.
+func (s *Spool) gather(batch *[]*appendReq, timer *time.Timer) bool {
+	for len(*batch) < s.cfg.MaxBatch {
+		select {
+		case r, ok := <-s.reqs:
+			if !ok {
+				return false
+			}
+			*batch = append(*batch, r)
+			continue
+		default:
+		}
+		break
+	}
+	if len(*batch) > 1 || s.cfg.GroupCommitInterval < 0 {
+		return true
+	}
+	timer.Reset(s.cfg.GroupCommitInterval)
+	defer timer.Stop()
+	for len(*batch) < s.cfg.MaxBatch {
+		select {
+		case r, ok := <-s.reqs:
+			if !ok {
+				return false
+			}
+			*batch = append(*batch, r)
+		case <-timer.C:
+			return true
+		}
+	}
+	return true
+}
+
+func (s *Spool) commit(batch []*appendReq, wb *wal.Batch) {
+	if err := s.failure(); err != nil {
+		s.finish(batch, err)
+		return
+	}
+	idx := s.last.Load()
+	for i, r := range batch {
+		wb.Write(idx+uint64(i)+1, r.data)
+	}
+	// WriteBatch writes the batch and fsyncs the tail segment once; a
+	// segment it fills is fsynced before the next one is created.
+	err := s.wal.WriteBatch(wb)
+	if err == nil {
+		// A new segment's directory entry is only durable once the
+		// directory is synced; cheap when nothing in it changed.
+		err = syncDir(s.cfg.Dir)
+	}
+	if err != nil {
+		wb.Clear()
+		s.fail(err)
+		s.finish(batch, err)
+		return
+	}
+	s.last.Store(idx + uint64(len(batch)))
+	s.commits.Add(1)
+	s.appends.Add(uint64(len(batch)))
+	s.m.batch.Observe(float64(len(batch)))
+	select {
+	case s.appended <- struct{}{}:
+	default:
+	}
+	for _, r := range batch {
+		r.done <- nil
+	}
+}
+
+// finish fails a batch that was not written.
+func (s *Spool) finish(batch []*appendReq, err error) {
+	var size int64
+	for _, r := range batch {
+		size += r.size
+		r.done <- err
+	}
+	s.unreserve(size, int64(len(batch)))
+	s.m.rejected.WithLabelValues("error").Add(float64(len(batch)))
+}
+
+// read returns a copy of entry idx.
+func (s *Spool) read(idx uint64) ([]byte, error) {
+	s.readMu.Lock()
+	defer s.readMu.Unlock()
+	return s.wal.Read(idx)
+}
+
+// Stats is a snapshot of the spool's counters.
+type Stats struct {
+	Entries  int64  // un-acked (and queued) events
+	Bytes    int64  // their on-disk bytes
+	Last     uint64 // index of the last durable event
+	Acked    uint64 // index up to which Kafka acked every event
+	Appends  uint64 // events made durable since Open
+	Commits  uint64 // fsynced batches since Open
+	OldestAt time.Time
+}
+
+// Stats returns current counters.
+func (s *Spool) Stats() Stats {
+	s.depthMu.Lock()
+	st := Stats{Entries: s.depthEntries, Bytes: s.depthBytes}
+	s.depthMu.Unlock()
+	st.Last, st.Acked = s.last.Load(), s.acked.Load()
+	st.Appends, st.Commits = s.appends.Load(), s.commits.Load()
+	st.OldestAt = s.oldestUnacked()
+	return st
+}
+
+// oldestUnacked is the acceptance time of the first un-acked event, zero
+// when there is none.
+func (s *Spool) oldestUnacked() time.Time {
+	idx := s.acked.Load() + 1
+	if idx > s.last.Load() {
+		return time.Time{}
+	}
+	s.oldestMu.Lock()
+	defer s.oldestMu.Unlock()
+	if s.oldestIdx == idx {
+		return s.oldestAt
+	}
+	b, err := s.read(idx)
+	if err != nil {
+		return time.Time{}
+	}
+	rec, err := decodeRecord(b)
+	if err != nil {
+		return time.Time{}
+	}
+	s.oldestIdx, s.oldestAt = idx, rec.at
+	return rec.at
+}
+
+// Ping is the readiness check: nil while Publish can accept events.
+func (s *Spool) Ping(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := s.failure(); err != nil {
+		return err
+	}
+	s.mu.RLock()
+	closed := s.closed
+	s.mu.RUnlock()
+	if closed {
+		return ErrClosed
+	}
+	s.depthMu.Lock()
+	defer s.depthMu.Unlock()
+	if s.depthBytes >= s.cfg.MaxBytes || (s.cfg.MaxEntries > 0 && s.depthEntries >= s.cfg.MaxEntries) {
+		return &delivery.BackpressureError{Reason: "spool full", After: s.retryAfter()}
+	}
+	return nil
+}
+
+// Close stops accepting events, commits those queued, lets the forwarder
+// push what it can until ctx ends, persists the acked position, and closes
+// the log. What is not acked stays on disk for the next Open. Close the
+// spool before the Kafka producer it forwards to.
+func (s *Spool) Close(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	s.closed = true
+	close(s.reqs)
+	fwdDone, fwdCancel := s.fwdDone, s.fwdCancel
+	s.mu.Unlock()
+
+	<-s.committerDone
+	close(s.draining)
+	var errs []error
+	if fwdDone != nil {
+		select {
+		case <-fwdDone:
+		case <-ctx.Done():
+			fwdCancel()
+			<-fwdDone
+			errs = append(errs, fmt.Errorf("spool close: %w (un-acked events stay on disk)", ctx.Err()))
+		}
+		fwdCancel()
+	}
+	if err := s.wal.Close(); err != nil && !errors.Is(err, wal.ErrClosed) {
+		errs = append(errs, fmt.Errorf("spool close log: %w", err))
+	}
+	if err := s.ckpt.close(); err != nil {
+		errs = append(errs, fmt.Errorf("spool close checkpoint: %w", err))
+	}
+	s.m.unregister(s.reg)
+	return errors.Join(errs...)
+}
