@@ -1,0 +1,249 @@
+package events
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/strangler-proxy/strangler/internal/monolith"
+	"github.com/strangler-proxy/strangler/internal/monolith/monolithtest"
+)
+
+// TestParityWithPHP sends the whole corpus to the PHP intake behind real
+// Nginx + PHP-FPM and to this handler served by fasthttp on loopback, both
+// on the same fixed clock and campaign file, and requires byte-identical
+// answers and forwarded events, event_id values aside.
+func TestParityWithPHP(t *testing.T) {
+	campaignsFile := filepath.Join(repoRoot(t), "examples", "monolith", "data", "campaigns.json")
+	set, err := FileCampaigns(campaignsFile)
+	if err != nil {
+		t.Fatalf("shipped campaign data: %v", err)
+	}
+	php := monolithtest.Start(t, monolith.Options{
+		Workers: 2,
+		Env:     map[string]string{"STRANGLER_FIXED_NOW": fixedNowText, "STRANGLER_CAMPAIGNS_FILE": campaignsFile},
+	})
+	sink := &recordingSink{}
+	h, err := New(Options{Campaigns: set, Sink: sink, Now: func() time.Time { return fixedNow }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	goURL := serveLoopback(t, h)
+
+	corpus := parityCorpus(set)
+	if len(corpus) < 300 {
+		t.Fatalf("corpus has %d requests, want >= 300", len(corpus))
+	}
+	tr := &http.Transport{MaxIdleConnsPerHost: 2, DisableCompression: true}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 20 * time.Second}
+
+	var phpIDs, goIDs []string // event_id of each 202, in order
+	statuses := map[int]int{}
+	mismatches := 0
+	for _, rq := range corpus {
+		pr := send(t, client, php.URL, rq)
+		gr := send(t, client, goURL, rq)
+		statuses[pr.status]++
+		if pr.status == http.StatusAccepted {
+			phpIDs = append(phpIDs, acceptedID(t, "php "+rq.name, pr.body))
+		}
+		if gr.status == http.StatusAccepted {
+			goIDs = append(goIDs, acceptedID(t, "go "+rq.name, gr.body))
+		}
+		if diff := pr.diff(gr); diff != "" {
+			mismatches++
+			if mismatches <= 25 {
+				t.Errorf("%s: %s\nrequest: %.300q\nphp: %d %s\ngo:  %d %s", rq.name, diff, rq.body, pr.status, pr.body, gr.status, gr.body)
+			}
+		}
+	}
+	if mismatches > 0 {
+		t.Errorf("%d of %d requests answered differently", mismatches, len(corpus))
+	}
+	t.Logf("%d requests, PHP statuses %v", len(corpus), statuses)
+	for _, s := range []int{202, 400, 413, 415, 422} {
+		if statuses[s] == 0 {
+			t.Errorf("corpus produced no %d", s)
+		}
+	}
+
+	// Forwarded events: PHP's JSONL file against what the sink recorded.
+	lines := readLines(t, php.EventsFile)
+	msgs := sink.messages()
+	if len(lines) != len(phpIDs) || len(msgs) != len(goIDs) {
+		t.Fatalf("forwarded %d PHP lines for %d PHP 202s, %d Go messages for %d Go 202s", len(lines), len(phpIDs), len(msgs), len(goIDs))
+	}
+	if len(lines) != len(msgs) {
+		t.Fatalf("PHP forwarded %d events, Go %d", len(lines), len(msgs))
+	}
+	for i := range lines {
+		if got := eventIDOf(lines[i]); got != phpIDs[i] {
+			t.Errorf("PHP event %d: forwarded event_id %s, answered %s", i, got, phpIDs[i])
+		}
+		if got := eventIDOf(msgs[i].Value); got != goIDs[i] || msgs[i].EventID != goIDs[i] {
+			t.Errorf("Go event %d: forwarded event_id %s, message %s, answered %s", i, got, msgs[i].EventID, goIDs[i])
+		}
+		if want := []byte(`"user_id":"` + string(msgs[i].Key) + `"`); !bytes.Contains(msgs[i].Value, want) {
+			t.Errorf("Go event %d: key %q is not its user_id", i, msgs[i].Key)
+		}
+		if p, g := maskIDs(lines[i]), maskIDs(msgs[i].Value); !bytes.Equal(p, g) {
+			t.Errorf("forwarded event %d differs\nphp: %s\ngo:  %s", i, p, g)
+		}
+	}
+	t.Logf("%d forwarded events compared", len(lines))
+}
+
+type answer struct {
+	status      int
+	contentType string
+	retryAfter  string
+	body        []byte
+}
+
+// diff describes how b differs from a, ignoring event_id values.
+func (a answer) diff(b answer) string {
+	switch {
+	case a.status != b.status:
+		return fmt.Sprintf("status %d != %d", a.status, b.status)
+	case a.contentType != b.contentType:
+		return fmt.Sprintf("Content-Type %q != %q", a.contentType, b.contentType)
+	case a.retryAfter != b.retryAfter:
+		return fmt.Sprintf("Retry-After %q != %q", a.retryAfter, b.retryAfter)
+	case !bytes.Equal(maskIDs(a.body), maskIDs(b.body)):
+		return "body differs"
+	}
+	return ""
+}
+
+var eventIDRe = regexp.MustCompile(`"event_id":"([^"]*)"`)
+
+var uuidV4Re = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+
+func maskIDs(b []byte) []byte { return eventIDRe.ReplaceAll(b, []byte(`"event_id":"…"`)) }
+
+func eventIDOf(b []byte) string {
+	m := eventIDRe.FindSubmatch(b)
+	if m == nil {
+		return ""
+	}
+	return string(m[1])
+}
+
+func acceptedID(t *testing.T, name string, body []byte) string {
+	t.Helper()
+	id := eventIDOf(body)
+	if !uuidV4Re.MatchString(id) {
+		t.Errorf("%s: event_id %q is not a UUID v4", name, id)
+	}
+	return id
+}
+
+func send(t *testing.T, c *http.Client, base string, rq request) answer {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, base+"/api/v1/events", bytes.NewReader(rq.body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rq.noCT {
+		req.Header["Content-Type"] = []string{rq.contentType}
+	}
+	if rq.requestID != "" {
+		req.Header.Set("X-Request-Id", rq.requestID)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s: POST %s: %v", rq.name, base, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s: read %s: %v", rq.name, base, err)
+	}
+	return answer{resp.StatusCode, resp.Header.Get("Content-Type"), resp.Header.Get("Retry-After"), body}
+}
+
+// serveLoopback serves h over fasthttp on 127.0.0.1 until the test ends.
+func serveLoopback(t *testing.T, h *Handler) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &fasthttp.Server{
+		Handler: func(ctx *fasthttp.RequestCtx) {
+			if err := h.Serve(ctx); err != nil {
+				ctx.Error(err.Error(), fasthttp.StatusInternalServerError)
+			}
+		},
+		ReadTimeout:        10 * time.Second,
+		WriteTimeout:       10 * time.Second,
+		MaxRequestBodySize: 4 << 20,
+		StreamRequestBody:  true, // as the front door (proxy) serves it
+		// The worker pool's cleaner sleeps this long between checks, so
+		// Shutdown leaves it running up to this long (goleak waits less).
+		MaxIdleWorkerDuration: 50 * time.Millisecond,
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		if err := srv.Shutdown(); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	return "http://" + ln.Addr().String()
+}
+
+func readLines(t *testing.T, path string) [][]byte {
+	t.Helper()
+	f, err := os.Open(path)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out [][]byte
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		out = append(out, append([]byte(nil), sc.Bytes()...))
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func repoRoot(t testing.TB) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir || strings.HasSuffix(parent, string(filepath.Separator)) && parent == dir {
+			t.Fatal("no go.mod above the working directory")
+		}
+		dir = parent
+	}
+}
