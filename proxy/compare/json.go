@@ -1,0 +1,415 @@
+package compare
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+	"sync"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// A hand-written parser into a flat tape rather than encoding/json into
+// map[string]any: decoding a 2 KiB document into `any` costs more than the
+// whole comparison budget (20 µs per pair), and the tape keeps source
+// offsets for rendering and never allocates per value. It accepts exactly
+// what json.Valid accepts (FuzzDiff checks this), numbers are kept as
+// their literal text and compared as decimals.
+
+type jkind uint8
+
+const (
+	jNull jkind = iota
+	jFalse
+	jTrue
+	jNumber
+	jString
+	jObject
+	jArray
+)
+
+func (k jkind) String() string {
+	switch k {
+	case jNull:
+		return "null"
+	case jFalse, jTrue:
+		return "boolean"
+	case jNumber:
+		return "number"
+	case jString:
+		return "string"
+	case jObject:
+		return "object"
+	default:
+		return "array"
+	}
+}
+
+// jnode is one value. Children of a container follow it in pre-order; end
+// is the index just past its subtree, so the next sibling is nodes[end].
+type jnode struct {
+	key   string // decoded member key when the parent is an object
+	start int32  // offset of the value's first byte in src
+	stop  int32  // offset just past the value's last byte
+	end   int32
+	n     int32 // members or elements of a container
+	kind  jkind
+	esc   bool // a string value holds an escape
+}
+
+// tape is a parsed document. Its strings alias src.
+type tape struct {
+	src   string
+	nodes []jnode
+}
+
+// maxDepth matches encoding/json's nesting limit.
+const maxDepth = 10000
+
+// maxTapeBytes keeps offsets in int32; larger bodies compare as text.
+const maxTapeBytes = 1 << 30
+
+var errSyntax = errors.New("invalid JSON")
+
+var tapePool = sync.Pool{New: func() any { return &tape{nodes: make([]jnode, 0, 256)} }}
+
+func getTape() *tape { return tapePool.Get().(*tape) }
+
+func putTape(t *tape) {
+	if cap(t.nodes) > 1<<16 { // do not pin huge documents in the pool
+		return
+	}
+	t.src, t.nodes = "", t.nodes[:0]
+	tapePool.Put(t)
+}
+
+// parse fills t from s. On error t is unusable.
+func (t *tape) parse(s string) error {
+	if len(s) > maxTapeBytes {
+		return errSyntax
+	}
+	t.src, t.nodes = s, t.nodes[:0]
+	p := parser{s: s, t: t}
+	p.ws()
+	if err := p.value("", 0); err != nil {
+		return err
+	}
+	p.ws()
+	if p.i != len(s) {
+		return errSyntax
+	}
+	return nil
+}
+
+type parser struct {
+	s string
+	i int
+	t *tape
+}
+
+func (p *parser) ws() {
+	for p.i < len(p.s) {
+		switch p.s[p.i] {
+		case ' ', '\t', '\n', '\r':
+			p.i++
+		default:
+			return
+		}
+	}
+}
+
+func (p *parser) value(key string, depth int) error {
+	if p.i >= len(p.s) {
+		return errSyntax
+	}
+	idx := len(p.t.nodes)
+	p.t.nodes = append(p.t.nodes, jnode{key: key, start: int32(p.i)})
+	var kind jkind
+	var n int32
+	esc := false
+	switch c := p.s[p.i]; c {
+	case '{':
+		if depth >= maxDepth {
+			return errSyntax
+		}
+		kind = jObject
+		p.i++
+		p.ws()
+		if p.i < len(p.s) && p.s[p.i] == '}' {
+			p.i++
+			break
+		}
+		for {
+			if p.i >= len(p.s) || p.s[p.i] != '"' {
+				return errSyntax
+			}
+			raw, kesc, err := p.str()
+			if err != nil {
+				return err
+			}
+			k := raw
+			if kesc {
+				k = unescape(raw)
+			}
+			p.ws()
+			if p.i >= len(p.s) || p.s[p.i] != ':' {
+				return errSyntax
+			}
+			p.i++
+			p.ws()
+			if err := p.value(k, depth+1); err != nil {
+				return err
+			}
+			n++
+			p.ws()
+			if p.i >= len(p.s) {
+				return errSyntax
+			}
+			if p.s[p.i] == ',' {
+				p.i++
+				p.ws()
+				continue
+			}
+			if p.s[p.i] == '}' {
+				p.i++
+				break
+			}
+			return errSyntax
+		}
+	case '[':
+		if depth >= maxDepth {
+			return errSyntax
+		}
+		kind = jArray
+		p.i++
+		p.ws()
+		if p.i < len(p.s) && p.s[p.i] == ']' {
+			p.i++
+			break
+		}
+		for {
+			if err := p.value("", depth+1); err != nil {
+				return err
+			}
+			n++
+			p.ws()
+			if p.i >= len(p.s) {
+				return errSyntax
+			}
+			if p.s[p.i] == ',' {
+				p.i++
+				p.ws()
+				continue
+			}
+			if p.s[p.i] == ']' {
+				p.i++
+				break
+			}
+			return errSyntax
+		}
+	case '"':
+		kind = jString
+		var err error
+		if _, esc, err = p.str(); err != nil {
+			return err
+		}
+	case 't':
+		kind = jTrue
+		if !p.lit("true") {
+			return errSyntax
+		}
+	case 'f':
+		kind = jFalse
+		if !p.lit("false") {
+			return errSyntax
+		}
+	case 'n':
+		kind = jNull
+		if !p.lit("null") {
+			return errSyntax
+		}
+	default:
+		kind = jNumber
+		if !p.number() {
+			return errSyntax
+		}
+	}
+	nd := &p.t.nodes[idx]
+	nd.kind, nd.n, nd.esc = kind, n, esc
+	nd.stop, nd.end = int32(p.i), int32(len(p.t.nodes))
+	return nil
+}
+
+func (p *parser) lit(want string) bool {
+	if strings.HasPrefix(p.s[p.i:], want) {
+		p.i += len(want)
+		return true
+	}
+	return false
+}
+
+// plainByte marks bytes that need no attention inside a string: not the
+// closing quote, not an escape, not a control character.
+var plainByte = func() (t [256]bool) {
+	for i := range t {
+		t[i] = i >= 0x20 && i != '"' && i != '\\'
+	}
+	return t
+}()
+
+// str scans a string starting at the opening quote and returns its raw
+// (still escaped) contents.
+func (p *parser) str() (raw string, esc bool, err error) {
+	s := p.s
+	start := p.i + 1
+	i := start
+	for {
+		for i < len(s) && plainByte[s[i]] {
+			i++
+		}
+		if i >= len(s) {
+			return "", false, errSyntax
+		}
+		switch s[i] {
+		case '"':
+			p.i = i + 1
+			return s[start:i], esc, nil
+		case '\\':
+			esc = true
+			if i+1 >= len(s) {
+				return "", false, errSyntax
+			}
+			i++
+			switch s[i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i++
+			case 'u':
+				if i+4 >= len(s) {
+					return "", false, errSyntax
+				}
+				for j := i + 1; j <= i+4; j++ {
+					if !isHex(s[j]) {
+						return "", false, errSyntax
+					}
+				}
+				i += 5
+			default:
+				return "", false, errSyntax
+			}
+		default: // a control character
+			return "", false, errSyntax
+		}
+	}
+}
+
+// number scans -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func (p *parser) number() bool {
+	s, i := p.s, p.i
+	if i < len(s) && s[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(s) && s[i] == '0':
+		i++
+	case i < len(s) && s[i] >= '1' && s[i] <= '9':
+		for i < len(s) && isDigit(s[i]) {
+			i++
+		}
+	default:
+		return false
+	}
+	if i < len(s) && s[i] == '.' {
+		i++
+		if i >= len(s) || !isDigit(s[i]) {
+			return false
+		}
+		for i < len(s) && isDigit(s[i]) {
+			i++
+		}
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		if i >= len(s) || !isDigit(s[i]) {
+			return false
+		}
+		for i < len(s) && isDigit(s[i]) {
+			i++
+		}
+	}
+	p.i = i
+	return true
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+func isHex(c byte) bool {
+	return isDigit(c) || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
+
+// unescape decodes the contents of a valid JSON string the way
+// encoding/json does (lone surrogates become U+FFFD).
+func unescape(raw string) string {
+	b := make([]byte, 0, len(raw))
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		if c != '\\' {
+			b = append(b, c)
+			continue
+		}
+		i++
+		switch raw[i] {
+		case 'b':
+			b = append(b, '\b')
+		case 'f':
+			b = append(b, '\f')
+		case 'n':
+			b = append(b, '\n')
+		case 'r':
+			b = append(b, '\r')
+		case 't':
+			b = append(b, '\t')
+		case 'u':
+			r := hex4(raw[i+1 : i+5])
+			i += 4
+			if utf16.IsSurrogate(r) {
+				if i+6 < len(raw) && raw[i+1] == '\\' && raw[i+2] == 'u' {
+					if r2 := hex4(raw[i+3 : i+7]); utf16.DecodeRune(r, r2) != utf8.RuneError {
+						r = utf16.DecodeRune(r, r2)
+						i += 6
+						b = utf8.AppendRune(b, r)
+						continue
+					}
+				}
+				r = utf8.RuneError
+			}
+			b = utf8.AppendRune(b, r)
+		default: // " \ /
+			b = append(b, raw[i])
+		}
+	}
+	return string(b)
+}
+
+func hex4(s string) rune {
+	v, _ := strconv.ParseUint(s, 16, 32)
+	return rune(v)
+}
+
+// str returns the decoded value of string node i.
+func (t *tape) str(i int32) string {
+	nd := &t.nodes[i]
+	raw := t.src[nd.start+1 : nd.stop-1]
+	if nd.esc {
+		return unescape(raw)
+	}
+	return raw
+}
+
+// lit returns the source text of node i.
+func (t *tape) lit(i int32) string {
+	nd := &t.nodes[i]
+	return t.src[nd.start:nd.stop]
+}

@@ -1,0 +1,118 @@
+package compare
+
+import (
+	"bytes"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// diffText compares bodies that are not JSON after normalising line ends
+// (CRLF, CR) and trailing whitespace, and reports the first differing line.
+func (c *Comparator) diffText(w *walker, p, q []byte) {
+	if bytes.Equal(p, q) && len(c.textNorms) == 0 {
+		return
+	}
+	a, b := c.normaliseText(p), c.normaliseText(q)
+	if a == b {
+		return
+	}
+	n, la, lb := firstDifferentLine(a, b)
+	prefix := "line " + strconv.Itoa(n) + ": "
+	w.emitRaw(rootBody, rootBody, KindValue, prefix+excerpt(RedactText(la)), prefix+excerpt(RedactText(lb)))
+}
+
+func (c *Comparator) normaliseText(b []byte) string {
+	s := strings.ReplaceAll(string(b), "\r\n", "\n")
+	s = strings.ReplaceAll(s, "\r", "\n")
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimRight(l, " \t\f\v")
+	}
+	s = strings.TrimRight(strings.Join(lines, "\n"), "\n")
+	for _, r := range c.textNorms {
+		s = r.apply(s)
+	}
+	return s
+}
+
+// firstDifferentLine returns the 1-based number of the first line that
+// differs and that line on each side ("" past the end).
+func firstDifferentLine(a, b string) (int, string, string) {
+	for n := 1; ; n++ {
+		la, ra, oka := strings.Cut(a, "\n")
+		lb, rb, okb := strings.Cut(b, "\n")
+		if la != lb || oka != okb {
+			return n, la, lb
+		}
+		a, b = ra, rb
+	}
+}
+
+// excerpt cuts s to about maxRender bytes on a rune boundary.
+func excerpt(s string) string {
+	if len(s) <= maxRender {
+		return s
+	}
+	cut := maxRender
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+// render prints node i compactly, secrets redacted, cut to about
+// maxRender bytes. The result never aliases the tape.
+func render(t *tape, i int32) string {
+	var b []byte
+	b = appendNode(b, t, i)
+	if len(b) > maxRender {
+		cut := maxRender
+		for cut > 0 && !utf8.RuneStart(b[cut]) {
+			cut--
+		}
+		b = append(b[:cut], "…"...)
+	}
+	return string(b)
+}
+
+func appendNode(b []byte, t *tape, i int32) []byte {
+	if len(b) > maxRender {
+		return b
+	}
+	nd := &t.nodes[i]
+	switch nd.kind {
+	case jObject:
+		b = append(b, '{')
+		for c := i + 1; c < nd.end; c = t.nodes[c].end {
+			if c > i+1 {
+				b = append(b, ',')
+			}
+			b = strconv.AppendQuote(b, t.nodes[c].key)
+			b = append(b, ':')
+			if secretKey(t.nodes[c].key) {
+				b = strconv.AppendQuote(b, Redacted)
+			} else {
+				b = appendNode(b, t, c)
+			}
+			if len(b) > maxRender {
+				return b
+			}
+		}
+		return append(b, '}')
+	case jArray:
+		b = append(b, '[')
+		for c := i + 1; c < nd.end; c = t.nodes[c].end {
+			if c > i+1 {
+				b = append(b, ',')
+			}
+			b = appendNode(b, t, c)
+			if len(b) > maxRender {
+				return b
+			}
+		}
+		return append(b, ']')
+	default:
+		return append(b, t.src[nd.start:nd.stop]...)
+	}
+}

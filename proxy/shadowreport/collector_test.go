@@ -1,0 +1,257 @@
+package shadowreport
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/strangler-proxy/strangler/proxy/compare"
+	"github.com/strangler-proxy/strangler/routes"
+)
+
+const campaign = `{"id":"cmp_000042","status":"active","amount":29.70,"items":[{"sku":"a","qty":1},{"sku":"b","qty":2}]}`
+
+func TestCollectorOutcomesMetricsAndLog(t *testing.T) {
+	clk := newClock()
+	core, logs := observer.New(zap.InfoLevel)
+	s, reg := newStats(t, clk, func(o *Options) { o.Logger = zap.New(core) })
+	c := s.Route("campaign")
+	cmp := compare.MustCompile(compare.Rules{})
+	p := jsonResponse(200, campaign, "Cache-Control", "max-age=60")
+
+	want := map[compare.Outcome]int{}
+	for i := range 40 {
+		q := p
+		if i%10 == 0 {
+			q = jsonResponse(200, strings.Replace(campaign, "29.70", "29.7", 1), "Cache-Control", "max-age=60") // equal as decimals
+		}
+		if i%20 == 5 {
+			q = jsonResponse(200, strings.Replace(campaign, `"active"`, `"paused"`, 1), "Cache-Control", "max-age=60")
+		}
+		want[compareOnce(c, cmp, p, q)]++
+	}
+	c.Errored(Request{ID: "r"}, routes.SidePorted, errors.New("timeout"))
+	c.Skipped("pool_full")
+	c.Skipped("pool_full")
+	want[compare.OutcomeError], want[compare.OutcomeSkipped] = 1, 2
+
+	if want[compare.OutcomeMismatch] != 2 || want[compare.OutcomeMatch] != 38 {
+		t.Fatalf("outcomes %v, want 38 match and 2 mismatch", want)
+	}
+	for o, n := range want {
+		if got := counterValue(t, reg, "strangler_shadow_comparisons_total", map[string]string{"route": "campaign", "outcome": string(o)}); got != float64(n) {
+			t.Errorf("strangler_shadow_comparisons_total{outcome=%q} = %v, want %d", o, got, n)
+		}
+	}
+	snap := c.Snapshot()
+	wantCounts := Counts{Compared: 40, Match: 38, Mismatch: 2, Errors: 1, Skipped: 2}
+	if snap.Counts != wantCounts || snap.SkipReasons["pool_full"] != 2 {
+		t.Fatalf("counts %+v %v, want %+v", snap.Counts, snap.SkipReasons, wantCounts)
+	}
+	if snap.MatchRate != 38.0/40 {
+		t.Fatalf("match rate %v", snap.MatchRate)
+	}
+	if last := snap.Timeline[len(snap.Timeline)-1]; last.Compared != 40 || last.Matched != 38 {
+		t.Fatalf("current minute %+v", last)
+	}
+	// One log line per mismatch, naming the route and the path; the URI's
+	// token is redacted.
+	lines := logs.FilterMessage("shadow mismatch").All()
+	if len(lines) != 2 {
+		t.Fatalf("%d mismatch log lines, want 2", len(lines))
+	}
+	f := lines[0].ContextMap()
+	if f["route"] != "campaign" || fmt.Sprint(f["paths"]) != "[body.status]" || strings.Contains(fmt.Sprint(f["uri"]), "abc") {
+		t.Fatalf("log fields %v", f)
+	}
+	if len(snap.TopDiffs) != 1 || snap.TopDiffs[0].Template != "body.status" || snap.TopDiffs[0].Count != 2 {
+		t.Fatalf("top diffs %+v", snap.TopDiffs)
+	}
+	// Retain drops removed routes and their series.
+	s.Retain([]string{"other"})
+	if s.Lookup("campaign") != nil || countSeries(t, reg, "strangler_shadow_comparisons_total") != 0 {
+		t.Fatal("Retain kept the removed route")
+	}
+}
+
+// The issue's cases, through the collector: identical noisy
+// implementations report nothing; each injected fault is grouped at its
+// path.
+func TestCollectorNoiseAndFaults(t *testing.T) {
+	answer := func(fault func(string) string) compare.Response {
+		body := fmt.Sprintf(`{"status":"accepted","event_id":%q,"received_at":%q,"amount":19.99,"items":[1,2,3]}`,
+			rand.Text(), time.Now().Format(time.RFC3339Nano))
+		if fault != nil {
+			body = fault(body)
+		}
+		return jsonResponse(202, body, "Cache-Control", "no-store")
+	}
+	tests := []struct {
+		name  string
+		fault func(string) string
+		want  string // template of the group, "" for none
+	}{
+		{"identical", nil, ""},
+		{"changed rule", func(b string) string { return strings.Replace(b, "accepted", "rejected", 1) }, "body.status"},
+		{"rounding", func(b string) string { return strings.Replace(b, "19.99", "20", 1) }, "body.amount"},
+		{"reordered", func(b string) string { return strings.Replace(b, "[1,2,3]", "[3,2,1]", 1) }, "body.items"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, _ := newStats(t, newClock(), nil)
+			c := s.Route("events")
+			cmp := compare.MustCompile(compare.Rules{})
+			for range 200 {
+				p := answer(nil)
+				var self *compare.Result
+				if c.Noise().Sample() {
+					r := cmp.Diff(p, answer(nil))
+					c.LearnNoise(r)
+					self = &r
+				}
+				q := answer(tt.fault)
+				c.Compared(Comparison{PrimarySide: routes.SideLegacy, Primary: p, Candidate: q, Result: cmp.Diff(p, q), Self: self})
+			}
+			snap := c.Snapshot()
+			var noise []string
+			for _, f := range snap.Noise {
+				if f.Noise {
+					noise = append(noise, f.Template)
+				}
+			}
+			if fmt.Sprint(noise) != "[body.event_id body.received_at]" {
+				t.Fatalf("noise fields %v", noise)
+			}
+			if tt.want == "" {
+				if snap.Counts.Mismatch != 0 || len(snap.TopDiffs) != 0 || snap.Counts.NoiseOnly != 200 {
+					t.Fatalf("identical noisy implementations: %+v, groups %+v", snap.Counts, snap.TopDiffs)
+				}
+				return
+			}
+			if snap.Counts.Mismatch != 200 || len(snap.TopDiffs) != 1 || snap.TopDiffs[0].Template != tt.want {
+				t.Fatalf("counts %+v, groups %+v, want all mismatches at %s", snap.Counts, snap.TopDiffs, tt.want)
+			}
+		})
+	}
+}
+
+func TestStoreBoundsAndRedaction(t *testing.T) {
+	s, _ := newStats(t, newClock(), func(o *Options) { o.Store = StoreConfig{Groups: 4, Examples: 2, MaxBody: 200} })
+	c := s.Route("users")
+	cmp := compare.MustCompile(compare.Rules{Headers: []string{"Set-Cookie"}})
+	secretBody := `{"email":"alice@example.com","password":"hunter2","card":"4111111111111111","f%d":1,"pad":"` + strings.Repeat("x", 400) + `"}`
+	// Fields f0 and f1 differ often, f2..f21 once each, interleaved: the
+	// two frequent ones hold more than 1/4 of all mismatches each, so a
+	// 4-group store must keep them, with counts within their error bound.
+	var order []int
+	for round := range 20 {
+		order = append(order, 0, 0, 1, 1, round+2)
+	}
+	truth := map[string]uint64{}
+	for _, k := range order {
+		truth[fmt.Sprintf("body.f%d", k)]++
+		p := jsonResponse(200, fmt.Sprintf(secretBody, k), "Set-Cookie", "PHPSESSID=s3cr3t; Path=/")
+		q := jsonResponse(200, strings.Replace(fmt.Sprintf(secretBody, k), `1,"pad"`, `2,"pad"`, 1), "Set-Cookie", "PHPSESSID=0th3r; Path=/")
+		if o := compareOnce(c, cmp, p, q); o != compare.OutcomeMismatch {
+			t.Fatalf("outcome %s", o)
+		}
+	}
+	snap := c.Snapshot()
+	if len(snap.TopDiffs) != 4 {
+		t.Fatalf("%d groups kept, want 4", len(snap.TopDiffs))
+	}
+	for i, g := range snap.TopDiffs[:2] {
+		want := fmt.Sprintf("body.f%d", i)
+		if g.Template != want || g.Count < truth[want] || g.Count > truth[want]+g.Error {
+			t.Errorf("group %d = %s ×%d (±%d), want %s ×%d", i, g.Template, g.Count, g.Error, want, truth[want])
+		}
+	}
+	for i, g := range snap.TopDiffs {
+		// The frequent groups hold the 2 newest examples; a rare path
+		// seen once since it entered holds its one.
+		if want := 2; i >= 2 {
+			want = 1
+		} else if len(g.Examples) != want {
+			t.Errorf("group %s keeps %d examples, want %d", g.Template, len(g.Examples), want)
+		}
+		for _, ex := range g.Examples {
+			all := fmt.Sprint(ex.Primary, ex.Candidate, ex.Diffs, ex.URI)
+			for _, secret := range []string{"alice@example.com", "hunter2", "4111111111111111", "s3cr3t", "0th3r", "token=abc"} {
+				if strings.Contains(all, secret) {
+					t.Errorf("example shows secret %q", secret)
+				}
+			}
+			if len(ex.Primary.Body) > 300 {
+				t.Errorf("example body is %d bytes, want it cut near 200", len(ex.Primary.Body))
+			}
+		}
+	}
+	if snap.EvictedGroups != 18 { // 22 paths, 4 places
+		t.Errorf("evicted %d groups, want 18", snap.EvictedGroups)
+	}
+}
+
+func TestLatencyQuantiles(t *testing.T) {
+	s, _ := newStats(t, newClock(), nil)
+	c := s.Route("campaign")
+	for i := 1; i <= 1000; i++ {
+		c.Served(routes.SideLegacy, time.Duration(i)*time.Millisecond, i%100 == 0)
+		c.Called(routes.SidePorted, time.Duration(i)*100*time.Microsecond, false)
+	}
+	l := c.Snapshot().Latency
+	within := func(got, want time.Duration) bool {
+		return math.Abs(float64(got-want))/float64(want) <= 0.06
+	}
+	if !within(l.Legacy.P50, 500*time.Millisecond) || !within(l.Legacy.P99, 990*time.Millisecond) {
+		t.Errorf("legacy p50 %v p99 %v, want about 500ms and 990ms", l.Legacy.P50, l.Legacy.P99)
+	}
+	if !within(l.Ported.P50, 50*time.Millisecond) || !within(l.Ported.P99, 99*time.Millisecond) {
+		t.Errorf("Go p50 %v p99 %v, want about 50ms and 99ms", l.Ported.P50, l.Ported.P99)
+	}
+	if l.Legacy.Served != 1000 || l.Ported.Served != 0 || l.Ported.Calls != 1000 || l.Legacy.Errors != 10 || l.Legacy.ErrorRate != 0.01 {
+		t.Errorf("side stats %+v", l)
+	}
+}
+
+func TestCollectorConcurrent(t *testing.T) {
+	s, _ := newStats(t, newClock(), nil)
+	cmp := compare.MustCompile(compare.Rules{})
+	p := jsonResponse(200, campaign)
+	q := jsonResponse(200, strings.Replace(campaign, "active", "paused", 1))
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			c := s.Route(fmt.Sprintf("r%d", g%2))
+			for i := range 300 {
+				c.Served(routes.SidePorted, time.Millisecond, false)
+				if i%3 == 0 {
+					compareOnce(c, cmp, p, q)
+				} else {
+					compareOnce(c, cmp, p, p)
+				}
+				s.Unmatched([]byte("GET"), fmt.Appendf(nil, "/users/%d", i))
+				if i%100 == 0 {
+					_ = c.Snapshot()
+					_, _ = c.Breached(Budgets{MaxMismatchRate: 0.5})
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, r := range []string{"r0", "r1"} {
+		if n := s.Lookup(r).Snapshot().Counts; n.Compared != 1200 || n.Mismatch != 400 {
+			t.Errorf("%s counts %+v", r, n)
+		}
+	}
+	if top, total := s.UnmatchedTop(5); total != 2400 || len(top) != 1 || top[0].Template != "GET /users/{id}" || top[0].Count != 2400 {
+		t.Errorf("unmatched %v %d", top, total)
+	}
+}
