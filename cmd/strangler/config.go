@@ -1,0 +1,214 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/viper"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/strangler-proxy/strangler/legacy-passthrough"
+	"github.com/strangler-proxy/strangler/proxy"
+	"github.com/strangler-proxy/strangler/routes"
+)
+
+// fileConfig is config.yaml as a whole. Each section's struct lives in the
+// package it configures; this aggregate exists so one decode with
+// ErrorUnused reports every unknown key, wherever it is.
+type fileConfig struct {
+	// Proxy holds the top-level listen and admin_listen keys and server:.
+	Proxy  proxy.Config  `mapstructure:",squash"`
+	Log    logConfig     `mapstructure:"log"`
+	Legacy legacy.Config `mapstructure:"legacy"`
+
+	// all_legacy and routes belong to routes.Decode, which the watcher also
+	// runs on every edit; they are named here only so ErrorUnused knows them.
+	AllLegacy any `mapstructure:"all_legacy"`
+	Routes    any `mapstructure:"routes"`
+
+	// Sections of components that serve does not start yet. They are
+	// accepted as they are so a config can carry them ahead of time; whoever
+	// wires a component replaces its map with the package's Config and adds
+	// it to settle.
+	Events   map[string]any `mapstructure:"events"`
+	Spool    map[string]any `mapstructure:"spool"`
+	Kafka    map[string]any `mapstructure:"kafka"`
+	HotCache map[string]any `mapstructure:"hotcache"`
+}
+
+// logConfig is the `log:` section.
+type logConfig struct {
+	// Level is debug, info, warn or error. Default "info". Access lines
+	// are Info, so "warn" and above silence the access log too.
+	Level string `mapstructure:"level"`
+}
+
+func (c logConfig) WithDefaults() logConfig {
+	if c.Level == "" {
+		c.Level = "info"
+	}
+	return c
+}
+
+func (c logConfig) Validate() error {
+	if _, err := zapcore.ParseLevel(c.Level); err != nil {
+		return fmt.Errorf("level %q: want debug, info, warn or error", c.Level)
+	}
+	return nil
+}
+
+// settled is what every section that serve uses must offer: defaults, then
+// a pure validation.
+type settled[T any] interface {
+	WithDefaults() T
+	Validate() error
+}
+
+// settle applies c's defaults and validates it, naming the section.
+func settle[T settled[T]](section string, c *T) error {
+	*c = (*c).WithDefaults()
+	if err := (*c).Validate(); err != nil {
+		if section == "" {
+			return err
+		}
+		return fmt.Errorf("%s: %w", section, err)
+	}
+	return nil
+}
+
+// loadConfig reads path into a fresh viper and decodes, defaults and
+// validates every static section. It returns the viper too, for
+// routes.Decode. The error lists every problem, one per line.
+func loadConfig(path string) (fileConfig, *viper.Viper, error) {
+	var c fileConfig
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return c, nil, fmt.Errorf("read config: %w", err)
+	}
+	v := viper.New()
+	v.SetConfigType(configType(path))
+	if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
+		return c, nil, fmt.Errorf("parse %s: %w", path, err)
+	}
+	// Validation goes on after a decode error, so one run reports every
+	// problem; a field that failed to decode is left zero, i.e. default.
+	errs := []error{
+		decode(v, &c),
+		settle("", &c.Proxy),
+		settle("log", &c.Log),
+		settle("legacy", &c.Legacy),
+	}
+	return c, v, errors.Join(errs...)
+}
+
+// configType is the viper format for path's extension; YAML when unknown.
+func configType(path string) string {
+	ext := strings.TrimPrefix(strings.ToLower(filepath.Ext(path)), ".")
+	if slices.Contains(viper.SupportedExts, ext) {
+		return ext
+	}
+	return "yaml"
+}
+
+func decode(v *viper.Viper, c *fileConfig) error {
+	d, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
+		DecodeHook: mapstructure.ComposeDecodeHookFunc(
+			strictDuration,
+			mapstructure.StringToTimeDurationHookFunc(),
+			mapstructure.StringToSliceHookFunc(","),
+		),
+		ErrorUnused: true,
+		Result:      c,
+	})
+	if err != nil {
+		return fmt.Errorf("config decoder: %w", err)
+	}
+	if err := d.Decode(v.AllSettings()); err != nil {
+		return decodeProblems(err)
+	}
+	return nil
+}
+
+// strictDuration refuses a bare number for a duration: mapstructure would
+// read `read_timeout: 30` as 30ns.
+func strictDuration(from, to reflect.Type, data any) (any, error) {
+	if to != reflect.TypeFor[time.Duration]() || from.Kind() == reflect.String {
+		return data, nil
+	}
+	return nil, fmt.Errorf("duration %v has no unit: write it like 30s, 500ms or 1m", data)
+}
+
+// Shapes of mapstructure's messages: unknown keys (one line per struct) and
+// a value that failed to decode.
+var (
+	invalidKeys  = regexp.MustCompile(`^'([^']*)' has invalid keys: (.*)$`)
+	invalidValue = regexp.MustCompile(`^'([^']*)' (.*)$`)
+)
+
+// decodeProblems rewrites mapstructure's error into one line per problem,
+// naming unknown keys by their full dotted path.
+func decodeProblems(err error) error {
+	root := reflect.TypeFor[fileConfig]().String()
+	var errs []error
+	for _, line := range strings.Split(err.Error(), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "decoding failed") {
+			continue
+		}
+		m := invalidKeys.FindStringSubmatch(line)
+		if m == nil {
+			if m := invalidValue.FindStringSubmatch(line); m != nil {
+				line = m[1] + ": " + m[2]
+			}
+			errs = append(errs, errors.New(strings.ReplaceAll(line, root, "config")))
+			continue
+		}
+		for _, k := range strings.Split(m[2], ", ") {
+			if m[1] != root {
+				k = m[1] + "." + k
+			}
+			errs = append(errs, fmt.Errorf("unknown key %q", k))
+		}
+	}
+	if len(errs) == 0 {
+		return err
+	}
+	return errors.Join(errs...)
+}
+
+// loadRoutes decodes and compiles the route table from v with reg.
+func loadRoutes(v *viper.Viper, reg routes.Registry) (*routes.Table, error) {
+	rc, err := routes.Decode(v)
+	if err != nil {
+		return nil, err
+	}
+	return routes.Compile(rc, reg)
+}
+
+// problems splits a joined error into its messages, routes' included.
+func problems(err error) []string {
+	if err == nil {
+		return nil
+	}
+	var out []string
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			out = append(out, problems(e)...)
+		}
+		return out
+	}
+	var ve *routes.ValidationError
+	if errors.As(err, &ve) {
+		return ve.Problems
+	}
+	return strings.Split(err.Error(), "\n")
+}

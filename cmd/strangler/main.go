@@ -1,0 +1,187 @@
+// Command strangler runs the Strangler reverse proxy in front of a legacy
+// monolith, routing each route to the monolith or to its Go port as
+// config.yaml says.
+//
+//	strangler [run] [-config config.yaml]   serve until SIGTERM/SIGINT
+//	strangler check [config.yaml]           validate a config, start nothing
+//	strangler routes [-config config.yaml]  print the compiled route table
+//	strangler version
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strings"
+
+	"github.com/strangler-proxy/strangler/routes"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitFailure = 1 // a bad config, a failed start, an unclean stop
+	exitUsage   = 2
+)
+
+const defaultConfig = "config.yaml"
+
+// run is main without the process: it returns the exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	cmd := "run"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "run":
+		path, ok := configFlag("run", args, stderr)
+		if !ok {
+			return exitUsage
+		}
+		return serve(path, stderr)
+	case "check":
+		path, ok := configArg(args, stderr)
+		if !ok {
+			return exitUsage
+		}
+		return check(path, stdout, stderr)
+	case "routes":
+		path, ok := configFlag("routes", args, stderr)
+		if !ok {
+			return exitUsage
+		}
+		return printRoutes(path, stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, version())
+		return exitOK
+	case "help", "-h", "--help":
+		usage(stdout)
+		return exitOK
+	default:
+		fmt.Fprintf(stderr, "strangler: unknown command %q\n", cmd)
+		usage(stderr)
+		return exitUsage
+	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `usage:
+  strangler [run] [-config config.yaml]   serve until SIGTERM or SIGINT
+  strangler check [config.yaml]           validate a config without starting anything
+  strangler routes [-config config.yaml]  print the compiled route table
+  strangler version
+`)
+}
+
+// configFlag parses `-config path` for run and routes.
+func configFlag(name string, args []string, stderr io.Writer) (string, bool) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", defaultConfig, "config file")
+	if err := fs.Parse(args); err != nil {
+		return "", false
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "strangler %s: unexpected arguments %q\n", name, fs.Args())
+		return "", false
+	}
+	return *path, true
+}
+
+// configArg reads check's path: positional, or -config like the others.
+func configArg(args []string, stderr io.Writer) (string, bool) {
+	if len(args) == 1 && !strings.HasPrefix(args[0], "-") {
+		return args[0], true
+	}
+	return configFlag("check", args, stderr)
+}
+
+// check validates every section of the config at path, routes included,
+// and prints every problem. It opens no socket and starts nothing.
+func check(path string, stdout, stderr io.Writer) int {
+	c, v, err := loadConfig(path)
+	msgs := problems(err)
+	var table *routes.Table
+	if v != nil {
+		t, err := loadRoutes(v, registry(handlerDeps{}))
+		msgs = append(msgs, problems(err)...)
+		table = t
+	}
+	if len(msgs) > 0 {
+		for _, m := range msgs {
+			fmt.Fprintf(stderr, "%s: %s\n", path, m)
+		}
+		fmt.Fprintf(stderr, "%s: %d problem(s)\n", path, len(msgs))
+		return exitFailure
+	}
+	fmt.Fprintf(stdout, "%s: ok: %s; listen %s, admin %s, upstream %s\n",
+		path, routeSummary(table), c.Proxy.Listen, c.Proxy.AdminListen, c.Legacy.Upstream)
+	return exitOK
+}
+
+// routeSummary counts routes by mode: "3 routes (2 legacy, 1 ported)".
+func routeSummary(t *routes.Table) string {
+	counts := map[routes.Mode]int{}
+	rs := t.Routes()
+	for _, r := range rs {
+		counts[r.Mode]++
+	}
+	var parts []string
+	for _, m := range []routes.Mode{routes.ModeLegacy, routes.ModeShadow, routes.ModeCanary, routes.ModePorted} {
+		if counts[m] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", counts[m], m))
+		}
+	}
+	s := fmt.Sprintf("%d routes", len(rs))
+	if len(parts) > 0 {
+		s += " (" + strings.Join(parts, ", ") + ")"
+	}
+	if t.AllLegacy() {
+		s += ", all_legacy on"
+	}
+	return s
+}
+
+// printRoutes prints the table the config at path compiles to.
+func printRoutes(path string, stdout, stderr io.Writer) int {
+	_, v, err := loadConfig(path)
+	if v == nil {
+		fmt.Fprintf(stderr, "%s: %v\n", path, err)
+		return exitFailure
+	}
+	t, err := loadRoutes(v, registry(handlerDeps{}))
+	if err != nil {
+		for _, m := range problems(err) {
+			fmt.Fprintf(stderr, "%s: %s\n", path, m)
+		}
+		return exitFailure
+	}
+	if err := t.Fprint(stdout); err != nil {
+		fmt.Fprintf(stderr, "print routes: %v\n", err)
+		return exitFailure
+	}
+	return exitOK
+}
+
+// version names the build: module version, VCS revision when stamped, Go.
+func version() string {
+	v, rev := "(devel)", ""
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if bi.Main.Version != "" {
+			v = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				rev = " " + s.Value
+			}
+		}
+	}
+	return fmt.Sprintf("strangler %s%s %s", v, rev, runtime.Version())
+}

@@ -1,0 +1,306 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	// fasthttp's own goroutines: the worker-pool and idle-connection
+	// cleaners sleep between checks of their stop conditions, so they
+	// outlive a stopped server or client by seconds; the default dialer's
+	// address-cache cleaner and the Date-header clock are process-wide and
+	// never stop.
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*HostClient).connsCleaner"),
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*TCPDialer).tcpAddrsClean"),
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"),
+	)
+}
+
+// writeConfig writes body to a config.yaml in a fresh directory.
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+const upstream = "legacy:\n  upstream: http://127.0.0.1:8081\n"
+
+const goodConfig = `
+listen: "127.0.0.1:18080"
+admin_listen: "127.0.0.1:19901"
+legacy:
+  upstream: "http://127.0.0.1:8081"
+routes:
+  - {name: ping, methods: [GET], path: /api/v1/ping, mode: ported, handler: ping}
+  - {name: home, path: /}
+`
+
+func TestCheck(t *testing.T) {
+	tests := []struct {
+		name   string
+		config string // "" means the repository's config.yaml
+		code   int
+		want   []string // substrings of stdout (ok) or stderr (problems)
+	}{
+		{"repository default", "", 0, []string{"ok: 1 routes (1 legacy)", "listen :8080", "admin 127.0.0.1:9901", "upstream http://127.0.0.1:8081"}},
+		{"good", goodConfig, 0, []string{"ok: 2 routes (1 legacy, 1 ported)"}},
+		{"upstream only: all defaults", upstream, 0, []string{"ok: 0 routes", "listen :8080"}},
+		{"empty file: the upstream is required", "\n", 1, []string{"legacy: upstream: missing"}},
+		{"kill switch", upstream + "all_legacy: true\n", 0, []string{"all_legacy on"}},
+		{"unknown top-level key", "lissten: \":8080\"\n", 1, []string{`unknown key "lissten"`}},
+		{"unknown nested key", "server:\n  read_timeot: 5s\n", 1, []string{`unknown key "server.read_timeot"`}},
+		{"duration without unit", "server:\n  read_timeout: 30\n", 1, []string{"read_timeout", "no unit"}},
+		{"bad listen", "listen: \"8080\"\n", 1, []string{"listen"}},
+		{"bad log level", "log:\n  level: loud\n", 1, []string{`level "loud"`}},
+		{"unknown handler", "routes:\n  - {name: ping, path: /api/v1/ping, mode: ported, handler: pong}\n", 1, []string{"pong"}},
+		{"bad mode", "routes:\n  - {name: ping, path: /p, mode: sideways, handler: ping}\n", 1, []string{"sideways"}},
+		{"broken yaml", "routes:\n  - {name: ping, methods: [GET\n", 1, []string{"yaml"}},
+		{
+			"sections of components not wired yet are accepted",
+			upstream + "spool:\n  dir: var/spool\nkafka:\n  brokers: []\nhotcache:\n  source: file://x.json\nevents:\n  delivery: spool\n",
+			0, []string{"ok"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join("..", "..", "config.yaml")
+			if tt.config != "" {
+				path = writeConfig(t, tt.config)
+			}
+			var stdout, stderr bytes.Buffer
+			code := run([]string{"check", path}, &stdout, &stderr)
+			if code != tt.code {
+				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tt.code, &stdout, &stderr)
+			}
+			out := stdout.String()
+			if tt.code != 0 {
+				out = stderr.String()
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+			if tt.code == 0 && strings.Count(strings.TrimSpace(out), "\n") != 0 {
+				t.Errorf("want a one-line summary, got:\n%s", out)
+			}
+		})
+	}
+}
+
+func TestCheckReportsEveryProblem(t *testing.T) {
+	// One problem in each layer: keys, values, section rules (legacy's
+	// upstream is missing too), routes.
+	path := writeConfig(t, "lissten: x\nserver:\n  read_timeout: 30\n  max_conns_per_ip: -2\nlog:\n  level: loud\n"+
+		"routes:\n  - {name: a, path: /a, mode: ported, handler: nope}\n")
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"check", path}, &stdout, &stderr); code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	for _, w := range []string{`unknown key "lissten"`, "server.read_timeout: duration 30 has no unit", "server.max_conns_per_ip: -2 is negative",
+		`log: level "loud"`, "legacy: upstream: missing", `handler "nope" is not registered`, ": 6 problem(s)"} {
+		if !strings.Contains(stderr.String(), w) {
+			t.Errorf("stderr lacks %q:\n%s", w, &stderr)
+		}
+	}
+	if stdout.Len() != 0 {
+		t.Errorf("stdout should be empty on failure: %s", &stdout)
+	}
+}
+
+func TestRoutesCommand(t *testing.T) {
+	path := writeConfig(t, goodConfig)
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"routes", "-config", path}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, &stderr)
+	}
+	for _, w := range []string{"NAME", "ping", "/api/v1/ping", "ported", "home"} {
+		if !strings.Contains(stdout.String(), w) {
+			t.Errorf("table lacks %q:\n%s", w, &stdout)
+		}
+	}
+}
+
+func TestCommandLine(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want string // in stdout+stderr
+	}{
+		{"version", []string{"version"}, 0, "strangler "},
+		{"help", []string{"help"}, 0, "usage:"},
+		{"unknown command", []string{"frobnicate"}, 2, `unknown command "frobnicate"`},
+		{"bad flag", []string{"run", "-nope"}, 2, "-nope"},
+		{"stray argument", []string{"routes", "extra"}, 2, "unexpected arguments"},
+		{"run with a missing config", []string{"run", "-config", "/nonexistent/config.yaml"}, 1, "start failed"},
+		{"default command is run", []string{"-config", "/nonexistent/config.yaml"}, 1, "start failed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			if code := run(tt.args, &out, &out); code != tt.code {
+				t.Errorf("exit %d, want %d: %s", code, tt.code, &out)
+			}
+			if !strings.Contains(out.String(), tt.want) {
+				t.Errorf("output lacks %q: %s", tt.want, &out)
+			}
+		})
+	}
+}
+
+func TestRunFailsToStartOnATakenPort(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	path := writeConfig(t, fmt.Sprintf("listen: %q\nadmin_listen: %q\n", taken.Addr(), freeAddr(t))+upstream)
+	var logs bytes.Buffer
+	if code := run([]string{"run", "-config", path}, io.Discard, &logs); code != 1 {
+		t.Fatalf("exit %d, want 1: %s", code, &logs)
+	}
+	if n := strings.Count(logs.String(), `"level":"error"`); n != 1 || !strings.Contains(logs.String(), "start failed") ||
+		!strings.Contains(logs.String(), "address already in use") {
+		t.Errorf("want exactly one error line saying start failed on the taken port:\n%s", &logs)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// syncBuffer is a bytes.Buffer safe to read while serve writes logs.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestRunServesFlipsAndStops runs the whole wiring in-process against a
+// stand-in monolith: a legacy route, a live flip to Go through the
+// watcher, the admin endpoints, then SIGTERM and a clean exit.
+func TestRunServesFlipsAndStops(t *testing.T) {
+	php := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, `{"status":"ok","implementation":"php"}`)
+		}),
+		ReadHeaderTimeout: 5 * time.Second,
+	}
+	phpLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = php.Serve(phpLn) }()
+	defer php.Close()
+
+	listen, admin := freeAddr(t), freeAddr(t)
+	config := func(mode string) string {
+		return fmt.Sprintf("listen: %q\nadmin_listen: %q\nlegacy:\n  upstream: %q\nroutes:\n"+
+			"  - {name: ping, methods: [GET], path: /api/v1/ping, mode: %s, handler: ping}\n",
+			listen, admin, "http://"+phpLn.Addr().String(), mode)
+	}
+	path := writeConfig(t, config("legacy"))
+	logs := &syncBuffer{}
+	exit := make(chan int, 1)
+	go func() { exit <- run([]string{"run", "-config", path}, io.Discard, logs) }()
+
+	c := &http.Client{Timeout: 5 * time.Second}
+	defer c.CloseIdleConnections()
+	getBody := func(url string) (int, string) {
+		resp, err := c.Get(url)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !ok(); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: timed out\n%s", what, logs)
+			}
+		}
+	}
+	waitFor("healthz", func() bool { code, _ := getBody("http://" + admin + "/healthz"); return code == 200 })
+
+	if code, body := getBody("http://" + listen + "/api/v1/ping"); code != 200 || !strings.Contains(body, "php") {
+		t.Errorf("legacy ping: %d %s", code, body)
+	}
+	if code, body := getBody("http://" + admin + "/readyz"); code != 200 || !strings.Contains(body, `"legacy"`) {
+		t.Errorf("readyz: %d %s", code, body)
+	}
+	if err := os.WriteFile(path+".tmp", []byte(config("ported")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path+".tmp", path); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("flip to Go", func() bool {
+		_, body := getBody("http://" + listen + "/api/v1/ping")
+		return body == `{"status":"ok","implementation":"go"}`
+	})
+	if _, body := getBody("http://" + admin + "/routes"); !strings.Contains(body, `"effective_mode": "ported"`) {
+		t.Errorf("/routes after the flip: %s", body)
+	}
+	if _, body := getBody("http://" + admin + "/metrics"); !strings.Contains(body, `strangler_requests_total{backend="ported",mode="ported",route="ping",status="200"}`) {
+		t.Errorf("/metrics lacks the ported ping counter")
+	}
+	c.CloseIdleConnections()
+
+	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case code := <-exit:
+		if code != 0 {
+			t.Errorf("exit %d after SIGTERM, want 0\n%s", code, logs)
+		}
+	case <-time.After(40 * time.Second):
+		t.Fatalf("no exit after SIGTERM\n%s", logs)
+	}
+	if _, err := net.DialTimeout("tcp", listen, time.Second); err == nil {
+		t.Error("still listening after exit")
+	}
+	if !strings.Contains(logs.String(), `"msg":"request"`) {
+		t.Errorf("no access line in the logs")
+	}
+}

@@ -1,0 +1,148 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"time"
+)
+
+// Config is the front door's static configuration: the top-level keys
+// `listen` and `admin_listen` and the `server:` section. None of it reloads
+// live; a change needs a restart.
+//
+// Every zero value means "the default" (see WithDefaults), so a config file
+// only names what it changes.
+type Config struct {
+	// Listen is the public address. Default ":8080".
+	Listen string `mapstructure:"listen"`
+	// AdminListen is the admin listener (metrics, health, route table).
+	// Default "127.0.0.1:9901": keep it off the public interface.
+	AdminListen string `mapstructure:"admin_listen"`
+	// Server holds the front door's limits and timeouts.
+	Server ServerConfig `mapstructure:"server"`
+}
+
+// ServerConfig is the `server:` section. The defaults match what the
+// monolith's Nginx allowed, so moving the hostname to Strangler changes no
+// client-visible limit.
+type ServerConfig struct {
+	// ReadTimeout bounds reading one whole request, from its first byte to the
+	// last byte of its body (the body streams to the handler while this runs,
+	// so it also caps the duration of an upload). Default 30s.
+	ReadTimeout time.Duration `mapstructure:"read_timeout"`
+	// WriteTimeout bounds writing one whole response, from the moment the
+	// handler returns to the last byte. A streamed download is written after
+	// the handler returns, so this is also the longest a download may take:
+	// 1.5 GiB at 60s needs ~26 MB/s. Unlike Nginx's send_timeout it is not an
+	// idle timer between two writes. Default 60s.
+	WriteTimeout time.Duration `mapstructure:"write_timeout"`
+	// IdleTimeout is how long a keep-alive connection may wait for its next
+	// request. Default 75s (Nginx's keepalive_timeout).
+	IdleTimeout time.Duration `mapstructure:"idle_timeout"`
+	// MaxHeaderLineBytes caps the request line and each header field line
+	// (without CRLF). Past it: 414 for the request line, 431 for a header.
+	// Default 8192, Nginx's large_client_header_buffers buffer size.
+	MaxHeaderLineBytes int `mapstructure:"max_header_line_bytes"`
+	// MaxHeaderBytes caps the whole request head (request line, fields, the
+	// final CRLF); past it: 431. It is also each connection's read buffer,
+	// so it is memory per open connection. Default 32768 (Nginx's 4 × 8k).
+	MaxHeaderBytes int `mapstructure:"max_header_bytes"`
+	// MaxBodyBytes caps a request body; past it: 413. A declared
+	// Content-Length is checked before any body byte is read; a chunked body
+	// is cut when it crosses the limit. Default 1.5 GiB.
+	MaxBodyBytes int64 `mapstructure:"max_body_bytes"`
+	// ShutdownTimeout is how long Shutdown waits for in-flight requests
+	// before it gives up on them. Default 30s.
+	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
+	// MaxConnsPerIP caps concurrent connections from one client address; a
+	// connection over it is answered 429 and closed. Zero means unlimited.
+	MaxConnsPerIP int `mapstructure:"max_conns_per_ip"`
+	// Concurrency caps concurrent connections in total; a connection over it
+	// is answered 503 and closed. Zero means fasthttp's default (262144).
+	Concurrency int `mapstructure:"concurrency"`
+}
+
+// Defaults of Config; see the field comments.
+const (
+	DefaultListen             = ":8080"
+	DefaultAdminListen        = "127.0.0.1:9901"
+	DefaultReadTimeout        = 30 * time.Second
+	DefaultWriteTimeout       = 60 * time.Second
+	DefaultIdleTimeout        = 75 * time.Second
+	DefaultMaxHeaderLineBytes = 8 << 10
+	DefaultMaxHeaderBytes     = 32 << 10
+	DefaultMaxBodyBytes       = 3 << 29 // 1.5 GiB
+	DefaultShutdownTimeout    = 30 * time.Second
+)
+
+// WithDefaults returns c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
+	setDefault(&c.Listen, DefaultListen)
+	setDefault(&c.AdminListen, DefaultAdminListen)
+	s := &c.Server
+	setDefault(&s.ReadTimeout, DefaultReadTimeout)
+	setDefault(&s.WriteTimeout, DefaultWriteTimeout)
+	setDefault(&s.IdleTimeout, DefaultIdleTimeout)
+	setDefault(&s.MaxHeaderLineBytes, DefaultMaxHeaderLineBytes)
+	setDefault(&s.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	setDefault(&s.MaxBodyBytes, DefaultMaxBodyBytes)
+	setDefault(&s.ShutdownTimeout, DefaultShutdownTimeout)
+	return c
+}
+
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
+}
+
+// Validate reports every problem in c, joined. It does no I/O, so
+// `strangler check` can run it on any machine. Call it on WithDefaults().
+func (c Config) Validate() error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		add("listen: %q: %v", c.Listen, err)
+	}
+	if _, _, err := net.SplitHostPort(c.AdminListen); err != nil {
+		add("admin_listen: %q: %v", c.AdminListen, err)
+	} else if c.AdminListen == c.Listen {
+		add("admin_listen: %q is also listen", c.AdminListen)
+	}
+	s := c.Server
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{
+		{"read_timeout", s.ReadTimeout},
+		{"write_timeout", s.WriteTimeout},
+		{"idle_timeout", s.IdleTimeout},
+		{"shutdown_timeout", s.ShutdownTimeout},
+	} {
+		if d.v < 0 {
+			add("server.%s: %s is negative", d.key, d.v)
+		}
+	}
+	if s.MaxHeaderLineBytes < 0 {
+		add("server.max_header_line_bytes: %d is negative", s.MaxHeaderLineBytes)
+	}
+	// The head must hold at least one full-size line plus a request line.
+	if s.MaxHeaderBytes < 0 {
+		add("server.max_header_bytes: %d is negative", s.MaxHeaderBytes)
+	} else if s.MaxHeaderBytes < s.MaxHeaderLineBytes {
+		add("server.max_header_bytes: %d is below max_header_line_bytes %d", s.MaxHeaderBytes, s.MaxHeaderLineBytes)
+	}
+	if s.MaxBodyBytes < 0 || int64(int(s.MaxBodyBytes)) != s.MaxBodyBytes {
+		add("server.max_body_bytes: %d is out of range", s.MaxBodyBytes)
+	}
+	if s.MaxConnsPerIP < 0 {
+		add("server.max_conns_per_ip: %d is negative", s.MaxConnsPerIP)
+	}
+	if s.Concurrency < 0 {
+		add("server.concurrency: %d is negative", s.Concurrency)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,64 @@
+package proxy
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestConfigDefaults(t *testing.T) {
+	c := Config{}.WithDefaults()
+	s := c.Server
+	if c.Listen != ":8080" || c.AdminListen != "127.0.0.1:9901" ||
+		s.ReadTimeout != 30*time.Second || s.WriteTimeout != 60*time.Second || s.IdleTimeout != 75*time.Second ||
+		s.MaxHeaderLineBytes != 8192 || s.MaxHeaderBytes != 32768 || s.MaxBodyBytes != 1536<<20 ||
+		s.ShutdownTimeout != 30*time.Second || s.MaxConnsPerIP != 0 || s.Concurrency != 0 {
+		t.Errorf("defaults: %+v", c)
+	}
+	if err := c.Validate(); err != nil {
+		t.Errorf("defaults do not validate: %v", err)
+	}
+	// Set values are kept.
+	kept := Config{Listen: ":9", Server: ServerConfig{ReadTimeout: time.Second, MaxBodyBytes: 10}}.WithDefaults()
+	if kept.Listen != ":9" || kept.Server.ReadTimeout != time.Second || kept.Server.MaxBodyBytes != 10 {
+		t.Errorf("WithDefaults overwrote set values: %+v", kept)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		give func(*Config)
+		want []string // substrings of the error; none means valid
+	}{
+		{"defaults", func(*Config) {}, nil},
+		{"listen without port", func(c *Config) { c.Listen = "8080" }, []string{"listen"}},
+		{"admin on the public address", func(c *Config) { c.AdminListen = c.Listen }, []string{"admin_listen", "is also listen"}},
+		{"negative timeout", func(c *Config) { c.Server.IdleTimeout = -time.Second }, []string{"server.idle_timeout"}},
+		{"head smaller than a line", func(c *Config) { c.Server.MaxHeaderBytes = 4096 }, []string{"server.max_header_bytes", "below"}},
+		{"negative limits", func(c *Config) {
+			c.Server.MaxBodyBytes, c.Server.MaxConnsPerIP, c.Server.Concurrency = -1, -1, -1
+		}, []string{"max_body_bytes", "max_conns_per_ip", "concurrency"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Config{}.WithDefaults()
+			tt.give(&c)
+			err := c.Validate()
+			if len(tt.want) == 0 {
+				if err != nil {
+					t.Errorf("unexpected error: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("want an error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,259 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http/httputil"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttputil"
+	"go.uber.org/goleak"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/strangler-proxy/strangler/routes"
+)
+
+func TestMain(m *testing.M) {
+	// fasthttp's worker-pool cleaner checks its stop channel only between
+	// sleeps of MaxIdleWorkerDuration (10s), so it outlives Serve by up to
+	// that long; it is fasthttp's goroutine, not one of ours.
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"))
+}
+
+// harness is one front door on an in-memory listener, with observed logs and
+// its own metrics registry.
+type harness struct {
+	srv    *Server
+	live   *routes.Live
+	ln     *fasthttputil.InmemoryListener
+	logs   *jsonLog // error and fasthttp lines, Debug and up
+	access *jsonLog // access lines
+	reg    *prometheus.Registry
+	served chan error
+}
+
+type harnessOptions struct {
+	cfg    Config
+	legacy routes.Handler // nil: answers 200 "legacy"
+	routes []routes.RouteConfig
+	reg    routes.Registry
+}
+
+func legacyOK() routes.Handler {
+	return routes.HandlerFunc(func(ctx *fasthttp.RequestCtx) error {
+		ctx.SetStatusCode(200)
+		ctx.SetBodyString("legacy")
+		return nil
+	})
+}
+
+func compile(t testing.TB, rcs []routes.RouteConfig, allLegacy bool, reg routes.Registry) *routes.Table {
+	t.Helper()
+	tab, err := routes.Compile(routes.Config{AllLegacy: allLegacy, Routes: rcs}, reg)
+	if err != nil {
+		t.Fatalf("compile routes: %v", err)
+	}
+	return tab
+}
+
+func newHarness(t testing.TB, o harnessOptions) *harness {
+	t.Helper()
+	if o.legacy == nil {
+		o.legacy = legacyOK()
+	}
+	logs, access := &jsonLog{}, &jsonLog{}
+	h := &harness{
+		live:   routes.NewLive(compile(t, o.routes, false, o.reg)),
+		ln:     fasthttputil.NewInmemoryListener(),
+		logs:   logs,
+		access: access,
+		reg:    prometheus.NewRegistry(),
+		served: make(chan error, 1),
+	}
+	srv, err := New(Options{
+		Config:     o.cfg,
+		Live:       h.live,
+		Legacy:     o.legacy,
+		Logger:     logs.logger(zapcore.DebugLevel),
+		AccessLog:  access.logger(zapcore.InfoLevel),
+		Registerer: h.reg,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.srv = srv
+	go func() { h.served <- srv.Serve(h.ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		if err := <-h.served; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	return h
+}
+
+// jsonLog collects what a production-style JSON zap core writes, so tests
+// see the lines exactly as an operator would.
+type jsonLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *jsonLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *jsonLog) Sync() error { return nil }
+
+func (l *jsonLog) logger(level zapcore.Level) *zap.Logger {
+	enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
+	return zap.New(zapcore.NewCore(enc, l, level))
+}
+
+// text is everything logged so far.
+func (l *jsonLog) text() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// take returns the lines logged since the last take, decoded, and forgets
+// them.
+func (l *jsonLog) take(t testing.TB) []map[string]any {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []map[string]any
+	for _, line := range bytes.Split(bytes.TrimSpace(l.buf.Bytes()), []byte("\n")) {
+		if len(line) == 0 {
+			continue
+		}
+		m := map[string]any{}
+		if err := json.Unmarshal(line, &m); err != nil {
+			t.Fatalf("log line %s: %v", line, err)
+		}
+		out = append(out, m)
+	}
+	l.buf.Reset()
+	return out
+}
+
+// rawResponse is a response as it crossed the wire.
+type rawResponse struct {
+	status int
+	lines  []string // header lines as received, without CRLF
+	body   string
+}
+
+// header returns the first value of name (case-insensitive) and whether
+// there was one.
+func (r *rawResponse) header(name string) (string, bool) {
+	for _, l := range r.lines {
+		k, v, ok := strings.Cut(l, ":")
+		if ok && strings.EqualFold(k, name) {
+			return strings.TrimSpace(v), true
+		}
+	}
+	return "", false
+}
+
+func readResponse(br *bufio.Reader) (*rawResponse, error) {
+	status, err := br.ReadString('\n')
+	if err != nil {
+		return nil, fmt.Errorf("status line: %w", err)
+	}
+	f := strings.Fields(status)
+	if len(f) < 2 {
+		return nil, fmt.Errorf("status line %q", status)
+	}
+	r := &rawResponse{}
+	if r.status, err = strconv.Atoi(f[1]); err != nil {
+		return nil, fmt.Errorf("status line %q", status)
+	}
+	for {
+		l, err := br.ReadString('\n')
+		if err != nil {
+			return nil, fmt.Errorf("header: %w", err)
+		}
+		l = strings.TrimRight(l, "\r\n")
+		if l == "" {
+			break
+		}
+		r.lines = append(r.lines, l)
+	}
+	if r.status < 200 {
+		return r, nil
+	}
+	var body []byte
+	if cl, ok := r.header("Content-Length"); ok {
+		n, _ := strconv.Atoi(cl)
+		body = make([]byte, n)
+		_, err = io.ReadFull(br, body)
+	} else if te, _ := r.header("Transfer-Encoding"); strings.EqualFold(te, "chunked") {
+		body, err = io.ReadAll(httputil.NewChunkedReader(br))
+	} else {
+		body, err = io.ReadAll(br)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("body: %w", err)
+	}
+	r.body = string(body)
+	return r, nil
+}
+
+// dial opens a client connection with a deadline on everything.
+func (h *harness) dial(t testing.TB) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := h.ln.Dial()
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	t.Cleanup(func() { c.Close() })
+	return c, bufio.NewReader(c)
+}
+
+// roundTrip sends raw on a new connection and reads the final response.
+func (h *harness) roundTrip(t testing.TB, raw string) *rawResponse {
+	t.Helper()
+	c, br := h.dial(t)
+	errc := make(chan error, 1)
+	// Write concurrently: the server may answer (and stop reading) before
+	// a large request is fully written.
+	go func() { _, err := io.WriteString(c, raw); errc <- err }()
+	r, err := readResponse(br)
+	if err != nil {
+		t.Fatalf("read response: %v", err)
+	}
+	c.Close()
+	<-errc
+	return r
+}
+
+func get(path string, headers ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "GET %s HTTP/1.1\r\nHost: shop.example\r\n", path)
+	for _, l := range headers {
+		b.WriteString(l + "\r\n")
+	}
+	b.WriteString("\r\n")
+	return b.String()
+}

@@ -1,0 +1,499 @@
+// Package proxy is Strangler's front door: the public fasthttp server that
+// gives every request an id, looks its route up in the live table, hands it
+// to the legacy forwarder or a ported handler, maps a failure to one status,
+// and records one access-log line and one metric sample per request. It also
+// serves the admin listener (admin.go).
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"time"
+	"unsafe"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/strangler-proxy/strangler/routes"
+)
+
+// Options are what New needs. Config is the only optional part besides the
+// loggers, Registerer and Now, whose zero values are described per field.
+type Options struct {
+	// Config is the front door's configuration; zero fields take their
+	// defaults (Config.WithDefaults).
+	Config Config
+	// Live is the route table, swapped atomically by the watcher. Required.
+	Live *routes.Live
+	// Legacy serves legacy routes and every unmatched request. Required.
+	Legacy routes.Handler
+	// Logger receives error lines (one per failed request) and fasthttp's
+	// own messages. Nil means no logging.
+	Logger *zap.Logger
+	// AccessLog receives one Info line per request. Build it without
+	// sampling: a sampled access log silently drops requests. Its core must
+	// encode entries during Write, as zap's JSON and console cores do: the
+	// fields view request memory. Nil means no access log.
+	AccessLog *zap.Logger
+	// Registerer takes the front door's metrics. Nil means they are kept
+	// in a private registry that nothing exports.
+	Registerer prometheus.Registerer
+	// Now is the clock for request durations. Nil means time.Now.
+	Now func() time.Time
+}
+
+// Server is the front door. Create it with New, run it with Serve, stop it
+// with Shutdown.
+type Server struct {
+	cfg     Config
+	live    *routes.Live
+	legacy  routes.Handler
+	log     *zap.Logger
+	access  *zap.Logger
+	now     func() time.Time
+	ids     *idSource
+	limits  limits
+	metrics *metrics
+	srv     *fasthttp.Server
+
+	exchanges sync.Pool // *exchange, one per request in flight
+
+	mu       sync.Mutex // guards ln and stopping, between Serve and Shutdown
+	ln       net.Listener
+	stopping bool
+}
+
+// New builds the front door. It validates o.Config and registers the
+// metrics; it opens no socket.
+func New(o Options) (*Server, error) {
+	cfg := o.Config.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("proxy config: %w", err)
+	}
+	if o.Live == nil || o.Legacy == nil {
+		return nil, errors.New("proxy: Live and Legacy are required")
+	}
+	s := &Server{
+		cfg:    cfg,
+		live:   o.Live,
+		legacy: o.Legacy,
+		log:    o.Logger,
+		access: o.AccessLog,
+		now:    o.Now,
+		ids:    newIDSource(),
+		limits: limits{maxLine: cfg.Server.MaxHeaderLineBytes, maxBody: cfg.Server.MaxBodyBytes},
+	}
+	if s.log == nil {
+		s.log = zap.NewNop()
+	}
+	if s.access == nil {
+		s.access = zap.NewNop()
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	reg := o.Registerer
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	s.metrics = m
+	s.exchanges.New = func() any { return new(exchange) }
+
+	sc := cfg.Server
+	s.srv = &fasthttp.Server{
+		Handler:        s.handle,
+		ErrorHandler:   s.parseError,
+		HeaderReceived: s.headerReceived,
+		ExpectHandler:  s.expect,
+		Logger:         fastLogger{s.log.Named("fasthttp")},
+
+		// Clients must not notice the proxy: header names keep their case,
+		// and nothing the upstream did not send is added to a response.
+		DisableHeaderNamesNormalizing: true,
+		NoDefaultServerHeader:         true,
+		NoDefaultDate:                 true,
+		NoDefaultContentType:          true,
+		// Bodies of any size stream through in bounded memory; multipart
+		// uploads are forwarded as bytes, never parsed here.
+		StreamRequestBody:            true,
+		DisablePreParseMultipartForm: true,
+		MaxRequestBodySize:           int(sc.MaxBodyBytes),
+		// The read buffer is what bounds the request head (431 past it).
+		ReadBufferSize: sc.MaxHeaderBytes,
+
+		ReadTimeout:   sc.ReadTimeout,
+		WriteTimeout:  sc.WriteTimeout,
+		IdleTimeout:   sc.IdleTimeout,
+		MaxConnsPerIP: sc.MaxConnsPerIP,
+		Concurrency:   sc.Concurrency,
+		// A keep-alive client learns of a shutdown on its next response.
+		CloseOnShutdown: true,
+		// fasthttp's messages would otherwise quote request heads, cookies
+		// included.
+		SecureErrorLogMessage: true,
+	}
+	return s, nil
+}
+
+// Config is the configuration in force, defaults applied.
+func (s *Server) Config() Config { return s.cfg }
+
+// Serve answers connections from ln until Shutdown. It returns nil after a
+// Shutdown and the listener's error otherwise.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	s.ln = ln
+	stopping := s.stopping
+	s.mu.Unlock()
+	if stopping {
+		_ = ln.Close()
+		return nil
+	}
+	if err := s.srv.Serve(lingerListener{ln}); err != nil {
+		return fmt.Errorf("serve %s: %w", ln.Addr(), err)
+	}
+	return nil
+}
+
+// Shutdown closes the listener, closes idle keep-alive connections, and waits
+// for in-flight requests to finish, for at most server.shutdown_timeout (or
+// until ctx ends). Responses written during the wait carry Connection: close.
+// It returns an error if requests were still running when it gave up.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.stopping = true
+	ln := s.ln
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Server.ShutdownTimeout)
+	defer cancel()
+	err := s.srv.ShutdownWithContext(ctx)
+	// fasthttp's Shutdown returns at once when its Serve has not registered
+	// the listener yet; closing it here makes that Serve return instead of
+	// serving forever. Usually fasthttp has closed it already.
+	if ln != nil {
+		_ = ln.Close()
+	}
+	if err != nil {
+		return fmt.Errorf("drain in-flight requests: %w", err)
+	}
+	return nil
+}
+
+// exchange is one request's bookkeeping, pooled. Nothing in it outlives the
+// handler: the id bytes are copied into log lines as they are written.
+type exchange struct {
+	start   time.Time
+	id      []byte
+	route   string
+	mode    string
+	backend string
+	body    *clientBody // set when the request has a body
+	idBuf   [maxRequestIDLen]byte
+	remote  [64]byte // the client address, formatted for the access log
+	fields  [accessFields]zap.Field
+}
+
+// accessFields is the number of fields on an access-log line.
+const accessFields = 12
+
+func (s *Server) acquire() *exchange {
+	x := s.exchanges.Get().(*exchange)
+	x.start = s.now()
+	x.route, x.mode, x.backend = routeUnmatched, modeNone, backendProxy
+	x.body = nil
+	x.id = x.idBuf[:0]
+	s.metrics.inFlight.Inc()
+	return x
+}
+
+// handle is the fasthttp handler: recover → request id → limits → dispatch.
+func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	x := s.acquire()
+	defer s.finish(ctx, x) // recovers a panic from anything below
+	x.id = s.ids.assign(&ctx.Request.Header, x.id)
+	if err := s.limits.check(&ctx.Request.Header); err != nil {
+		s.fail(ctx, x, err)
+		return
+	}
+	x.body = watchBody(&ctx.Request, s.limits.maxBody)
+	if err := s.dispatch(ctx, x); err != nil {
+		s.fail(ctx, x, err)
+	}
+}
+
+// dispatch sends the request to the side its route names.
+func (s *Server) dispatch(ctx *fasthttp.RequestCtx, x *exchange) error {
+	m := s.live.Load().Match(ctx)
+	x.mode = string(m.Mode)
+	if m.Route != nil {
+		x.route = m.Route.Name
+	}
+	if goAnswers(m) {
+		x.backend = backendPorted
+		err := m.Route.Handler.Serve(ctx)
+		if err == nil || !m.Route.Fallback || !safeMethod(ctx) || ctx.Request.Header.ContentLength() != 0 {
+			return err
+		}
+		// A safe, bodiless request the Go side failed is answered by PHP
+		// instead (a body may be consumed already, so it could not be
+		// resent); the Go error is reported here, once.
+		s.log.Warn("ported handler failed; served by legacy",
+			zap.ByteString("request_id", x.id), zap.String("route", x.route), zap.Error(err))
+		clearResponse(&ctx.Response)
+	}
+	x.backend = backendLegacy
+	return s.legacy.Serve(ctx)
+}
+
+// goAnswers reports whether the Go handler answers the client. Ported routes
+// do; so does a shadow route whose primary is the Go side. Shadow copies and
+// canary splits arrive with the shadow work (the schema already accepts
+// them): until then a shadow route is answered by its primary alone and a
+// canary route by legacy, its side for every client outside the percentage.
+func goAnswers(m routes.Match) bool {
+	r := m.Route
+	if r == nil || r.Handler == nil {
+		return false
+	}
+	switch m.Mode {
+	case routes.ModePorted:
+		return true
+	case routes.ModeShadow:
+		return r.Shadow != nil && r.Shadow.Primary == routes.SidePorted
+	default:
+		return false
+	}
+}
+
+// safeMethod: RFC 9110 §9.2.1, the methods routes.RouteConfig.Fallback names.
+func safeMethod(ctx *fasthttp.RequestCtx) bool {
+	return ctx.IsGet() || ctx.IsHead() || ctx.IsOptions() || ctx.IsTrace()
+}
+
+// fail answers the request from err: the status from StatusOf, a short text
+// body naming the request id, and one log line (Error for 5xx, Debug below).
+func (s *Server) fail(ctx *fasthttp.RequestCtx, x *exchange, err error) {
+	if x.body != nil {
+		// The client's side of the body decides, whatever the handler made
+		// of the read error (legacy reports it without a sentinel).
+		if st := x.body.status(); st != 0 {
+			err = &StatusError{Code: st, Err: err}
+		}
+	}
+	status := StatusOf(err)
+	s.writeError(ctx, x, status)
+	lvl := zapcore.DebugLevel
+	if status >= 500 {
+		lvl = zapcore.ErrorLevel
+	}
+	if ce := s.log.Check(lvl, "request failed"); ce != nil {
+		fields := []zap.Field{
+			zap.ByteString("request_id", x.id),
+			zap.Int("status", status),
+			zap.String("route", x.route),
+			zap.String("backend", x.backend),
+			zap.ByteString("method", ctx.Method()),
+			zap.ByteString("path", ctx.RequestURI()),
+			zap.Error(err),
+		}
+		if lvl == zapcore.DebugLevel {
+			fields = append(fields, zap.Strings("headers", redactedHeaders(&ctx.Request.Header)))
+		}
+		ce.Write(fields...)
+	}
+}
+
+// writeError replaces whatever is in the response with the standard error
+// answer: "<status text> (request id <id>)\n" as text/plain.
+func (s *Server) writeError(ctx *fasthttp.RequestCtx, x *exchange, status int) {
+	clearResponse(&ctx.Response)
+	ctx.Response.SetStatusCode(status)
+	if status == StatusClientClosedRequest {
+		return // nobody is reading; the status is for the log and metrics
+	}
+	if status == http.StatusRequestEntityTooLarge {
+		// Draining the rest of a too-large body is the client's bandwidth
+		// wasted and ours; Nginx closes too.
+		ctx.Response.SetConnectionClose()
+	}
+	ctx.Response.Header.SetContentType("text/plain; charset=utf-8")
+	ctx.Response.AppendBodyString(http.StatusText(status))
+	ctx.Response.AppendBodyString(" (request id ")
+	ctx.Response.AppendBody(x.id)
+	ctx.Response.AppendBodyString(")\n")
+}
+
+// clearResponse drops what a failed handler left in the response without
+// Response.Reset, which would also switch fasthttp's default Date and
+// Content-Type back on and header-name normalizing off.
+func clearResponse(r *fasthttp.Response) {
+	r.ResetBody()
+	h := &r.Header
+	closeConn := h.ConnectionClose()
+	var keys []string
+	for k := range h.All() {
+		keys = append(keys, string(k))
+	}
+	for _, k := range keys {
+		h.Del(k)
+	}
+	if closeConn {
+		h.SetConnectionClose()
+	}
+}
+
+// finish runs after every request, panicking or not: it turns a panic into a
+// 500, echoes the request id, and records the access-log line and metrics.
+func (s *Server) finish(ctx *fasthttp.RequestCtx, x *exchange) {
+	if p := recover(); p != nil {
+		s.panicked(ctx, x, p)
+	}
+	if len(x.id) == 0 {
+		// A panic before the id was settled, or an early answer.
+		x.id = s.ids.next(x.id)
+	}
+	ctx.Response.Header.SetBytesV(HeaderRequestID, x.id)
+	status := ctx.Response.StatusCode()
+	elapsed := s.now().Sub(x.start)
+	s.metrics.inFlight.Dec()
+	s.metrics.observe(x.route, x.mode, x.backend, status, elapsed.Seconds())
+	if ce := s.access.Check(zapcore.InfoLevel, "request"); ce != nil {
+		// The byte fields are viewed, not copied: zap's JSON core encodes
+		// during Write, before the handler returns and the request is reused.
+		// The fields live in x so the line allocates nothing.
+		x.fields = [...]zap.Field{
+			zap.String("request_id", view(x.id)),
+			zap.String("method", view(ctx.Method())),
+			zap.String("host", view(ctx.Request.Header.Host())),
+			zap.String("path", view(ctx.RequestURI())),
+			zap.String("route", x.route),
+			zap.String("mode", x.mode),
+			zap.String("backend", x.backend),
+			zap.Int("status", status),
+			zap.Duration("duration", elapsed),
+			zap.Int64("bytes_in", bytesIn(x)),
+			zap.Int64("bytes_out", bytesOut(&ctx.Response)),
+			zap.String("remote", view(appendIP(x.remote[:0], ctx.RemoteIP()))),
+		}
+		ce.Write(x.fields[:]...)
+		x.fields = [len(x.fields)]zap.Field{} // drop the views before pooling
+	}
+	x.body = nil
+	s.exchanges.Put(x)
+}
+
+func (s *Server) panicked(ctx *fasthttp.RequestCtx, x *exchange, p any) {
+	if len(x.id) == 0 {
+		x.id = s.ids.next(x.id)
+	}
+	s.writeError(ctx, x, http.StatusInternalServerError)
+	// The handler stopped at an unknown point, possibly mid-body.
+	ctx.SetConnectionClose()
+	s.log.Error("handler panicked",
+		zap.ByteString("request_id", x.id),
+		zap.String("route", x.route),
+		zap.String("backend", x.backend),
+		zap.ByteString("method", ctx.Method()),
+		zap.ByteString("path", ctx.RequestURI()),
+		zap.Any("panic", p),
+		zap.Strings("headers", redactedHeaders(&ctx.Request.Header)),
+		zap.Stack("stack"),
+	)
+}
+
+// view is b as a string without a copy, for log fields encoded before b
+// changes (the request's bytes live until the handler returns).
+func view(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// appendIP formats ip without allocating (net.IP.String allocates).
+func appendIP(dst []byte, ip net.IP) []byte {
+	a, ok := netip.AddrFromSlice(ip)
+	if !ok {
+		return dst
+	}
+	return a.Unmap().AppendTo(dst)
+}
+
+// bytesIn is the request body bytes the handler read from the client.
+func bytesIn(x *exchange) int64 {
+	if x.body != nil {
+		return x.body.read
+	}
+	return 0
+}
+
+// bytesOut is the response body size: buffered, or declared for a streamed
+// body (-1 when a streamed body is chunked: it is written after the log line).
+func bytesOut(r *fasthttp.Response) int64 {
+	if r.IsBodyStream() {
+		return int64(r.Header.ContentLength())
+	}
+	return int64(len(r.Body()))
+}
+
+// headerReceived runs between the request head and its body. fasthttp v1.78
+// pre-reads up to 8 KiB of a streamed body before calling the handler, even
+// for a Content-Length over the limit, so a client that waits for an answer
+// before sending its body would wait for the read timeout instead of a 413.
+// Marking such a request as "Expect: 100-continue" routes it to expect,
+// which answers 413 before any body byte is read, as Nginx does.
+func (s *Server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+	if int64(h.ContentLength()) > s.limits.maxBody && h.IsHTTP11() {
+		h.Set(fasthttp.HeaderExpect, "100-continue")
+	}
+	return fasthttp.RequestConfig{}
+}
+
+// expect answers "Expect: 100-continue" requests: 100 when the head is within
+// limits, else the limit's status with the standard error body. fasthttp then
+// closes the connection without reading the body. (ExpectHandler's doc says
+// not to touch the response; v1.78 keeps it and only sets the status, which
+// TestExpectContinue pins.)
+func (s *Server) expect(ctx *fasthttp.RequestCtx) int {
+	err := s.limits.check(&ctx.Request.Header)
+	if err == nil {
+		return fasthttp.StatusContinue
+	}
+	x := s.acquire()
+	defer s.finish(ctx, x)
+	x.id = s.ids.assign(&ctx.Request.Header, x.id)
+	s.fail(ctx, x, err)
+	return ctx.Response.StatusCode()
+}
+
+// parseError answers a request fasthttp could not read: 431 for a head over
+// server.max_header_bytes, 408 for a read timeout, 413 for a body over the
+// limit, 400 for anything unparsable. The head may be partial, so the id is
+// always a fresh one.
+func (s *Server) parseError(ctx *fasthttp.RequestCtx, err error) {
+	x := s.acquire()
+	defer s.finish(ctx, x)
+	x.id = s.ids.next(x.id)
+	s.fail(ctx, x, &StatusError{Code: parseErrorStatus(err), Err: err})
+}
+
+func parseErrorStatus(err error) int {
+	var small *fasthttp.ErrSmallBuffer
+	var te timeouter
+	switch {
+	case errors.As(err, &small):
+		return http.StatusRequestHeaderFieldsTooLarge
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		return http.StatusRequestEntityTooLarge
+	case errors.As(err, &te) && te.Timeout(), errors.Is(err, fasthttp.ErrTimeout):
+		return http.StatusRequestTimeout
+	default:
+		return http.StatusBadRequest
+	}
+}
