@@ -7,7 +7,7 @@ PKGS  := ./...
 TESTFLAGS ?= -race -count=1 -timeout 30m
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build run test deps deps-bench lint bench fuzz-seeds clean
+.PHONY: all build run test deps deps-test deps-bench lint bench clean
 
 all: build
 
@@ -19,6 +19,10 @@ build:
 deps:
 	bash scripts/install-deps.sh
 
+# Tests also drive the shadow report page in headless Chromium.
+deps-test:
+	bash scripts/install-deps.sh --browser
+
 deps-bench:
 	bash scripts/install-deps.sh --bench
 
@@ -28,7 +32,7 @@ run: deps build
 	bash scripts/run.sh
 
 # Every test, integration included (real Nginx + PHP-FPM, kfake over TCP, gofakes3 over HTTP).
-test: deps
+test: deps-test
 	$(GO) vet $(PKGS)
 	$(GO) test $(TESTFLAGS) $(PKGS)
 

@@ -1,0 +1,208 @@
+package legacy
+
+import (
+	"errors"
+	"io"
+	"net"
+	"syscall"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// upstreamConn is one connection to the monolith. fasthttp gives every
+// exchange one deadline (the Do deadline) and keeps it on the connection
+// while a streamed response body is read, so a download would be cut at
+// Config.Timeout. upstreamConn splits an exchange into the phases Config
+// documents:
+//
+//   - sending the request, body included: the exchange deadline, and
+//     WriteTimeout between two writes;
+//   - waiting for the response head: the exchange deadline;
+//   - streaming the response body (after streamBody): ReadTimeout between
+//     two reads, and no exchange deadline.
+//
+// It also remembers what happened on the wire during the current exchange,
+// so a failure can be told apart from one that never reached Nginx.
+//
+// fasthttp uses a connection from one goroutine at a time (the pool hands it
+// over under a lock), so the fields need no lock of their own. Deadlines use
+// the wall clock, not an injected one: the kernel's timers do.
+type upstreamConn struct {
+	net.Conn
+	readIdle, writeIdle   time.Duration
+	readRearm, writeRearm time.Duration // see rearmAfter
+	local                 connAddr
+
+	phase      phase
+	writeLimit time.Time // the exchange deadline fasthttp set for writing
+	armedAt    time.Time // when the idle deadline was last pushed out
+	exchanges  int       // exchanges begun on this connection
+	readBytes  int64     // bytes read in the current exchange
+}
+
+type phase uint8
+
+const (
+	phaseIdle phase = iota
+	phaseWrite
+	phaseHead
+	phaseBody
+)
+
+// rearmAfter is how stale an idle deadline may get before a read or write
+// pushes it out again: a quarter of the idle limit, at most a second.
+// Pushing on every call of a 1 GiB transfer would cost a timer update per few
+// KiB for no gain in precision.
+func rearmAfter(idle time.Duration) time.Duration {
+	return min(time.Second, idle/4)
+}
+
+// connAddr is upstreamConn's LocalAddr. fasthttp hands a response the
+// connection's addresses (Response.LocalAddr), and nothing else: this is how
+// the transport finds the connection an exchange ran on.
+type connAddr struct {
+	net.Addr
+	conn *upstreamConn
+}
+
+func newUpstreamConn(c net.Conn, readIdle, writeIdle time.Duration) *upstreamConn {
+	uc := &upstreamConn{
+		Conn:     c,
+		readIdle: readIdle, writeIdle: writeIdle,
+		readRearm: rearmAfter(readIdle), writeRearm: rearmAfter(writeIdle),
+	}
+	uc.local = connAddr{Addr: c.LocalAddr(), conn: uc}
+	return uc
+}
+
+func (c *upstreamConn) LocalAddr() net.Addr { return &c.local }
+
+// SetWriteDeadline records the exchange deadline fasthttp sets before it
+// writes a request, and applies the tighter of it and the idle limit.
+func (c *upstreamConn) SetWriteDeadline(t time.Time) error {
+	c.writeLimit = t
+	now := time.Now()
+	c.armedAt = now
+	return c.Conn.SetWriteDeadline(earliest(t, now.Add(c.writeIdle)))
+}
+
+func (c *upstreamConn) Write(p []byte) (int, error) {
+	if c.phase != phaseWrite {
+		// A write after a read (or the first one) begins an exchange.
+		c.phase = phaseWrite
+		c.exchanges++
+		c.readBytes = 0
+	}
+	if now := time.Now(); now.Sub(c.armedAt) >= c.writeRearm {
+		c.armedAt = now
+		if err := c.Conn.SetWriteDeadline(earliest(c.writeLimit, now.Add(c.writeIdle))); err != nil {
+			return 0, err
+		}
+	}
+	return c.Conn.Write(p)
+}
+
+func (c *upstreamConn) Read(p []byte) (int, error) {
+	switch c.phase {
+	case phaseWrite, phaseIdle:
+		c.phase = phaseHead
+	case phaseBody:
+		if now := time.Now(); now.Sub(c.armedAt) >= c.readRearm {
+			c.armedAt = now
+			if err := c.Conn.SetReadDeadline(now.Add(c.readIdle)); err != nil {
+				return 0, err
+			}
+		}
+	}
+	n, err := c.Conn.Read(p)
+	c.readBytes += int64(n)
+	return n, err
+}
+
+// streamBody lifts the exchange deadline once the response head is in: from
+// here on only silence longer than readIdle ends the body.
+func (c *upstreamConn) streamBody() error {
+	c.phase = phaseBody
+	now := time.Now()
+	c.armedAt = now
+	return c.Conn.SetReadDeadline(now.Add(c.readIdle))
+}
+
+// silentReuse reports whether the current exchange ran on a connection that
+// had served before and got nothing back: the signature of a keep-alive
+// connection the upstream had already closed.
+func (c *upstreamConn) silentReuse() bool {
+	return c.exchanges > 1 && c.readBytes == 0
+}
+
+// earliest is the earlier of a and b; a zero a means no limit.
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func connOf(resp *fasthttp.Response) *upstreamConn {
+	if a, ok := resp.LocalAddr().(*connAddr); ok {
+		return a.conn
+	}
+	return nil
+}
+
+// transport wraps fasthttp's own round trip with what a faithful forwarder
+// needs and HostClient has no option for.
+type transport struct{}
+
+// errStaleConn marks a failure on a reused keep-alive connection the
+// upstream had closed: nothing came back, so the request was not answered
+// and, for an idempotent method, may be sent again (RFC 9110 §9.2.2).
+type errStaleConn struct{ err error }
+
+func (e *errStaleConn) Error() string { return "stale keep-alive connection: " + e.err.Error() }
+func (e *errStaleConn) Unwrap() error { return e.err }
+
+func (transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response) (bool, error) {
+	// HostClient.Do parses the request target into a URI and Request.Write
+	// would then send that URI re-serialized: a fragment or an empty query
+	// ("/a?") lost, an absolute-form target turned into origin-form. Clearing
+	// the parsed URI makes Write send RequestURI as set, byte for byte (the
+	// Host header is always present, see copyRequestHeader).
+	req.SetURI(nil)
+
+	retry, err := fasthttp.DefaultTransport.RoundTrip(hc, req, resp)
+	c := connOf(resp)
+	if err != nil {
+		if retry && c != nil && c.silentReuse() && closedByPeer(err) {
+			err = &errStaleConn{err: err}
+		}
+		return retry, err
+	}
+	if c != nil && resp.BodyStream() != nil {
+		if err := c.streamBody(); err != nil {
+			_ = resp.CloseBodyStream() // closes the connection: the body is unread
+			return false, err
+		}
+	}
+	return false, nil
+}
+
+// closedByPeer reports whether err is the upstream closing or resetting the
+// connection (as opposed to a timeout or a malformed answer).
+func closedByPeer(err error) bool {
+	return errors.Is(err, io.EOF) ||
+		errors.Is(err, fasthttp.ErrConnectionClosed) ||
+		errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE)
+}
+
+// idempotent: RFC 9110 §9.2.2.
+func idempotent(method []byte) bool {
+	switch string(method) {
+	case fasthttp.MethodGet, fasthttp.MethodHead, fasthttp.MethodOptions,
+		fasthttp.MethodTrace, fasthttp.MethodPut, fasthttp.MethodDelete:
+		return true
+	}
+	return false
+}

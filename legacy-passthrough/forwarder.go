@@ -1,0 +1,337 @@
+// Package legacy forwards requests to the legacy monolith's Nginx so that
+// neither the client nor PHP can tell a proxy stands in between: the request
+// target byte for byte, header names in their case, repeated fields and
+// cookies in order, bodies streamed both ways in bounded memory, and the
+// answer (status, reason, Set-Cookie, redirects) as Nginx gave it. Only
+// hop-by-hop fields are dropped and X-Forwarded-* are set, trusting an
+// incoming chain only from configured proxies.
+//
+// Failures are returned, never written: the front door maps
+// ErrUpstreamUnreachable and ErrBadUpstreamResponse to 502 and
+// ErrUpstreamTimeout to 504.
+package legacy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
+)
+
+// Errors Serve and Ping return, wrapped with the cause. Check with errors.Is.
+var (
+	// ErrUpstreamUnreachable: the connection to Nginx could not be opened,
+	// or was closed or reset before an answer came. 502.
+	ErrUpstreamUnreachable = errors.New("upstream unreachable")
+	// ErrUpstreamTimeout: no response head within Config.Timeout (or no
+	// connection within Config.DialTimeout). 504.
+	ErrUpstreamTimeout = errors.New("upstream timed out")
+	// ErrBadUpstreamResponse: Nginx answered something that is not HTTP/1.x,
+	// or a head over Config.MaxResponseHeaderBytes. 502.
+	ErrBadUpstreamResponse = errors.New("bad upstream response")
+)
+
+// Forwarder sends requests to the monolith. It is safe for concurrent use.
+// It is a routes.Handler (Serve), without importing routes.
+type Forwarder struct {
+	cfg     Config
+	addr    string // Upstream's host:port
+	trusted []netip.Prefix
+	log     *zap.Logger
+	metrics *metrics
+	hc      *fasthttp.HostClient
+	dial    dialFunc
+
+	scratch sync.Pool // *scratch
+	bodies  sync.Pool // *responseBody
+}
+
+// Interface guard: the shape of routes.Handler.
+var _ interface {
+	Serve(ctx *fasthttp.RequestCtx) error
+} = (*Forwarder)(nil)
+
+// dialFunc opens a connection to addr; tests swap in an in-memory listener.
+type dialFunc func(ctx context.Context, addr string) (net.Conn, error)
+
+// New builds a Forwarder for cfg (defaults applied, then validated). log may
+// be nil; reg nil means a private registry (metrics not exported). New does
+// no I/O: the first request dials.
+func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Forwarder, error) {
+	return newForwarder(cfg, log, reg, nil)
+}
+
+func newForwarder(cfg Config, log *zap.Logger, reg prometheus.Registerer, dial dialFunc) (*Forwarder, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("legacy config: %w", err)
+	}
+	addr, _ := parseUpstream(cfg.Upstream)         // validated above
+	trusted, _ := parseTrusted(cfg.TrustedProxies) // validated above
+	if log == nil {
+		log = zap.NewNop()
+	}
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	if dial == nil {
+		var d net.Dialer
+		dial = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
+	}
+	f := &Forwarder{
+		cfg:     cfg,
+		addr:    addr,
+		trusted: trusted,
+		log:     log.Named("legacy"),
+		metrics: m,
+		dial:    dial,
+	}
+	f.scratch.New = func() any { return new(scratch) }
+	f.bodies.New = func() any { return new(responseBody) }
+	f.hc = &fasthttp.HostClient{
+		Addr:        addr,
+		DialTimeout: f.dialUpstream,
+		Transport:   transport{},
+		// One retry, and only for what retryIf allows.
+		MaxIdemponentCallAttempts: 2,
+		RetryIfErr:                f.retryIf,
+
+		MaxConns:            cfg.MaxConns,
+		MaxConnWaitTimeout:  cfg.Timeout, // the exchange deadline cuts it shorter
+		MaxIdleConnDuration: cfg.IdleConnTimeout,
+		// The most recently used connection first: the one least likely to
+		// be near Nginx's keepalive_timeout, and spare ones age out after a
+		// burst instead of being kept warm in turn.
+		ConnPoolStrategy: fasthttp.LIFO,
+		ReadBufferSize:   cfg.MaxResponseHeaderBytes,
+		// ReadTimeout and WriteTimeout stay zero: upstreamConn enforces the
+		// idle timeouts, and the Do deadline bounds the rest.
+
+		// Fidelity: names and targets as the client wrote them, nothing the
+		// client did not send (no User-Agent), never a redirect followed.
+		DisableHeaderNamesNormalizing: true,
+		DisablePathNormalizing:        true,
+		NoDefaultUserAgentHeader:      true,
+		StreamResponseBody:            true,
+		// fasthttp's messages would otherwise quote response heads.
+		SecureErrorLogMessage: true,
+	}
+	return f, nil
+}
+
+// dialUpstream is the HostClient's dialer. timeout is what is left of the
+// exchange; DialTimeout caps it.
+func (f *Forwarder) dialUpstream(addr string, timeout time.Duration) (net.Conn, error) {
+	if timeout <= 0 || timeout > f.cfg.DialTimeout {
+		timeout = f.cfg.DialTimeout
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	c, err := f.dial(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	return newUpstreamConn(c, f.cfg.ReadTimeout, f.cfg.WriteTimeout), nil
+}
+
+// retryIf lets HostClient send a request a second time only when it is
+// idempotent (RFC 9110 §9.2.2) and failed on a keep-alive connection the
+// upstream had already closed, with nothing read back (transport marks those
+// errStaleConn). A request with a streamed body is never retried: its body
+// is gone (HostClient checks that too).
+func (f *Forwarder) retryIf(req *fasthttp.Request, _ int, err error) (resetTimeout, retry bool) {
+	var stale *errStaleConn
+	if !errors.As(err, &stale) || !idempotent(req.Header.Method()) || req.IsBodyStream() {
+		return false, false
+	}
+	f.metrics.retries.Inc()
+	if ce := f.log.Check(zap.DebugLevel, "retrying on a fresh connection"); ce != nil {
+		ce.Write(zap.ByteString("method", req.Header.Method()), zap.Error(err))
+	}
+	return false, true // the retry shares the exchange deadline
+}
+
+// Serve forwards the request in ctx and puts the upstream's answer in
+// ctx.Response, replacing its head; the body streams to the client after
+// Serve returns. On error it writes nothing and returns an error wrapping
+// one of the Err* values.
+func (f *Forwarder) Serve(ctx *fasthttp.RequestCtx) error {
+	deadline := time.Now().Add(f.cfg.Timeout)
+	s := f.scratch.Get().(*scratch)
+	defer func() {
+		s.reset()
+		f.scratch.Put(s)
+	}()
+
+	req := fasthttp.AcquireRequest()
+	defer fasthttp.ReleaseRequest(req)
+	f.buildRequest(ctx, req, s)
+
+	resp := fasthttp.AcquireResponse()
+	resp.Header.SetNoDefaultContentType(true) // else Content-Type reads as text/plain when absent
+	if err := f.hc.DoDeadline(req, resp, deadline); err != nil {
+		fasthttp.ReleaseResponse(resp)
+		if s.body.err != nil {
+			return fmt.Errorf("forward to %s: read request body: %w", f.addr, s.body.err)
+		}
+		return f.upstreamError(err)
+	}
+
+	stream := resp.BodyStream()
+	if err := s.copyResponseHeader(&ctx.Response.Header, &resp.Header, stream == nil, f.cfg.MaxResponseHeaderBytes); err != nil {
+		fasthttp.ReleaseResponse(resp) // closes the connection: the body is unread
+		f.metrics.badResponse.Inc()
+		return fmt.Errorf("forward to %s: %w: %w", f.addr, ErrBadUpstreamResponse, err)
+	}
+	if stream == nil { // HEAD, 1xx, 204, 304: the head is the whole answer
+		fasthttp.ReleaseResponse(resp)
+		return nil
+	}
+	n := resp.Header.ContentLength()
+	if n < 0 {
+		// Chunked, or until the upstream closes: chunked to the client. Such
+		// bodies are often produced as they go, so the head goes out first.
+		n = -1
+		ctx.Response.ImmediateHeaderFlush = true
+	}
+	b := f.bodies.Get().(*responseBody)
+	b.f, b.resp, b.r = f, resp, stream
+	b.id = append(b.id[:0], s.id...)
+	ctx.Response.SetBodyStream(b, n)
+	return nil
+}
+
+// buildRequest makes req the upstream copy of the request in ctx.
+func (f *Forwarder) buildRequest(ctx *fasthttp.RequestCtx, req *fasthttp.Request, s *scratch) {
+	in := &ctx.Request.Header
+	out := &req.Header
+	out.DisableNormalizing()
+	out.DisableSpecialHeader()
+	out.SetNoDefaultContentType(true)
+	out.SetMethodBytes(in.Method())
+	// The target exactly as received: no path cleaning, the query untouched
+	// (transport keeps fasthttp from re-serializing it). The protocol is
+	// HTTP/1.1, this hop's own (RFC 9110 §6.2); the front door answers the
+	// client in the client's version.
+	out.SetRequestURIBytes(in.RequestURI())
+
+	n := in.ContentLength()
+	s.copyRequestHeader(out, in, f.peer(ctx), n == -1, f.addr)
+	if n <= 0 && n != -1 {
+		return // no body (or Content-Length: 0, framed by fasthttp)
+	}
+	if bs := ctx.RequestBodyStream(); bs != nil {
+		s.body.r = bs
+		req.SetBodyStream(&s.body, n)
+		return
+	}
+	// A server without StreamRequestBody has the whole body in memory.
+	req.SetBodyRaw(ctx.Request.Body())
+}
+
+func (f *Forwarder) peer(ctx *fasthttp.RequestCtx) peer {
+	a, _ := netip.AddrFromSlice(ctx.RemoteIP())
+	a = a.Unmap()
+	p := peer{addr: a, tls: ctx.IsTLS()}
+	for _, pfx := range f.trusted {
+		if pfx.Contains(a) {
+			p.trusted = true
+			break
+		}
+	}
+	return p
+}
+
+// upstreamError classifies a failed exchange, counts it, and wraps it with
+// the sentinel the front door maps to a status.
+func (f *Forwarder) upstreamError(err error) error {
+	var (
+		op       *net.OpError
+		ne       net.Error
+		sentinel error
+		c        prometheus.Counter
+	)
+	switch {
+	case errors.As(err, &op) && op.Op == "dial":
+		c, sentinel = f.metrics.dial, ErrUpstreamUnreachable
+		if op.Timeout() {
+			// Nginx answers 504 for proxy_connect_timeout too.
+			sentinel = ErrUpstreamTimeout
+		}
+	case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, fasthttp.ErrDialTimeout),
+		errors.Is(err, fasthttp.ErrNoFreeConns), errors.As(err, &ne) && ne.Timeout():
+		c, sentinel = f.metrics.timeout, ErrUpstreamTimeout
+	case closedByPeer(err), errors.As(err, &ne):
+		c, sentinel = f.metrics.reset, ErrUpstreamUnreachable
+	default:
+		c, sentinel = f.metrics.badResponse, ErrBadUpstreamResponse
+	}
+	c.Inc()
+	return fmt.Errorf("forward to %s: %w: %w", f.addr, sentinel, err)
+}
+
+// Ping reports whether the upstream accepts a TCP connection within
+// Config.DialTimeout (or ctx, if sooner), for /readyz. It does not reach
+// PHP.
+func (f *Forwarder) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, f.cfg.DialTimeout)
+	defer cancel()
+	c, err := f.dial(ctx, f.addr)
+	if err != nil {
+		return fmt.Errorf("ping %s: %w: %w", f.addr, ErrUpstreamUnreachable, err)
+	}
+	_ = c.Close()
+	return nil
+}
+
+// Close closes the idle upstream connections. Requests still streaming keep
+// theirs until they end. fasthttp's idle-connection cleaner has no stop: it
+// exits by itself within IdleConnTimeout once no connection is left.
+// Calling Close again is harmless.
+func (f *Forwarder) Close() {
+	f.hc.CloseIdleConnections()
+}
+
+// metrics are the forwarder's Prometheus series; each error kind's counter
+// is resolved once.
+type metrics struct {
+	dial, timeout, reset, badResponse, body prometheus.Counter
+	retries                                 prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	errs := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "strangler_upstream_errors_total",
+		Help: "Failed exchanges with the monolith by kind: dial (connection refused or not opened in time), " +
+			"timeout (no response head in time), reset (closed before an answer), bad_response (not HTTP, " +
+			"head too large), body (cut off while streaming the body to the client).",
+	}, []string{"kind"})
+	retries := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "strangler_upstream_retries_total",
+		Help: "Idempotent requests sent again after a kept-alive connection turned out closed.",
+	})
+	for _, c := range []prometheus.Collector{errs, retries} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register legacy metrics: %w", err)
+		}
+	}
+	return &metrics{
+		dial:        errs.WithLabelValues("dial"),
+		timeout:     errs.WithLabelValues("timeout"),
+		reset:       errs.WithLabelValues("reset"),
+		badResponse: errs.WithLabelValues("bad_response"),
+		body:        errs.WithLabelValues("body"),
+		retries:     retries,
+	}, nil
+}
