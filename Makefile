@@ -44,7 +44,7 @@ lint:
 # Load runs with wrk, contenders interleaved round by round; writes bench/results.md.
 bench: deps-bench build
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./routes ./ported/... ./legacy-passthrough ./proxy
-	$(GO) run ./cmd/benchrun -out bench/results.md
+	$(GO) run ./cmd/benchrun -groups static,php,ping,campaigns,events,shadow -out bench/results.md
 
 clean:
 	rm -rf $(BIN) var

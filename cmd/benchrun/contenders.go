@@ -13,6 +13,10 @@ import (
 // comparison is Go vs PHP behind the same front door.
 const goHost = "go.bench"
 
+// shadowHost selects the shadowed copy of the lookup route: PHP answers and
+// Go runs on a copy of every request, for the shadow-overhead group.
+const shadowHost = "shadow.bench"
+
 func contenders(m *monolith.Monolith, px *strangler) []contender {
 	stack := func() []int { return []int{m.NginxPID, m.FPMPID} }
 	withProxy := func() []int { return append(stack(), px.pid()) }
@@ -40,6 +44,9 @@ func contenders(m *monolith.Monolith, px *strangler) []contender {
 		contender{Group: "campaigns", Name: "php via strangler", Baseline: true, URL: px.url + "/api/v1/campaigns/cmp_004242", Procs: withProxy, Strangler: true},
 		contender{Group: "campaigns", Name: "go via strangler", URL: px.url + "/api/v1/campaigns/cmp_004242", Headers: goHdr, Procs: withProxy, Strangler: true},
 
+		contender{Group: "shadow", Name: "legacy only", Baseline: true, URL: px.url + "/api/v1/campaigns/cmp_004242", Procs: withProxy, Strangler: true},
+		contender{Group: "shadow", Name: "shadow 100%", URL: px.url + "/api/v1/campaigns/cmp_004242", Headers: map[string]string{"Host": shadowHost}, Procs: withProxy, Strangler: true},
+
 		contender{Group: "events", Name: "php direct", Method: "POST", Body: event, Headers: jsonHdr, URL: m.URL + "/api/v1/events", Procs: stack},
 		contender{Group: "events", Name: "php via strangler", Baseline: true, Method: "POST", Body: event, Headers: jsonHdr, URL: px.url + "/api/v1/events", Procs: withProxy, Strangler: true},
 		contender{Group: "events", Name: "go via strangler", Method: "POST", Body: event, Headers: goJSON, URL: px.url + "/api/v1/events", Procs: withProxy, Strangler: true},
@@ -54,14 +61,23 @@ func benchEvent(now time.Time) string {
 		now.UTC().Format(time.RFC3339))
 }
 
-// benchConfig is the proxy's config for the run: every path legacy, and the
-// ported handlers on the bench host only.
-func benchConfig(listen, admin, upstream, dir string) string {
+// benchConfig is the proxy's config for the run: every path legacy, the
+// ported handlers on the bench host only, and the lookup route shadowed on
+// the shadow host.
+func benchConfig(listen, admin, upstream, dir, campaigns string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "listen: %q\nadmin_listen: %q\nlog:\n  level: warn\n", listen, admin)
 	fmt.Fprintf(&b, "legacy:\n  upstream: %q\n", upstream)
 	fmt.Fprintf(&b, "spool:\n  dir: %q\n", dir+"/spool")
+	fmt.Fprintf(&b, "hotcache:\n  source: %q\n", "file://"+campaigns)
 	b.WriteString("routes:\n")
-	b.WriteString("  - {name: ping-go, methods: [GET], host: " + goHost + ", path: /api/v1/ping, mode: ported, handler: ping}\n")
+	for _, r := range []string{
+		"{name: ping-go, methods: [GET], host: " + goHost + ", path: /api/v1/ping, mode: ported, handler: ping}",
+		"{name: campaign-go, methods: [GET], host: " + goHost + ", path: /api/v1/campaigns/{id}, mode: ported, handler: campaigns.get}",
+		"{name: events-go, methods: [POST], host: " + goHost + ", path: /api/v1/events, mode: ported, handler: events.ingest}",
+		"{name: campaign-shadow, methods: [GET], host: " + shadowHost + ", path: /api/v1/campaigns/{id}, mode: shadow, handler: campaigns.get, shadow: {primary: legacy, sample_percent: 100}}",
+	} {
+		b.WriteString("  - " + r + "\n")
+	}
 	return b.String()
 }

@@ -80,7 +80,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	defer mono.Stop()
 
-	px, err := startStrangler(ctx, *bin, tmp, mono.URL)
+	campaigns, err := filepath.Abs("examples/monolith/data/campaigns.json")
+	if err == nil {
+		_, err = os.Stat(campaigns)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "run from the repository root (make bench):", err)
+		return 1
+	}
+	px, err := startStrangler(ctx, *bin, tmp, mono.URL, campaigns)
 	if err != nil {
 		fmt.Fprintln(stderr, "start strangler:", err)
 		return 1
@@ -166,7 +174,7 @@ func (s *strangler) stop() {
 	}
 }
 
-func startStrangler(ctx context.Context, bin, tmp, upstream string) (*strangler, error) {
+func startStrangler(ctx context.Context, bin, tmp, upstream, campaigns string) (*strangler, error) {
 	listen, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -176,7 +184,7 @@ func startStrangler(ctx context.Context, bin, tmp, upstream string) (*strangler,
 		return nil, err
 	}
 	cfg := filepath.Join(tmp, "config.yaml")
-	if err := os.WriteFile(cfg, []byte(benchConfig(listen, admin, upstream, tmp)), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(benchConfig(listen, admin, upstream, tmp, campaigns)), 0o644); err != nil {
 		return nil, err
 	}
 	log, err := os.Create(filepath.Join(tmp, "strangler.log"))
