@@ -70,6 +70,17 @@ type Config struct {
 	// to the proxy directly.
 	TrustedProxies []string `mapstructure:"trusted_proxies"`
 
+	// TunnelIdleTimeout closes a websocket connection passed through to the
+	// upstream when no byte has moved either way for this long (Nginx's
+	// proxy_read_timeout plays this part for its websocket proxying).
+	// Default 60s.
+	TunnelIdleTimeout time.Duration `mapstructure:"tunnel_idle_timeout"`
+
+	// MaxTunnels caps the websocket connections open through the proxy at
+	// once; past it an upgrade is answered 503 with Retry-After. Each holds
+	// two sockets and 64 KiB of buffers. Default 1024.
+	MaxTunnels int `mapstructure:"max_tunnels"`
+
 	// MaxResponseHeaderBytes caps the upstream's status line and headers;
 	// past it the client gets 502. It is also the read buffer of each busy
 	// upstream connection. Default 16384 (Nginx hands PHP's headers through
@@ -87,6 +98,8 @@ const (
 	DefaultUpstreamKeepaliveTimeout = 75 * time.Second
 	DefaultMaxConns                 = 1024
 	DefaultMaxResponseHeaderBytes   = 16 << 10
+	DefaultTunnelIdleTimeout        = 60 * time.Second
+	DefaultMaxTunnels               = 1024
 )
 
 // Bounds on MaxResponseHeaderBytes: below the lower one even a plain Nginx
@@ -107,6 +120,8 @@ func (c Config) WithDefaults() Config {
 	setDefault(&c.UpstreamKeepaliveTimeout, DefaultUpstreamKeepaliveTimeout)
 	setDefault(&c.MaxConns, DefaultMaxConns)
 	setDefault(&c.MaxResponseHeaderBytes, DefaultMaxResponseHeaderBytes)
+	setDefault(&c.TunnelIdleTimeout, DefaultTunnelIdleTimeout)
+	setDefault(&c.MaxTunnels, DefaultMaxTunnels)
 	return c
 }
 
@@ -137,6 +152,7 @@ func (c Config) Validate() error {
 		{"write_timeout", c.WriteTimeout},
 		{"idle_conn_timeout", c.IdleConnTimeout},
 		{"upstream_keepalive_timeout", c.UpstreamKeepaliveTimeout},
+		{"tunnel_idle_timeout", c.TunnelIdleTimeout},
 	} {
 		if d.v <= 0 {
 			add("%s: %s is not positive: write it like 30s, or leave it out for the default", d.key, d.v)
@@ -152,6 +168,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxConns <= 0 {
 		add("max_conns: %d is not positive: leave it out for %d", c.MaxConns, DefaultMaxConns)
+	}
+	if c.MaxTunnels <= 0 {
+		add("max_tunnels: %d is not positive: leave it out for %d", c.MaxTunnels, DefaultMaxTunnels)
 	}
 	if _, err := parseTrusted(c.TrustedProxies); err != nil {
 		errs = append(errs, err)

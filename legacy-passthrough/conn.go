@@ -1,6 +1,7 @@
 package legacy
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -39,6 +40,18 @@ type upstreamConn struct {
 	armedAt    time.Time // when the idle deadline was last pushed out
 	exchanges  int       // exchanges begun on this connection
 	readBytes  int64     // bytes read in the current exchange
+
+	// The response heads of the current exchange as read, for
+	// checkResponseHeads: captured from the first read until the final
+	// head's end, at most headLimit bytes.
+	head      []byte
+	headLimit int
+	headFrom  int  // where the head being looked for starts in head
+	capturing bool // still looking for the final head's end
+	// poisoned: the connection went back to fasthttp's pool before its
+	// answer turned out to be badly framed; it is closed, and an exchange
+	// that picks it up fails before sending anything.
+	poisoned bool
 }
 
 type phase uint8
@@ -66,11 +79,12 @@ type connAddr struct {
 	conn *upstreamConn
 }
 
-func newUpstreamConn(c net.Conn, readIdle, writeIdle time.Duration) *upstreamConn {
+func newUpstreamConn(c net.Conn, readIdle, writeIdle time.Duration, headLimit int) *upstreamConn {
 	uc := &upstreamConn{
 		Conn:     c,
 		readIdle: readIdle, writeIdle: writeIdle,
 		readRearm: rearmAfter(readIdle), writeRearm: rearmAfter(writeIdle),
+		headLimit: headLimit,
 	}
 	uc.local = connAddr{Addr: c.LocalAddr(), conn: uc}
 	return uc
@@ -93,6 +107,7 @@ func (c *upstreamConn) Write(p []byte) (int, error) {
 		c.phase = phaseWrite
 		c.exchanges++
 		c.readBytes = 0
+		c.head, c.headFrom, c.capturing = c.head[:0], 0, true
 	}
 	if now := time.Now(); now.Sub(c.armedAt) >= c.writeRearm {
 		c.armedAt = now
@@ -117,7 +132,54 @@ func (c *upstreamConn) Read(p []byte) (int, error) {
 	}
 	n, err := c.Conn.Read(p)
 	c.readBytes += int64(n)
+	if c.capturing && c.phase == phaseHead {
+		c.capture(p[:n])
+	}
 	return n, err
+}
+
+// capture appends p to the captured heads and stops once the final head's
+// end is in: interim 1xx heads (100 Continue, 103 Early Hints) come before
+// it, a 101's head is final. Only head bytes are kept; the copy of the first
+// body bytes read along with the head is bounded by headLimit.
+func (c *upstreamConn) capture(p []byte) {
+	if room := c.headLimit - len(c.head); len(p) > room {
+		p = p[:room]
+	}
+	from := max(c.headFrom, len(c.head)-len(crlfcrlf)+1)
+	c.head = append(c.head, p...)
+	for {
+		i := bytes.Index(c.head[from:], crlfcrlf)
+		if i < 0 {
+			break
+		}
+		end := from + i + len(crlfcrlf)
+		if !interim(c.head[c.headFrom:]) {
+			c.head = c.head[:end]
+			c.capturing = false
+			return
+		}
+		c.headFrom, from = end, end
+	}
+	if len(c.head) >= c.headLimit {
+		c.capturing = false // checkResponseHeads reports it
+	}
+}
+
+// interim reports whether head starts with a 1xx status line other than 101.
+func interim(head []byte) bool {
+	return len(head) >= 12 && head[9] == '1' && !(head[10] == '0' && head[11] == '1')
+}
+
+// checkHead checks the heads captured in the exchange that just ended.
+func (c *upstreamConn) checkHead() error {
+	return checkResponseHeads(c.head, !c.capturing)
+}
+
+// poison closes a connection fasthttp has already put back in its pool.
+func (c *upstreamConn) poison() {
+	c.poisoned = true
+	_ = c.Conn.Close()
 }
 
 // streamBody lifts the exchange deadline once the response head is in: from
@@ -174,12 +236,31 @@ func (transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp 
 	retry, err := fasthttp.DefaultTransport.RoundTrip(hc, req, resp)
 	c := connOf(resp)
 	if err != nil {
-		if retry && c != nil && c.silentReuse() && closedByPeer(err) {
+		if retry && c != nil && (c.poisoned || c.silentReuse() && closedByPeer(err)) {
 			err = &errStaleConn{err: err}
 		}
 		return retry, err
 	}
-	if c != nil && resp.BodyStream() != nil {
+	if c == nil {
+		return false, nil
+	}
+	if err := c.checkHead(); err != nil {
+		if resp.BodyStream() != nil {
+			// Closing the unread stream of a response marked close closes
+			// the connection instead of pooling it.
+			resp.SetConnectionClose()
+			_ = resp.CloseBodyStream()
+		} else {
+			// A bodiless answer (HEAD, 1xx, 204, 304): fasthttp pooled the
+			// connection already. Close it, and every idle one with it so
+			// that no other exchange picks it up in the meantime (a rare
+			// cost: the upstream just sent a broken answer).
+			c.poison()
+			hc.CloseIdleConnections()
+		}
+		return false, err
+	}
+	if resp.BodyStream() != nil {
 		if err := c.streamBody(); err != nil {
 			_ = resp.CloseBodyStream() // closes the connection: the body is unread
 			return false, err

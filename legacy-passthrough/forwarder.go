@@ -12,6 +12,7 @@
 package legacy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -48,6 +49,7 @@ type Forwarder struct {
 	metrics *metrics
 	hc      *fasthttp.HostClient
 	dial    dialFunc
+	tunnels *tunnels // upgraded (websocket) connections, see tunnel.go
 
 	scratch sync.Pool // *scratch
 	bodies  sync.Pool // *responseBody
@@ -97,6 +99,7 @@ func newForwarder(cfg Config, log *zap.Logger, reg prometheus.Registerer, dial d
 		metrics: m,
 		dial:    dial,
 	}
+	f.tunnels = newTunnels(cfg.MaxTunnels, cfg.TunnelIdleTimeout, f.log, m.tunnelsOpen)
 	f.scratch.New = func() any { return new(scratch) }
 	f.bodies.New = func() any { return new(responseBody) }
 	f.hc = &fasthttp.HostClient{
@@ -130,9 +133,20 @@ func newForwarder(cfg Config, log *zap.Logger, reg prometheus.Registerer, dial d
 	return f, nil
 }
 
+// headSlack is room for interim 1xx heads in the response-head capture.
+const headSlack = 1 << 10
+
 // dialUpstream is the HostClient's dialer. timeout is what is left of the
 // exchange; DialTimeout caps it.
 func (f *Forwarder) dialUpstream(addr string, timeout time.Duration) (net.Conn, error) {
+	c, err := f.dialConn(addr, timeout)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (f *Forwarder) dialConn(addr string, timeout time.Duration) (*upstreamConn, error) {
 	if timeout <= 0 || timeout > f.cfg.DialTimeout {
 		timeout = f.cfg.DialTimeout
 	}
@@ -142,7 +156,9 @@ func (f *Forwarder) dialUpstream(addr string, timeout time.Duration) (net.Conn, 
 	if err != nil {
 		return nil, err
 	}
-	return newUpstreamConn(c, f.cfg.ReadTimeout, f.cfg.WriteTimeout), nil
+	// Interim heads come before the final one, so the capture has room for
+	// a few beyond fasthttp's limit on one head.
+	return newUpstreamConn(c, f.cfg.ReadTimeout, f.cfg.WriteTimeout, f.cfg.MaxResponseHeaderBytes+headSlack), nil
 }
 
 // retryIf lets HostClient send a request a second time only when it is
@@ -173,6 +189,10 @@ func (f *Forwarder) Serve(ctx *fasthttp.RequestCtx) error {
 		s.reset()
 		f.scratch.Put(s)
 	}()
+
+	if isWebSocketUpgrade(&ctx.Request.Header) {
+		return f.serveUpgrade(ctx, s)
+	}
 
 	req := fasthttp.AcquireRequest()
 	defer fasthttp.ReleaseRequest(req)
@@ -220,14 +240,16 @@ func (f *Forwarder) buildRequest(ctx *fasthttp.RequestCtx, req *fasthttp.Request
 	out.DisableSpecialHeader()
 	out.SetNoDefaultContentType(true)
 	out.SetMethodBytes(in.Method())
-	// The target exactly as received: no path cleaning, the query untouched
-	// (transport keeps fasthttp from re-serializing it). The protocol is
-	// HTTP/1.1, this hop's own (RFC 9110 §6.2); the front door answers the
-	// client in the client's version.
-	out.SetRequestURIBytes(in.RequestURI())
+	// The target as received: no path cleaning, the query untouched
+	// (transport keeps fasthttp from re-serializing it), only an absolute
+	// form cut to its path and query. The protocol is HTTP/1.1, this hop's
+	// own (RFC 9110 §6.2); the front door answers the client in the
+	// client's version.
+	target, authority := requestTarget(in.RequestURI())
+	out.SetRequestURIBytes(target)
 
 	n := in.ContentLength()
-	s.copyRequestHeader(out, in, f.peer(ctx), n == -1, f.addr)
+	s.copyRequestHeader(out, in, f.peer(ctx), n == -1, authority, f.addr)
 	if n <= 0 && n != -1 {
 		return // no body (or Content-Length: 0, framed by fasthttp)
 	}
@@ -238,6 +260,50 @@ func (f *Forwarder) buildRequest(ctx *fasthttp.RequestCtx, req *fasthttp.Request
 	}
 	// A server without StreamRequestBody has the whole body in memory.
 	req.SetBodyRaw(ctx.Request.Body())
+}
+
+// requestTarget is the target to send upstream for the client's target uri,
+// and the authority the Host field must carry (nil: the client's Host).
+//
+// An absolute-form target ("http://host/path?q") is sent in origin form
+// ("/path?q"), which is what a client must send to an origin server (RFC
+// 9112 §3.2.1), and its authority replaces the client's Host: a server must
+// ignore Host for an absolute target (§3.2.2) and the route table matched
+// on the authority, while Nginx hands PHP the Host field as HTTP_HOST.
+// Forwarding both unchanged would route on one host and let PHP see
+// another. Userinfo is never forwarded (the front door refuses it).
+func requestTarget(uri []byte) (target, authority []byte) {
+	rest, ok := cutScheme(uri)
+	if !ok {
+		return uri, nil
+	}
+	end := len(rest)
+	for i, c := range rest {
+		if c == '/' || c == '?' || c == '#' {
+			end = i
+			break
+		}
+	}
+	authority, target = rest[:end], rest[end:]
+	if i := bytes.LastIndexByte(authority, '@'); i >= 0 {
+		authority = authority[i+1:]
+	}
+	if len(target) == 0 || target[0] != '/' {
+		// "http://h" or "http://h?q": the path is "/" (RFC 9112 §3.2.1).
+		target = append([]byte{'/'}, target...)
+	}
+	return target, authority
+}
+
+// cutScheme returns uri after "http://" or "https://" (any case), and
+// whether it had one.
+func cutScheme(uri []byte) ([]byte, bool) {
+	for _, scheme := range []string{"http://", "https://"} {
+		if len(uri) >= len(scheme) && equalFold(uri[:len(scheme)], scheme) {
+			return uri[len(scheme):], true
+		}
+	}
+	return uri, false
 }
 
 func (f *Forwarder) peer(ctx *fasthttp.RequestCtx) peer {
@@ -295,11 +361,14 @@ func (f *Forwarder) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the idle upstream connections. Requests still streaming keep
-// theirs until they end. fasthttp's idle-connection cleaner has no stop: it
-// exits by itself within IdleConnTimeout once no connection is left.
-// Calling Close again is harmless.
+// Close closes the idle upstream connections, ends every websocket tunnel
+// and waits for their goroutines, and refuses new tunnels from then on.
+// Requests still streaming keep their connections until they end. fasthttp's
+// idle-connection cleaner has no stop: it exits by itself within
+// IdleConnTimeout once no connection is left. Calling Close again is
+// harmless.
 func (f *Forwarder) Close() {
+	f.tunnels.closeAll()
 	f.hc.CloseIdleConnections()
 }
 
@@ -308,6 +377,8 @@ func (f *Forwarder) Close() {
 type metrics struct {
 	dial, timeout, reset, badResponse, body prometheus.Counter
 	retries                                 prometheus.Counter
+	tunnelsOpen                             prometheus.Gauge
+	tunnelsRefused                          prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -321,7 +392,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Name: "strangler_upstream_retries_total",
 		Help: "Idempotent requests sent again after a kept-alive connection turned out closed.",
 	})
-	for _, c := range []prometheus.Collector{errs, retries} {
+	tunnelsOpen := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "strangler_upstream_tunnels_open",
+		Help: "WebSocket connections passed through to the monolith and still open.",
+	})
+	tunnelsRefused := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "strangler_upstream_tunnels_refused_total",
+		Help: "WebSocket upgrades answered 503 because legacy.max_tunnels were open.",
+	})
+	for _, c := range []prometheus.Collector{errs, retries, tunnelsOpen, tunnelsRefused} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register legacy metrics: %w", err)
 		}
@@ -333,5 +412,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		badResponse: errs.WithLabelValues("bad_response"),
 		body:        errs.WithLabelValues("body"),
 		retries:     retries,
+
+		tunnelsOpen:    tunnelsOpen,
+		tunnelsRefused: tunnelsRefused,
 	}, nil
 }

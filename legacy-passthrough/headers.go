@@ -29,6 +29,7 @@ type scratch struct {
 	tokens [][]byte // field names listed in Connection headers
 	xff    []byte   // the trusted X-Forwarded-For chain, joined
 	id     []byte   // X-Request-Id, for a mid-body error log line
+	host   []byte   // the Host sent upstream: see requestTarget
 
 	sawHost, sawProto, sawFwdHost bool
 
@@ -43,7 +44,7 @@ func (s *scratch) reset() {
 	clear(s.parsed) // drop the references into the finished request
 	clear(s.tokens)
 	s.parsed, s.tokens = s.parsed[:0], s.tokens[:0]
-	s.xff, s.id, s.head = s.xff[:0], nil, s.head[:0]
+	s.xff, s.id, s.head, s.host = s.xff[:0], nil, s.head[:0], nil
 	s.sawHost, s.sawProto, s.sawFwdHost = false, false, false
 	s.rd.Reset(nil)
 	s.body = requestBody{}
@@ -72,8 +73,13 @@ type peer struct {
 // Hop-by-hop fields and those a Connection header names are stripped (RFC
 // 9110 §7.6.1); X-Forwarded-* and friends pass only from trusted proxies;
 // then the forwarder adds its own X-Forwarded-For/-Proto/-Host, last, so no
-// client Connection header can remove them.
-func (s *scratch) copyRequestHeader(out, in *fasthttp.RequestHeader, p peer, chunked bool, fallbackHost string) {
+// client Connection header can remove them. host is the Host to send (see
+// requestTarget); nil keeps the client's.
+func (s *scratch) copyRequestHeader(out, in *fasthttp.RequestHeader, p peer, chunked bool, host []byte, fallbackHost string) {
+	s.host = host
+	if s.host == nil {
+		s.host = in.Host()
+	}
 	raw := len(in.RawHeaders()) > 0
 	for k, v := range in.All() {
 		if equalFold(k, "Connection") {
@@ -126,12 +132,16 @@ func (s *scratch) copyRequestHeader(out, in *fasthttp.RequestHeader, p peer, chu
 			out.Add(hXForwardedProt, "http")
 		}
 	}
-	if host := in.Host(); !s.sawFwdHost && len(host) > 0 {
-		out.AddBytesV(hXForwardedHost, host)
+	if !s.sawFwdHost && len(s.host) > 0 {
+		out.AddBytesV(hXForwardedHost, s.host)
 	}
 	if !s.sawHost {
 		// HTTP/1.0 clients may omit Host; HTTP/1.1 to Nginx requires one.
-		out.Add(hHost, fallbackHost)
+		if len(s.host) > 0 {
+			out.AddBytesV(hHost, s.host)
+		} else {
+			out.Add(hHost, fallbackHost)
+		}
 	}
 }
 
@@ -173,7 +183,7 @@ func (s *scratch) add(out *fasthttp.RequestHeader, k, v []byte, p peer, chunked 
 			return // fasthttp's server refuses a second Host; be as strict
 		}
 		s.sawHost = true
-		out.AddBytesV(hHost, v)
+		out.AddBytesV(hHost, s.host) // the client's, or an absolute target's authority
 	case equalFold(k, "Content-Length"):
 		// A chunked body may arrive with a Content-Length too (fasthttp's
 		// server lets Transfer-Encoding win, RFC 9112 §6.3); the upstream
@@ -295,7 +305,7 @@ const (
 	fwdFor
 	fwdProto
 	fwdHost
-	fwdOther // Forwarded, X-Forwarded-Port, X-Forwarded-Prefix, X-Real-IP
+	fwdOther // Forwarded, X-Real-IP, Client-IP...: see forwardingKind
 )
 
 // forwardingKind classifies the fields that describe the client as some
@@ -303,7 +313,7 @@ const (
 // the monolith's peer is this proxy. underscore reports a spelling with '_'
 // for '-'.
 func forwardingKind(k []byte) (kind fwdKind, underscore bool) {
-	if len(k) < len("Forwarded") {
+	if len(k) < len("Client-IP") {
 		return notForwarding, false
 	}
 	underscore = bytes.IndexByte(k, '_') >= 0
@@ -314,8 +324,28 @@ func forwardingKind(k []byte) (kind fwdKind, underscore bool) {
 		return fwdProto, underscore
 	case equalFoldDash(k, hXForwardedHost):
 		return fwdHost, underscore
-	case equalFoldDash(k, "Forwarded"), equalFoldDash(k, "X-Forwarded-Port"),
-		equalFoldDash(k, "X-Forwarded-Prefix"), equalFoldDash(k, "X-Real-IP"):
+	// The other fields that describe the client or the original request as
+	// some proxy saw it. PHP code believes them once it trusts its peer:
+	// "real IP" helpers try HTTP_CLIENT_IP, HTTP_X_REAL_IP,
+	// HTTP_TRUE_CLIENT_IP...; frameworks take the scheme from X-Forwarded-Ssl
+	// or Front-End-Https and the path from X-Original-URL or X-Rewrite-URL
+	// (Symfony's CVE-2018-14773). From an untrusted peer each is a spoof.
+	case equalFoldDash(k, "Forwarded"),
+		equalFoldDash(k, "X-Forwarded-Port"),
+		equalFoldDash(k, "X-Forwarded-Prefix"),
+		equalFoldDash(k, "X-Forwarded-Server"),
+		equalFoldDash(k, "X-Forwarded-Ssl"),
+		equalFoldDash(k, "X-Forwarded-Scheme"),
+		equalFoldDash(k, "X-Url-Scheme"),
+		equalFoldDash(k, "Front-End-Https"),
+		equalFoldDash(k, "X-Real-IP"),
+		equalFoldDash(k, "X-Client-IP"),
+		equalFoldDash(k, "Client-IP"),
+		equalFoldDash(k, "True-Client-IP"),
+		equalFoldDash(k, "X-Cluster-Client-IP"),
+		equalFoldDash(k, "X-Original-URL"),
+		equalFoldDash(k, "X-Rewrite-URL"),
+		equalFoldDash(k, "X-Original-Host"):
 		return fwdOther, underscore
 	}
 	return notForwarding, false

@@ -91,12 +91,14 @@ func TestRequestHeadFidelity(t *testing.T) {
 			},
 		},
 		{
+			// An absolute target goes upstream in origin form, and its
+			// authority, which routing used, is the Host PHP sees.
 			name:  "Connection cannot remove our fields or Host",
-			uri:   "http://shop.example/abs?q",
+			uri:   "HTTP://Route.Example:8080/abs?q",
 			extra: []string{"connection: X-Forwarded-For, x-forwarded-proto, HOST, X-Forwarded-Host, x-custom"},
 			want: []string{
-				"GET http://shop.example/abs?q HTTP/1.1",
-				"Host: shop.example",
+				"GET /abs?q HTTP/1.1",
+				"Host: Route.Example:8080",
 				"Cookie: a=1;b=2",
 				"X-Dup: first",
 				"X-Dup: second",
@@ -104,7 +106,7 @@ func TestRequestHeadFidelity(t *testing.T) {
 				"User-agent: test/1.0",
 				"X-Forwarded-For: 127.0.0.1",
 				"X-Forwarded-Proto: http",
-				"X-Forwarded-Host: shop.example",
+				"X-Forwarded-Host: Route.Example:8080",
 			},
 		},
 		{

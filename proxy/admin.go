@@ -2,11 +2,14 @@ package proxy
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +43,22 @@ type AdminOptions struct {
 	CheckTimeout time.Duration
 	// Logger receives the admin server's own errors. Nil means none.
 	Logger *zap.Logger
+	// Front, when set, adds the migration report (/shadow, /shadow.json)
+	// and the route re-enable action (POST /admin/routes/{name}/reenable).
+	Front *Server
+	// Token is the bearer token actions require (Config.AdminToken).
+	// Empty: actions are allowed only on a loopback listener.
+	Token string
+	// Routes are other components' endpoints (hot-cache refresh...),
+	// mounted as they are. A pattern may not repeat one above.
+	Routes []AdminRoute
+}
+
+// AdminRoute is a component's endpoint on the admin listener.
+type AdminRoute struct {
+	// Pattern is an http.ServeMux pattern, e.g. "POST /admin/hotcache/refresh".
+	Pattern string
+	Handler http.Handler
 }
 
 // Admin is the operator's listener: /metrics, /healthz, /readyz, /routes.
@@ -50,6 +69,8 @@ type Admin struct {
 	timeout  time.Duration
 	live     *routes.Live
 	draining atomic.Bool
+	front    *Server
+	token    string
 }
 
 // Admin server timeouts: generous for a scrape, short enough that a stuck
@@ -96,6 +117,17 @@ func NewAdmin(o AdminOptions) (*Admin, error) {
 	})
 	mux.HandleFunc("GET /readyz", a.readyz)
 	mux.HandleFunc("GET /routes", a.routes)
+	if f := o.Front; f != nil {
+		a.front, a.token = f, o.Token
+		mux.Handle("GET /shadow", f.Report())
+		mux.Handle("GET /shadow.json", f.Report().JSON())
+		mux.HandleFunc("POST /admin/routes/{name}/reenable", a.reenable)
+	}
+	for _, r := range o.Routes {
+		if err := mountRoute(mux, r); err != nil {
+			return nil, err
+		}
+	}
 	a.srv = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: adminReadHeaderTimeout,
@@ -198,4 +230,61 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v) // the status is sent; a failed write is the client's loss
+}
+
+// Reenabled is the body of a successful POST /admin/routes/{name}/reenable.
+type Reenabled struct {
+	Route string `json:"route"`
+	// WasDemoted is false when the route was serving its mode already.
+	WasDemoted bool `json:"was_demoted"`
+}
+
+// reenable lifts a route's demotion. It is an action: it takes the bearer
+// token when one is configured, and is refused off loopback without one.
+func (a *Admin) reenable(w http.ResponseWriter, r *http.Request) {
+	if msg, code := a.authorize(r); code != 0 {
+		writeJSON(w, code, map[string]string{"error": msg})
+		return
+	}
+	name := r.PathValue("name")
+	was, err := a.front.Reenable(name)
+	if errors.Is(err, ErrUnknownRoute) {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, Reenabled{Route: name, WasDemoted: was})
+}
+
+// authorize returns why r may not act, with the status, or 0.
+func (a *Admin) authorize(r *http.Request) (string, int) {
+	if a.token != "" {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		// Hashing first makes the comparison's time independent of the
+		// token's length as well as its content.
+		gs, ws := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(a.token))
+		if !ok || subtle.ConstantTimeCompare(gs[:], ws[:]) != 1 {
+			return "a valid bearer token (admin_token) is required", http.StatusUnauthorized
+		}
+		return "", 0
+	}
+	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	if tcp, ok := local.(*net.TCPAddr); !ok || !tcp.IP.IsLoopback() {
+		return "admin actions off a loopback admin_listen need admin_token to be configured", http.StatusForbidden
+	}
+	return "", 0
+}
+
+// mountRoute adds r to mux, turning the mux's panic on a bad or repeated
+// pattern into an error.
+func mountRoute(mux *http.ServeMux, r AdminRoute) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("admin route %q: %v", r.Pattern, p)
+		}
+	}()
+	if r.Handler == nil {
+		return fmt.Errorf("admin route %q: nil handler", r.Pattern)
+	}
+	mux.Handle(r.Pattern, r.Handler)
+	return nil
 }

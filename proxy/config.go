@@ -5,6 +5,10 @@ import (
 	"fmt"
 	"net"
 	"time"
+
+	"github.com/strangler-proxy/strangler/proxy/compare"
+	"github.com/strangler-proxy/strangler/proxy/shadow"
+	"github.com/strangler-proxy/strangler/proxy/shadowreport"
 )
 
 // Config is the front door's static configuration: the top-level keys
@@ -21,6 +25,39 @@ type Config struct {
 	AdminListen string `mapstructure:"admin_listen"`
 	// Server holds the front door's limits and timeouts.
 	Server ServerConfig `mapstructure:"server"`
+	// AdminToken, when set, is the bearer token the admin listener's
+	// actions (POST /admin/routes/{name}/reenable) require. Empty: actions
+	// are allowed only on a loopback admin_listen, and refused otherwise.
+	// At least 16 characters; never logged.
+	AdminToken string `mapstructure:"admin_token"`
+	// Shadow holds the settings of shadow execution shared by every route
+	// (each route's own are in its shadow block).
+	Shadow ShadowConfig `mapstructure:"shadow"`
+}
+
+// ShadowConfig is the `shadow:` section: the pool candidates run on, the
+// report's memory bounds, the diff log and the budget watcher.
+type ShadowConfig struct {
+	// Workers run candidate calls. Default 8.
+	Workers int `mapstructure:"workers"`
+	// Queue is how many copied requests may wait for a worker; past
+	// Workers+Queue in flight, copies are skipped and counted (pool_full),
+	// never waited for. Default 256.
+	Queue int `mapstructure:"queue"`
+	// LegacyTimeout bounds a legacy candidate call (and a second legacy
+	// call for noise learning), head and body, on its own connection pool
+	// of Workers connections, so shadow traffic never takes the monolith
+	// connections clients need. Default 5s.
+	LegacyTimeout time.Duration `mapstructure:"legacy_timeout"`
+	// BudgetInterval is how often route budgets are checked. Default 10s.
+	BudgetInterval time.Duration `mapstructure:"budget_interval"`
+	// DiffLog is the JSONL log of every comparison that did not match.
+	// An empty path means none.
+	DiffLog shadowreport.DiffLogConfig `mapstructure:"diff_log"`
+	// Noise tunes noise learning (Diffy's thresholds by default).
+	Noise compare.NoiseConfig `mapstructure:"noise"`
+	// Store bounds the report's store of differing paths per route.
+	Store shadowreport.StoreConfig `mapstructure:"store"`
 }
 
 // ServerConfig is the `server:` section. The defaults match what the
@@ -65,15 +102,18 @@ type ServerConfig struct {
 
 // Defaults of Config; see the field comments.
 const (
-	DefaultListen             = ":8080"
-	DefaultAdminListen        = "127.0.0.1:9901"
-	DefaultReadTimeout        = 30 * time.Second
-	DefaultWriteTimeout       = 60 * time.Second
-	DefaultIdleTimeout        = 75 * time.Second
-	DefaultMaxHeaderLineBytes = 8 << 10
-	DefaultMaxHeaderBytes     = 32 << 10
-	DefaultMaxBodyBytes       = 3 << 29 // 1.5 GiB
-	DefaultShutdownTimeout    = 30 * time.Second
+	DefaultListen              = ":8080"
+	DefaultAdminListen         = "127.0.0.1:9901"
+	DefaultReadTimeout         = 30 * time.Second
+	DefaultWriteTimeout        = 60 * time.Second
+	DefaultIdleTimeout         = 75 * time.Second
+	DefaultMaxHeaderLineBytes  = 8 << 10
+	DefaultMaxHeaderBytes      = 32 << 10
+	DefaultMaxBodyBytes        = 3 << 29 // 1.5 GiB
+	DefaultShutdownTimeout     = 30 * time.Second
+	DefaultShadowLegacyTimeout = 5 * time.Second
+	DefaultBudgetInterval      = 10 * time.Second
+	minAdminToken              = 16
 )
 
 // WithDefaults returns c with every zero field set to its default.
@@ -88,6 +128,11 @@ func (c Config) WithDefaults() Config {
 	setDefault(&s.MaxHeaderBytes, DefaultMaxHeaderBytes)
 	setDefault(&s.MaxBodyBytes, DefaultMaxBodyBytes)
 	setDefault(&s.ShutdownTimeout, DefaultShutdownTimeout)
+	sh := &c.Shadow
+	setDefault(&sh.Workers, shadow.DefaultWorkers)
+	setDefault(&sh.Queue, shadow.DefaultQueue)
+	setDefault(&sh.LegacyTimeout, DefaultShadowLegacyTimeout)
+	setDefault(&sh.BudgetInterval, DefaultBudgetInterval)
 	return c
 }
 
@@ -143,6 +188,29 @@ func (c Config) Validate() error {
 	}
 	if s.Concurrency < 0 {
 		add("server.concurrency: %d is negative", s.Concurrency)
+	}
+	if n := len(c.AdminToken); n > 0 && n < minAdminToken {
+		// The token is a secret: its length only.
+		add("admin_token: too short (%d characters); use at least %d random characters", n, minAdminToken)
+	}
+	sh := c.Shadow
+	if sh.Workers < 0 || sh.Queue < 0 {
+		add("shadow: workers %d and queue %d must not be negative", sh.Workers, sh.Queue)
+	}
+	if sh.LegacyTimeout < 0 {
+		add("shadow.legacy_timeout: %s is negative", sh.LegacyTimeout)
+	}
+	if sh.BudgetInterval < 0 {
+		add("shadow.budget_interval: %s is negative", sh.BudgetInterval)
+	}
+	if sh.DiffLog.MaxBytes < 0 || sh.DiffLog.Queue < 0 {
+		add("shadow.diff_log: max_bytes %d and queue %d must not be negative", sh.DiffLog.MaxBytes, sh.DiffLog.Queue)
+	}
+	if n := sh.Noise; n.RelativeThreshold < 0 || n.AbsoluteThreshold < 0 || n.MinDiffs < 0 || n.MaxPaths < 0 || n.Warmup < 0 || n.Every < 0 {
+		add("shadow.noise: values must not be negative")
+	}
+	if st := sh.Store; st.Groups < 0 || st.Examples < 0 || st.MaxBody < 0 {
+		add("shadow.store: values must not be negative")
 	}
 	return errors.Join(errs...)
 }

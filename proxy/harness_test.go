@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/strangler-proxy/strangler/ported/kafka/kafkatest"
 	"github.com/strangler-proxy/strangler/routes"
 )
 
@@ -29,7 +30,12 @@ func TestMain(m *testing.M) {
 	// fasthttp's worker-pool cleaner checks its stop channel only between
 	// sleeps of MaxIdleWorkerDuration (10s), so it outlives Serve by up to
 	// that long; it is fasthttp's goroutine, not one of ours.
-	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"))
+	goleak.VerifyTestMain(m, append(kafkatest.LeakOptions(),
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
+		// The legacy forwarder's idle-connection cleaner sleeps until its
+		// connections expire; fasthttp gives no way to stop it.
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*HostClient).connsCleaner"),
+	)...)
 }
 
 // harness is one front door on an in-memory listener, with observed logs and
@@ -49,6 +55,8 @@ type harnessOptions struct {
 	legacy routes.Handler // nil: answers 200 "legacy"
 	routes []routes.RouteConfig
 	reg    routes.Registry
+	// mod changes the Options before New (shadow registry, clock...).
+	mod func(*Options)
 }
 
 func legacyOK() routes.Handler {
@@ -82,14 +90,18 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 		reg:    prometheus.NewRegistry(),
 		served: make(chan error, 1),
 	}
-	srv, err := New(Options{
+	opts := Options{
 		Config:     o.cfg,
 		Live:       h.live,
 		Legacy:     o.legacy,
 		Logger:     logs.logger(zapcore.DebugLevel),
 		AccessLog:  access.logger(zapcore.InfoLevel),
 		Registerer: h.reg,
-	})
+	}
+	if o.mod != nil {
+		o.mod(&opts)
+	}
+	srv, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

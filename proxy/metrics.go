@@ -26,6 +26,9 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	inFlight prometheus.Gauge
+	// demoted is 1 while a route is demoted to legacy by its budgets.
+	demoted          *prometheus.GaugeVec
+	overrideRejected *prometheus.CounterVec
 
 	counters   sync.Map // counterKey → prometheus.Counter
 	histograms sync.Map // histogramKey → prometheus.Observer
@@ -55,8 +58,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "strangler_requests_in_flight",
 			Help: "Requests being handled now.",
 		}),
+		demoted: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "strangler_route_demoted",
+			Help: "1 while the route is demoted to legacy because a budget was breached, until re-enabled on the admin listener.",
+		}, []string{"route"}),
+		overrideRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "strangler_canary_override_rejected_total",
+			Help: "Requests carrying a route's canary override header with a wrong token (the hash decided).",
+		}, []string{"route"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.inFlight} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.inFlight, m.demoted, m.overrideRejected} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register proxy metrics: %w", err)
 		}

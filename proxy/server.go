@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -21,6 +22,10 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/strangler-proxy/strangler/proxy/canary"
+	"github.com/strangler-proxy/strangler/proxy/capture"
+	"github.com/strangler-proxy/strangler/proxy/shadow"
+	"github.com/strangler-proxy/strangler/proxy/shadowreport"
 	"github.com/strangler-proxy/strangler/routes"
 )
 
@@ -47,6 +52,26 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Now is the clock for request durations. Nil means time.Now.
 	Now func() time.Time
+
+	// ShadowRegistry holds the Go handlers built with shadow dependencies
+	// (their sink records instead of publishing), by handler name. Every Go
+	// call made off the client's path — a Go candidate, the second call of a
+	// Go primary for noise learning — uses these, never the live ones. Nil:
+	// such calls are skipped (no_shadow_handler).
+	ShadowRegistry routes.Registry
+	// ShadowLegacy calls the monolith for legacy candidates and noise
+	// learning, on its own connections and timeouts. Nil: Legacy.
+	ShadowLegacy routes.Handler
+	// Recorded is what the shadow Go handlers published (their
+	// RecordingSink), Tapped what the live ones published (a TapSink
+	// around the live sink). Nil: that side's side effects are not compared.
+	Recorded, Tapped shadow.Published
+	// DiffLog receives every comparison that did not match. Nil: none. The
+	// caller closes it after Shutdown.
+	DiffLog *shadowreport.DiffLog
+	// ClientIP is the client address canary splits and samples hash when
+	// their sticky key is the IP. Nil: the connection's peer address.
+	ClientIP canary.ClientIPFunc
 }
 
 // Server is the front door. Create it with New, run it with Serve, stop it
@@ -65,9 +90,25 @@ type Server struct {
 
 	exchanges sync.Pool // *exchange, one per request in flight
 
-	mu       sync.Mutex // guards ln and stopping, between Serve and Shutdown
+	// Shadow, canary and the report.
+	shadowReg    routes.Registry
+	shadowLegacy routes.Handler
+	clientIP     canary.ClientIPFunc
+	stats        *shadowreport.Stats
+	engine       *shadow.Engine
+	report       *shadowreport.Handler
+	rt           atomic.Pointer[runtime]
+	rtMu         sync.Mutex // guards building rt and the maps below
+	demotions    map[string]*demotion
+	events       map[string]*shadow.EventsFile
+	captures     map[string]*capture.Writer
+	background   sync.WaitGroup // the budget watcher
+
+	mu       sync.Mutex // guards ln, stopping, started and stop, between Serve and Shutdown
 	ln       net.Listener
 	stopping bool
+	started  bool
+	stop     chan struct{} // closed by Shutdown: stops the budget watcher
 }
 
 // New builds the front door. It validates o.Config and registers the
@@ -109,6 +150,9 @@ func New(o Options) (*Server, error) {
 	}
 	s.metrics = m
 	s.exchanges.New = func() any { return new(exchange) }
+	if err := s.newShadow(o, reg); err != nil {
+		return nil, err
+	}
 
 	sc := cfg.Server
 	s.srv = &fasthttp.Server{
@@ -160,6 +204,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		_ = ln.Close()
 		return nil
 	}
+	s.startBackground()
 	if err := s.srv.Serve(lingerListener{ln}); err != nil {
 		return fmt.Errorf("serve %s: %w", ln.Addr(), err)
 	}
@@ -185,9 +230,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		_ = ln.Close()
 	}
 	if err != nil {
-		return fmt.Errorf("drain in-flight requests: %w", err)
+		err = fmt.Errorf("drain in-flight requests: %w", err)
 	}
-	return nil
+	// Every response is written now, so no shadow job is still waiting
+	// for a primary body: drain the pool in what is left of the time.
+	return errors.Join(err, s.stopShadow(ctx))
 }
 
 // exchange is one request's bookkeeping, pooled. Nothing in it outlives the
@@ -199,6 +246,8 @@ type exchange struct {
 	mode    string
 	backend string
 	body    *clientBody // set when the request has a body
+	rr      *routeRuntime // the matched route's runtime; nil when unmatched
+	side    routes.Side   // who answered the client; "" when the proxy did
 	idBuf   [maxRequestIDLen]byte
 	remote  [64]byte // the client address, formatted for the access log
 	fields  [accessFields]zap.Field
@@ -211,7 +260,7 @@ func (s *Server) acquire() *exchange {
 	x := s.exchanges.Get().(*exchange)
 	x.start = s.now()
 	x.route, x.mode, x.backend = routeUnmatched, modeNone, backendProxy
-	x.body = nil
+	x.body, x.rr, x.side = nil, nil, ""
 	x.id = x.idBuf[:0]
 	s.metrics.inFlight.Inc()
 	return x
@@ -230,55 +279,6 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	if err := s.dispatch(ctx, x); err != nil {
 		s.fail(ctx, x, err)
 	}
-}
-
-// dispatch sends the request to the side its route names.
-func (s *Server) dispatch(ctx *fasthttp.RequestCtx, x *exchange) error {
-	m := s.live.Load().Match(ctx)
-	x.mode = string(m.Mode)
-	if m.Route != nil {
-		x.route = m.Route.Name
-	}
-	if goAnswers(m) {
-		x.backend = backendPorted
-		err := m.Route.Handler.Serve(ctx)
-		if err == nil || !m.Route.Fallback || !safeMethod(ctx) || ctx.Request.Header.ContentLength() != 0 {
-			return err
-		}
-		// A safe, bodiless request the Go side failed is answered by PHP
-		// instead (a body may be consumed already, so it could not be
-		// resent); the Go error is reported here, once.
-		s.log.Warn("ported handler failed; served by legacy",
-			zap.ByteString("request_id", x.id), zap.String("route", x.route), zap.Error(err))
-		clearResponse(&ctx.Response)
-	}
-	x.backend = backendLegacy
-	return s.legacy.Serve(ctx)
-}
-
-// goAnswers reports whether the Go handler answers the client. Ported routes
-// do; so does a shadow route whose primary is the Go side. Shadow copies and
-// canary splits arrive with the shadow work (the schema already accepts
-// them): until then a shadow route is answered by its primary alone and a
-// canary route by legacy, its side for every client outside the percentage.
-func goAnswers(m routes.Match) bool {
-	r := m.Route
-	if r == nil || r.Handler == nil {
-		return false
-	}
-	switch m.Mode {
-	case routes.ModePorted:
-		return true
-	case routes.ModeShadow:
-		return r.Shadow != nil && r.Shadow.Primary == routes.SidePorted
-	default:
-		return false
-	}
-}
-
-// safeMethod: RFC 9110 §9.2.1, the methods routes.RouteConfig.Fallback names.
-func safeMethod(ctx *fasthttp.RequestCtx) bool {
-	return ctx.IsGet() || ctx.IsHead() || ctx.IsOptions() || ctx.IsTrace()
 }
 
 // fail answers the request from err: the status from StatusOf, a short text
@@ -368,6 +368,9 @@ func (s *Server) finish(ctx *fasthttp.RequestCtx, x *exchange) {
 	elapsed := s.now().Sub(x.start)
 	s.metrics.inFlight.Dec()
 	s.metrics.observe(x.route, x.mode, x.backend, status, elapsed.Seconds())
+	if x.rr != nil && x.side != "" {
+		x.rr.collector.Served(x.side, elapsed, status >= 500)
+	}
 	if ce := s.access.Check(zapcore.InfoLevel, "request"); ce != nil {
 		// The byte fields are viewed, not copied: zap's JSON core encodes
 		// during Write, before the handler returns and the request is reused.
@@ -389,7 +392,7 @@ func (s *Server) finish(ctx *fasthttp.RequestCtx, x *exchange) {
 		ce.Write(x.fields[:]...)
 		x.fields = [len(x.fields)]zap.Field{} // drop the views before pooling
 	}
-	x.body = nil
+	x.body, x.rr = nil, nil
 	s.exchanges.Put(x)
 }
 

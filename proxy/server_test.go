@@ -103,13 +103,14 @@ func TestDispatch(t *testing.T) {
 	})
 	failing := routes.HandlerFunc(func(*fasthttp.RequestCtx) error { return errors.New("go side broke") })
 	reg := routes.Registry{"ported": ported, "failing": failing}
-	pct := 50.0
+	none, all := 0.0, 100.0
 	rcs := []routes.RouteConfig{
 		{Name: "p", Path: "/ported", Mode: routes.ModePorted, Handler: "ported"},
 		{Name: "l", Path: "/legacy", Mode: routes.ModeLegacy, Handler: "ported"},
 		{Name: "s", Path: "/shadow", Mode: routes.ModeShadow, Handler: "ported"},
 		{Name: "sp", Path: "/shadow-go", Mode: routes.ModeShadow, Handler: "ported", Shadow: &routes.ShadowConfig{Primary: routes.SidePorted}},
-		{Name: "c", Path: "/canary", Mode: routes.ModeCanary, Handler: "ported", Canary: &routes.CanaryConfig{Percent: &pct}},
+		{Name: "c", Path: "/canary", Mode: routes.ModeCanary, Handler: "ported", Canary: &routes.CanaryConfig{Percent: &none}},
+		{Name: "cg", Path: "/canary-go", Mode: routes.ModeCanary, Handler: "ported", Canary: &routes.CanaryConfig{Percent: &all}},
 		{Name: "fb", Path: "/fallback", Mode: routes.ModePorted, Handler: "failing", Fallback: true},
 		{Name: "nofb", Path: "/nofallback", Mode: routes.ModePorted, Handler: "failing"},
 	}
@@ -125,7 +126,8 @@ func TestDispatch(t *testing.T) {
 		{"legacy", "GET", "/legacy", false, 200, "legacy", "l", "legacy", "legacy"},
 		{"shadow answers from its legacy primary", "GET", "/shadow", false, 200, "legacy", "s", "shadow", "legacy"},
 		{"shadow answers from its Go primary", "GET", "/shadow-go", false, 200, "ported", "sp", "shadow", "ported"},
-		{"canary answers from legacy", "GET", "/canary", false, 200, "legacy", "c", "canary", "legacy"},
+		{"canary at 0 % answers from legacy", "GET", "/canary", false, 200, "legacy", "c", "canary", "legacy"},
+		{"canary at 100 % answers from Go", "GET", "/canary-go", false, 200, "ported", "cg", "canary", "ported"},
 		{"kill switch", "GET", "/ported", true, 200, "legacy", "p", "legacy", "legacy"},
 		{"fallback on a safe method", "GET", "/fallback", false, 200, "legacy", "fb", "ported", "legacy"},
 		{"no fallback on POST", "POST", "/fallback", false, 500, "", "fb", "ported", "ported"},

@@ -11,6 +11,8 @@ import (
 
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"
+
+	"github.com/strangler-proxy/strangler/proxy/compare"
 )
 
 // Mode says who answers a route's requests.
@@ -51,6 +53,9 @@ const (
 	DefaultShadowTimeout = 5 * time.Second
 	// DefaultSticky is the canary sticky key when canary.sticky is unset.
 	DefaultSticky = "ip"
+	// DefaultShadowMaxBodyBytes caps request and response bodies of a
+	// shadowed exchange when shadow.max_body_bytes is unset.
+	DefaultShadowMaxBodyBytes = 1 << 20
 )
 
 // Config is the live-reloadable part of config.yaml: the top-level keys
@@ -104,6 +109,15 @@ type RouteConfig struct {
 	// Canary configures mode canary, where it is required (for percent).
 	// May stay in place while the route is in another mode.
 	Canary *CanaryConfig `mapstructure:"canary"`
+	// Budgets demote the route to legacy when its Go side misbehaves (shadow,
+	// canary and ported modes). Nil: no budget, never demoted.
+	Budgets *Budgets `mapstructure:"budgets"`
+	// Verdict sets the thresholds of the report's "ready to flip" verdict.
+	// Nil: the defaults (DefaultVerdict*).
+	Verdict *Verdict `mapstructure:"verdict"`
+	// Capture writes a sample of the route's requests to a file for offline
+	// comparison runs (`strangler compare`), in any mode. Nil: no capture.
+	Capture *CaptureConfig `mapstructure:"capture"`
 }
 
 // ShadowConfig configures a route in mode shadow. After Compile a route's
@@ -116,9 +130,42 @@ type ShadowConfig struct {
 	// Nil (unset): DefaultShadowSamplePercent. An explicit 0 is refused: to
 	// stop shadowing change the mode.
 	SamplePercent *float64 `mapstructure:"sample_percent"`
-	// Ignore lists response parts left out of the comparison, each
-	// `body.<json path>` or `header.<Name>`. Empty: compare everything.
+	// Ignore lists response parts left out of the comparison: `status`,
+	// `header.<Name>`, `body` (the whole body) or `body.<json path>`
+	// (`body.event_id`, `body.items[*].sku`, `body["a.b"]`); a path ignores
+	// everything below it. Empty: compare everything (noise is learned).
 	Ignore []string `mapstructure:"ignore"`
+	// Headers are the response headers compared, case-insensitive. Empty:
+	// compare.DefaultHeaders (Content-Type, Location, Cache-Control,
+	// Set-Cookie by name and attributes, Content-Encoding, Vary, Allow,
+	// Retry-After).
+	Headers []string `mapstructure:"headers"`
+	// Normalise rewrites values on both sides before they are compared.
+	// Empty: none.
+	Normalise []Normalise `mapstructure:"normalise"`
+	// IgnoreArrayOrder compares JSON arrays as multisets. Zero value
+	// (false): order matters and a reordering is reported at the array.
+	IgnoreArrayOrder bool `mapstructure:"ignore_array_order"`
+	// NumericTolerance is the largest absolute difference under which two
+	// JSON numbers are equal (0.005 accepts 1.234 against 1.23). Zero:
+	// numbers must be equal as decimals.
+	NumericTolerance float64 `mapstructure:"numeric_tolerance"`
+	// MaxBodyBytes caps what is copied of a request body and captured of
+	// each response body. A request whose body is larger is not shadowed,
+	// and a comparison with a larger response is dropped (both counted as
+	// skipped: body_too_large, response_too_large), since half a body
+	// compares as garbage. Zero: DefaultShadowMaxBodyBytes.
+	MaxBodyBytes int `mapstructure:"max_body_bytes"`
+	// LegacyEventsFile is the JSONL file where the monolith appends every
+	// event it forwards (its STRANGLER_EVENTS_FILE). When set, what the Go
+	// side published (or would have, as a candidate) is compared with the
+	// line the monolith wrote for the same request, under the path
+	// `published`, ignoring event_id and received_at. Empty: the side
+	// effects of the legacy side are not observable and not compared.
+	LegacyEventsFile string `mapstructure:"legacy_events_file"`
+
+	// cmp is the compiled comparison, set by Compile.
+	cmp *compare.Comparator
 	// AllowUnsafe lets a legacy candidate (primary ported) be called for
 	// methods that are not safe (POST, PUT, ...), i.e. run the request
 	// twice. Zero value (false): legacy candidates see only safe methods.
@@ -308,12 +355,20 @@ func keysOf(field string) []string {
 		t = reflect.TypeFor[ShadowConfig]()
 	case "canary":
 		t = reflect.TypeFor[CanaryConfig]()
+	case "budgets":
+		t = reflect.TypeFor[Budgets]()
+	case "verdict":
+		t = reflect.TypeFor[Verdict]()
+	case "capture":
+		t = reflect.TypeFor[CaptureConfig]()
 	default:
 		return nil
 	}
 	keys := make([]string, 0, t.NumField())
 	for i := range t.NumField() {
-		keys = append(keys, t.Field(i).Tag.Get("mapstructure"))
+		if k := t.Field(i).Tag.Get("mapstructure"); k != "" {
+			keys = append(keys, k)
+		}
 	}
 	return keys
 }

@@ -47,6 +47,12 @@ type Route struct {
 	// Canary has every default filled in; nil unless the route is in mode
 	// canary or configures a canary block.
 	Canary *CanaryConfig
+	// Budgets has every default filled in; nil when the route has none.
+	Budgets *Budgets
+	// Verdict is never nil: the configured thresholds, defaults filled in.
+	Verdict *Verdict
+	// Capture has every default filled in; nil when the route has none.
+	Capture *CaptureConfig
 
 	index     int    // position in the config, for messages
 	pattern   string // path in fasthttp/router syntax

@@ -126,6 +126,13 @@ func resolve(i int, rc RouteConfig, reg Registry, p *problems) (r *Route, ok boo
 	if rc.Canary != nil || r.Mode == ModeCanary {
 		r.Canary = resolveCanary(i, name, rc.Canary, r.Mode == ModeCanary, p)
 	}
+	if rc.Budgets != nil {
+		r.Budgets = resolveBudgets(i, name, rc.Budgets, p)
+	}
+	r.Verdict = resolveVerdict(i, name, rc.Verdict, p)
+	if rc.Capture != nil {
+		r.Capture = resolveCapture(i, name, rc.Capture, p)
+	}
 	return r, len(*p) == before
 }
 
@@ -156,12 +163,9 @@ func resolveShadow(i int, name string, s *ShadowConfig, p *problems) *ShadowConf
 			p.add(i, name, "shadow.sample_percent %v is out of range; use a value above 0 and at most 100 (unset means 100)", v)
 		}
 	}
-	for j, ig := range out.Ignore {
-		if !(strings.HasPrefix(ig, "body.") && len(ig) > len("body.")) &&
-			!(strings.HasPrefix(ig, "header.") && len(ig) > len("header.")) {
-			p.add(i, name, "shadow.ignore[%d] %q must be body.<json path> or header.<Name>, e.g. body.event_id or header.Date", j, ig)
-		}
-	}
+	out.Headers = slices.Clone(out.Headers)
+	out.Normalise = slices.Clone(out.Normalise)
+	resolveCompare(i, name, &out, p)
 	switch {
 	case out.Timeout < 0:
 		p.add(i, name, "shadow.timeout %s is negative; use a positive duration such as 5s (unset means %s)", out.Timeout, DefaultShadowTimeout)

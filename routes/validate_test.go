@@ -3,6 +3,8 @@ package routes
 import (
 	"strings"
 	"testing"
+
+	"github.com/strangler-proxy/strangler/proxy/compare"
 )
 
 func TestValidate(t *testing.T) {
@@ -204,6 +206,53 @@ routes:
 				{`routes[4] "s4"`, "shadow.timeout -1s is negative", "such as 5s"},
 			},
 		},
+		{
+			name: "comparison rules",
+			give: `
+routes:
+  - {name: r0, path: /0, mode: shadow, handler: events.ingest, shadow: {ignore: [status, body, "body.items[*].sku", header.Date], headers: [Content-Type, X-Cache], normalise: [{path: body.id, regex: "^cmp_", with: ""}], ignore_array_order: true, numeric_tolerance: 0.005, max_body_bytes: 4096, legacy_events_file: /tmp/ev.jsonl}}
+  - {name: r1, path: /1, mode: shadow, handler: events.ingest, shadow: {ignore: ["body.items[x"]}}
+  - {name: r2, path: /2, mode: shadow, handler: events.ingest, shadow: {normalise: [{path: body.id, regex: "("}]}}
+  - {name: r3, path: /3, mode: shadow, handler: events.ingest, shadow: {numeric_tolerance: -1, max_body_bytes: -5, legacy_events_file: rel/ev.jsonl}}
+  - {name: r4, path: /4, mode: shadow, handler: events.ingest, shadow: {headers: ["Bad Header"]}}
+`,
+			want: [][]string{
+				{`routes[1] "r1"`, `shadow.ignore[0] "body.items[x"`},
+				{`routes[2] "r2"`, `shadow.normalise[0] "body.id": regex`},
+				{`routes[3] "r3"`, "shadow.numeric_tolerance -1 must be 0 or a positive number"},
+				{`routes[3] "r3"`, "shadow.max_body_bytes -5 is negative"},
+				{`routes[3] "r3"`, `shadow.legacy_events_file "rel/ev.jsonl" must be an absolute path`},
+				{`routes[4] "r4"`, `shadow.headers[0] "Bad Header" is not a valid header name`},
+			},
+		},
+		{
+			name: "budgets, verdict, capture",
+			give: `
+routes:
+  - {name: ok, path: /ok, mode: canary, handler: campaigns.get, canary: {percent: 5}, budgets: {max_error_rate: 0.01, max_p99_ratio: 2, window: 10m, min_samples: 50}, verdict: {min_comparisons: 10, min_match_rate: 0.99}, capture: {percent: 1, file: /tmp/cap.jsonl}}
+  - {name: b0, path: /b0, budgets: {max_mismatch_rate: 1.5, max_error_rate: -0.1}}
+  - {name: b1, path: /b1, budgets: {window: 90s}}
+  - {name: b2, path: /b2, budgets: {max_p99_ratio: 0.5, window: 2h}}
+  - {name: v0, path: /v0, verdict: {min_match_rate: 99.9, max_p99_ratio: 0.9}}
+  - {name: c0, path: /c0, capture: {percent: 0, file: cap.jsonl}}
+  - {name: c1, path: /c1, capture: {percent: 200, max_bytes: -1}}
+`,
+			want: [][]string{
+				{`routes[1] "b0"`, "budgets.max_mismatch_rate 1.5 is out of range", "fraction from 0 to 1"},
+				{`routes[1] "b0"`, "budgets.max_error_rate -0.1 is out of range"},
+				{`routes[2] "b1"`, "budgets.window 1m30s must be whole minutes from 1m to 60m"},
+				{`routes[2] "b1"`, "budgets sets no limit"},
+				{`routes[3] "b2"`, "budgets.max_p99_ratio 0.5 must be at least 1"},
+				{`routes[3] "b2"`, "budgets.window 2h0m0s must be whole minutes"},
+				{`routes[4] "v0"`, "verdict.min_match_rate 99.9 is out of range", "fraction such as 0.999"},
+				{`routes[4] "v0"`, "verdict.max_p99_ratio 0.9 must be at least 1"},
+				{`routes[5] "c0"`, "capture.percent 0 is out of range"},
+				{`routes[5] "c0"`, `capture.file "cap.jsonl" must be an absolute path`},
+				{`routes[6] "c1"`, "capture.percent 200 is out of range"},
+				{`routes[6] "c1"`, "capture.file is required"},
+				{`routes[6] "c1"`, "capture.max_bytes -1 is negative"},
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -264,6 +313,41 @@ routes:
 	}
 	if l.Mode != ModeLegacy || l.Handler == nil || l.Shadow != nil || l.Canary != nil {
 		t.Errorf("legacy route: %+v", l)
+	}
+	if s.Shadow.MaxBodyBytes != DefaultShadowMaxBodyBytes || s.Shadow.Comparator() == nil {
+		t.Errorf("shadow comparison defaults: max_body_bytes=%d comparator=%v", s.Shadow.MaxBodyBytes, s.Shadow.Comparator())
+	}
+	want := Verdict{MinComparisons: DefaultVerdictMinComparisons, MinMatchRate: DefaultVerdictMinMatchRate,
+		MaxErrorRateGap: DefaultVerdictMaxErrorRateGap, MaxP99Ratio: DefaultVerdictMaxP99Ratio}
+	if c.Verdict == nil || *c.Verdict != want || c.Budgets != nil || c.Capture != nil {
+		t.Errorf("verdict/budgets/capture defaults: %+v %+v %+v", c.Verdict, c.Budgets, c.Capture)
+	}
+	tb = mustCompile(t, `
+routes:
+  - {name: b, path: /b, budgets: {max_error_rate: 0.05}, capture: {percent: 2, file: /tmp/c.jsonl}}
+`)
+	b := tb.Routes()[0]
+	if b.Budgets.Window != DefaultBudgetWindow || b.Budgets.MinSamples != DefaultBudgetMinSamples || b.Capture.MaxBytes != DefaultCaptureMaxBytes {
+		t.Errorf("budgets/capture defaults: %+v %+v", b.Budgets, b.Capture)
+	}
+}
+
+// The comparison compiled with the route is the one its rules describe:
+// what is ignored makes no difference, what is not does.
+func TestShadowComparator(t *testing.T) {
+	tb := mustCompile(t, `
+routes:
+  - {name: s, path: /s, mode: shadow, handler: events.ingest, shadow: {ignore: [body.event_id], numeric_tolerance: 0.01}}
+`)
+	c := tb.Routes()[0].Shadow.Comparator()
+	resp := func(body string) compare.Response {
+		return compare.Response{Status: 202, Header: [][2]string{{"Content-Type", "application/json"}}, Body: []byte(body)}
+	}
+	if r := c.Diff(resp(`{"event_id":"a","amount":1.001}`), resp(`{"event_id":"b","amount":1.0}`)); !r.Equal() {
+		t.Errorf("ignored and tolerated differences reported: %+v", r.Diffs)
+	}
+	if r := c.Diff(resp(`{"event_id":"a","status":"accepted"}`), resp(`{"event_id":"a","status":"rejected"}`)); len(r.Diffs) != 1 || r.Diffs[0].Path != "body.status" {
+		t.Errorf("got %+v, want one difference at body.status", r.Diffs)
 	}
 }
 

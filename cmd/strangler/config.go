@@ -17,6 +17,10 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/strangler-proxy/strangler/legacy-passthrough"
+	"github.com/strangler-proxy/strangler/ported/events"
+	"github.com/strangler-proxy/strangler/ported/hotcache"
+	"github.com/strangler-proxy/strangler/ported/kafka"
+	"github.com/strangler-proxy/strangler/ported/spool"
 	"github.com/strangler-proxy/strangler/proxy"
 	"github.com/strangler-proxy/strangler/routes"
 )
@@ -35,14 +39,15 @@ type fileConfig struct {
 	AllLegacy any `mapstructure:"all_legacy"`
 	Routes    any `mapstructure:"routes"`
 
-	// Sections of components that serve does not start yet. They are
-	// accepted as they are so a config can carry them ahead of time; whoever
-	// wires a component replaces its map with the package's Config and adds
-	// it to settle.
-	Events   map[string]any `mapstructure:"events"`
-	Spool    map[string]any `mapstructure:"spool"`
-	Kafka    map[string]any `mapstructure:"kafka"`
-	HotCache map[string]any `mapstructure:"hotcache"`
+	// The event intake and its delivery: events.delivery picks the sink,
+	// the spool is always opened (it may hold events of an earlier run),
+	// and no kafka.brokers means events stay in the spool.
+	Events events.Config `mapstructure:"events"`
+	Spool  spool.Config  `mapstructure:"spool"`
+	Kafka  kafka.Config  `mapstructure:"kafka"`
+	// HotCache is the campaign data of the events intake and the campaign
+	// routes. Its source is required, as legacy.upstream is.
+	HotCache hotcache.Config `mapstructure:"hotcache"`
 }
 
 // logConfig is the `log:` section.
@@ -106,8 +111,23 @@ func loadConfig(path string) (fileConfig, *viper.Viper, error) {
 		settle("", &c.Proxy),
 		settle("log", &c.Log),
 		settle("legacy", &c.Legacy),
+		// These packages name their section in their messages.
+		settle("", &c.Events),
+		settle("", &c.Spool),
+		settle("", &c.Kafka),
+		settle("", &c.HotCache),
+		c.crossCheck(),
 	}
 	return c, v, errors.Join(errs...)
+}
+
+// crossCheck validates what spans sections, after their defaults.
+func (c fileConfig) crossCheck() error {
+	if c.Events.Delivery == events.DeliveryDirect && !c.Kafka.Enabled() {
+		return fmt.Errorf("events.delivery: %q needs kafka.brokers; set them, or use %q to keep events in the local spool",
+			events.DeliveryDirect, events.DeliverySpool)
+	}
+	return nil
 }
 
 // configType is the viper format for path's extension; YAML when unknown.

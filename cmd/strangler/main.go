@@ -5,18 +5,24 @@
 //	strangler [run] [-config config.yaml]   serve until SIGTERM/SIGINT
 //	strangler check [config.yaml]           validate a config, start nothing
 //	strangler routes [-config config.yaml]  print the compiled route table
+//	strangler spool [-config config.yaml]   print the spooled events as JSONL
 //	strangler version
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"runtime"
 	"runtime/debug"
 	"strings"
 
+	"github.com/spf13/viper"
+
+	"github.com/strangler-proxy/strangler/ported/spool"
 	"github.com/strangler-proxy/strangler/routes"
 )
 
@@ -58,6 +64,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return exitUsage
 		}
 		return printRoutes(path, stdout, stderr)
+	case "spool":
+		path, ok := configFlag("spool", args, stderr)
+		if !ok {
+			return exitUsage
+		}
+		return dumpSpool(path, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, version())
 		return exitOK
@@ -76,6 +88,7 @@ func usage(w io.Writer) {
   strangler [run] [-config config.yaml]   serve until SIGTERM or SIGINT
   strangler check [config.yaml]           validate a config without starting anything
   strangler routes [-config config.yaml]  print the compiled route table
+  strangler spool [-config config.yaml]   print the events waiting in the spool (JSONL; safe while running)
   strangler version
 `)
 }
@@ -110,7 +123,7 @@ func check(path string, stdout, stderr io.Writer) int {
 	msgs := problems(err)
 	var table *routes.Table
 	if v != nil {
-		t, err := loadRoutes(v, registry(handlerDeps{}))
+		t, err := loadRoutesWithStandIns(v)
 		msgs = append(msgs, problems(err)...)
 		table = t
 	}
@@ -121,8 +134,51 @@ func check(path string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: %d problem(s)\n", path, len(msgs))
 		return exitFailure
 	}
-	fmt.Fprintf(stdout, "%s: ok: %s; listen %s, admin %s, upstream %s\n",
-		path, routeSummary(table), c.Proxy.Listen, c.Proxy.AdminListen, c.Legacy.Upstream)
+	fmt.Fprintf(stdout, "%s: ok: %s; listen %s, admin %s, upstream %s; %s; hotcache %s\n",
+		path, routeSummary(table), c.Proxy.Listen, c.Proxy.AdminListen, c.Legacy.Upstream,
+		deliverySummary(c), c.HotCache.Source)
+	return exitOK
+}
+
+// deliverySummary says where accepted events go: "delivery spool → kafka
+// k1:9092,k2:9092 topic events.v1" or "delivery spool (no kafka.brokers:
+// events stay in var/spool)".
+func deliverySummary(c fileConfig) string {
+	if !c.Kafka.Enabled() {
+		return fmt.Sprintf("delivery %s (no kafka.brokers: events stay in %s)", c.Events.Delivery, c.Spool.Dir)
+	}
+	return fmt.Sprintf("delivery %s → kafka %s topic %s", c.Events.Delivery, strings.Join(c.Kafka.Brokers, ","), c.Kafka.Topic)
+}
+
+// loadRoutesWithStandIns compiles the route table from v with handlers
+// built on inert dependencies: enough to check names, serving nothing.
+func loadRoutesWithStandIns(v *viper.Viper) (*routes.Table, error) {
+	reg, err := registry(handlerDeps{})
+	if err != nil {
+		return nil, err
+	}
+	return loadRoutes(v, reg)
+}
+
+// dumpSpool prints the events of the spool named by the config at path that
+// Kafka has not acked yet, as JSONL. It only reads the files, so it works
+// while the proxy runs.
+func dumpSpool(path string, stdout, stderr io.Writer) int {
+	c, _, err := loadConfig(path)
+	if err != nil {
+		for _, m := range problems(err) {
+			fmt.Fprintf(stderr, "%s: %s\n", path, m)
+		}
+		return exitFailure
+	}
+	if _, err := os.Stat(c.Spool.Dir); errors.Is(err, fs.ErrNotExist) {
+		fmt.Fprintf(stderr, "strangler spool: no spool at %s yet: nothing waiting\n", c.Spool.Dir)
+		return exitOK
+	}
+	if err := spool.Dump(c.Spool.Dir, stdout); err != nil {
+		fmt.Fprintf(stderr, "strangler spool: %v\n", err)
+		return exitFailure
+	}
 	return exitOK
 }
 
@@ -156,7 +212,7 @@ func printRoutes(path string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: %v\n", path, err)
 		return exitFailure
 	}
-	t, err := loadRoutes(v, registry(handlerDeps{}))
+	t, err := loadRoutesWithStandIns(v)
 	if err != nil {
 		for _, m := range problems(err) {
 			fmt.Fprintf(stderr, "%s: %s\n", path, m)

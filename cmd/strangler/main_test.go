@@ -41,13 +41,19 @@ func writeConfig(t *testing.T, body string) string {
 	return p
 }
 
-const upstream = "legacy:\n  upstream: http://127.0.0.1:8081\n"
+// minimal is the smallest valid config: the two required keys. check does
+// no I/O, so the campaigns file need not exist.
+const minimal = legacyOnly + "hotcache:\n  source: file://campaigns.json\n"
+
+const legacyOnly = "legacy:\n  upstream: http://127.0.0.1:8081\n"
 
 const goodConfig = `
 listen: "127.0.0.1:18080"
 admin_listen: "127.0.0.1:19901"
 legacy:
   upstream: "http://127.0.0.1:8081"
+hotcache:
+  source: file://campaigns.json
 routes:
   - {name: ping, methods: [GET], path: /api/v1/ping, mode: ported, handler: ping}
   - {name: home, path: /}
@@ -60,11 +66,24 @@ func TestCheck(t *testing.T) {
 		code   int
 		want   []string // substrings of stdout (ok) or stderr (problems)
 	}{
-		{"repository default", "", 0, []string{"ok: 1 routes (1 legacy)", "listen :8080", "admin 127.0.0.1:9901", "upstream http://127.0.0.1:8081"}},
+		{"repository default", "", 0, []string{"ok: 4 routes (4 legacy)", "listen :8080", "admin 127.0.0.1:9901", "upstream http://127.0.0.1:8081",
+			"delivery spool (no kafka.brokers: events stay in var/spool)", "hotcache file://examples/monolith/data/campaigns.json"}},
 		{"good", goodConfig, 0, []string{"ok: 2 routes (1 legacy, 1 ported)"}},
-		{"upstream only: all defaults", upstream, 0, []string{"ok: 0 routes", "listen :8080"}},
-		{"empty file: the upstream is required", "\n", 1, []string{"legacy: upstream: missing"}},
-		{"kill switch", upstream + "all_legacy: true\n", 0, []string{"all_legacy on"}},
+		{"required keys only: all defaults", minimal, 0, []string{"ok: 0 routes", "listen :8080", "delivery spool (no kafka.brokers"}},
+		{"empty file: the upstream and the campaign source are required", "\n", 1, []string{"legacy: upstream: missing", "hotcache.source: required"}},
+		{"kill switch", minimal + "all_legacy: true\n", 0, []string{"all_legacy on"}},
+		{"brokers", minimal + "kafka:\n  brokers: [k1:9092, k2:9092]\n", 0, []string{"delivery spool → kafka k1:9092,k2:9092 topic events.v1"}},
+		{"brokers as a comma list", minimal + "kafka:\n  brokers: k1:9092,k2:9092\n", 0, []string{"kafka k1:9092,k2:9092 topic"}},
+		{"direct delivery", minimal + "events:\n  delivery: direct\nkafka:\n  brokers: [k:9092]\n", 0, []string{"delivery direct → kafka k:9092"}},
+		{"direct delivery needs brokers", minimal + "events:\n  delivery: direct\n", 1, []string{`events.delivery: "direct" needs kafka.brokers`}},
+		{"unknown delivery", minimal + "events:\n  delivery: carrier-pigeon\n", 1, []string{`delivery "carrier-pigeon"`}},
+		{"unknown kafka key", minimal + "kafka:\n  brokrs: [k:9092]\n", 1, []string{`unknown key "kafka.brokrs"`}},
+		{"unknown nested kafka key", minimal + "kafka:\n  sasl:\n    mechanizm: PLAIN\n", 1, []string{`unknown key "kafka.sasl.mechanizm"`}},
+		{"broker without port", minimal + "kafka:\n  brokers: [kafka]\n", 1, []string{`kafka.brokers: "kafka" has no port`}},
+		{"spool segment too small", minimal + "spool:\n  segment_size: 1024\n", 1, []string{"spool.segment_size"}},
+		{"spool duration without unit", minimal + "spool:\n  retry_backoff: 100\n", 1, []string{"spool.retry_backoff", "no unit"}},
+		{"hot cache source scheme", legacyOnly + "hotcache:\n  source: ftp://x/y\n", 1, []string{`hotcache.source "ftp://x/y"`}},
+		{"hot cache s3 half credentials", legacyOnly + "hotcache:\n  source: s3://b/k\n  s3:\n    access_key_id: a\n", 1, []string{"access_key_id and secret_access_key go together"}},
 		{"unknown top-level key", "lissten: \":8080\"\n", 1, []string{`unknown key "lissten"`}},
 		{"unknown nested key", "server:\n  read_timeot: 5s\n", 1, []string{`unknown key "server.read_timeot"`}},
 		{"duration without unit", "server:\n  read_timeout: 30\n", 1, []string{"read_timeout", "no unit"}},
@@ -73,11 +92,11 @@ func TestCheck(t *testing.T) {
 		{"unknown handler", "routes:\n  - {name: ping, path: /api/v1/ping, mode: ported, handler: pong}\n", 1, []string{"pong"}},
 		{"bad mode", "routes:\n  - {name: ping, path: /p, mode: sideways, handler: ping}\n", 1, []string{"sideways"}},
 		{"broken yaml", "routes:\n  - {name: ping, methods: [GET\n", 1, []string{"yaml"}},
-		{
-			"sections of components not wired yet are accepted",
-			upstream + "spool:\n  dir: var/spool\nkafka:\n  brokers: []\nhotcache:\n  source: file://x.json\nevents:\n  delivery: spool\n",
-			0, []string{"ok"},
-		},
+		{"ported events and campaigns", minimal + "routes:\n" +
+			"  - {name: events, methods: [POST], path: /api/v1/events, mode: ported, handler: events.ingest}\n" +
+			"  - {name: campaign, methods: [GET], path: \"/api/v1/campaigns/{id}\", mode: ported, handler: campaigns.get}\n" +
+			"  - {name: campaigns, methods: [GET], path: /api/v1/campaigns, mode: ported, handler: campaigns.list}\n",
+			0, []string{"ok: 3 routes (3 ported)"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -108,7 +127,7 @@ func TestCheck(t *testing.T) {
 
 func TestCheckReportsEveryProblem(t *testing.T) {
 	// One problem in each layer: keys, values, section rules (legacy's
-	// upstream is missing too), routes.
+	// upstream and the hot cache's source are missing too), routes.
 	path := writeConfig(t, "lissten: x\nserver:\n  read_timeout: 30\n  max_conns_per_ip: -2\nlog:\n  level: loud\n"+
 		"routes:\n  - {name: a, path: /a, mode: ported, handler: nope}\n")
 	var stdout, stderr bytes.Buffer
@@ -116,7 +135,7 @@ func TestCheckReportsEveryProblem(t *testing.T) {
 		t.Fatalf("exit %d, want 1", code)
 	}
 	for _, w := range []string{`unknown key "lissten"`, "server.read_timeout: duration 30 has no unit", "server.max_conns_per_ip: -2 is negative",
-		`log: level "loud"`, "legacy: upstream: missing", `handler "nope" is not registered`, ": 6 problem(s)"} {
+		`log: level "loud"`, "legacy: upstream: missing", "hotcache.source: required", `handler "nope" is not registered`, ": 7 problem(s)"} {
 		if !strings.Contains(stderr.String(), w) {
 			t.Errorf("stderr lacks %q:\n%s", w, &stderr)
 		}
@@ -173,7 +192,7 @@ func TestRunFailsToStartOnATakenPort(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer taken.Close()
-	path := writeConfig(t, fmt.Sprintf("listen: %q\nadmin_listen: %q\n", taken.Addr(), freeAddr(t))+upstream)
+	path := writeConfig(t, fmt.Sprintf("listen: %q\nadmin_listen: %q\nspool:\n  dir: %q\n", taken.Addr(), freeAddr(t), t.TempDir())+minimal)
 	var logs bytes.Buffer
 	if code := run([]string{"run", "-config", path}, io.Discard, &logs); code != 1 {
 		t.Fatalf("exit %d, want 1: %s", code, &logs)
@@ -231,10 +250,16 @@ func TestRunServesFlipsAndStops(t *testing.T) {
 	defer php.Close()
 
 	listen, admin := freeAddr(t), freeAddr(t)
+	campaigns, err := filepath.Abs(filepath.Join("..", "..", "examples", "monolith", "data", "campaigns.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spoolDir := t.TempDir()
 	config := func(mode string) string {
-		return fmt.Sprintf("listen: %q\nadmin_listen: %q\nlegacy:\n  upstream: %q\nroutes:\n"+
+		return fmt.Sprintf("listen: %q\nadmin_listen: %q\nlegacy:\n  upstream: %q\n"+
+			"spool:\n  dir: %q\nhotcache:\n  source: %q\nroutes:\n"+
 			"  - {name: ping, methods: [GET], path: /api/v1/ping, mode: %s, handler: ping}\n",
-			listen, admin, "http://"+phpLn.Addr().String(), mode)
+			listen, admin, "http://"+phpLn.Addr().String(), spoolDir, "file://"+campaigns, mode)
 	}
 	path := writeConfig(t, config("legacy"))
 	logs := &syncBuffer{}
@@ -265,8 +290,20 @@ func TestRunServesFlipsAndStops(t *testing.T) {
 	if code, body := getBody("http://" + listen + "/api/v1/ping"); code != 200 || !strings.Contains(body, "php") {
 		t.Errorf("legacy ping: %d %s", code, body)
 	}
-	if code, body := getBody("http://" + admin + "/readyz"); code != 200 || !strings.Contains(body, `"legacy"`) {
-		t.Errorf("readyz: %d %s", code, body)
+	// The hot cache loads right after the start.
+	waitFor("readyz", func() bool { code, _ := getBody("http://" + admin + "/readyz"); return code == 200 })
+	if _, body := getBody("http://" + admin + "/readyz"); !strings.Contains(body, `"legacy"`) ||
+		!strings.Contains(body, `"hotcache"`) || !strings.Contains(body, `"spool"`) {
+		t.Errorf("readyz lacks a check: %s", body)
+	}
+	resp, err := c.Post("http://"+admin+"/admin/hotcache/refresh", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `"result":"not_modified"`) {
+		t.Errorf("hot-cache refresh: %d %s", resp.StatusCode, b)
 	}
 	if err := os.WriteFile(path+".tmp", []byte(config("ported")), 0o644); err != nil {
 		t.Fatal(err)

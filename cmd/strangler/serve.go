@@ -68,15 +68,17 @@ func newLoggers(c logConfig, w io.Writer) (log, access *zap.Logger) {
 
 // app is the running process: what start built and wait stops.
 type app struct {
-	log       *zap.Logger
-	cfg       fileConfig
-	fwd       *legacy.Forwarder
-	front     *proxy.Server
-	admin     *proxy.Admin
-	watcher   *routes.Watcher
-	ln, aln   net.Listener
-	stopWatch context.CancelFunc
-	done      chan result // one per goroutine below
+	log     *zap.Logger
+	cfg     fileConfig
+	fwd     *legacy.Forwarder
+	backend *backend // spool, Kafka producer, hot cache
+	front   *proxy.Server
+	admin   *proxy.Admin
+	watcher *routes.Watcher
+	ln, aln net.Listener
+	// stopBackground stops the routes watcher and the hot-cache refresher.
+	stopBackground context.CancelFunc
+	done           chan result // one per goroutine below
 }
 
 // result is how a serving goroutine reports its end.
@@ -88,7 +90,7 @@ type result struct {
 // start builds every component and starts serving. On error it undoes
 // what it did and returns the first error.
 func start(c fileConfig, path string, log, access *zap.Logger, hup <-chan os.Signal) (_ *app, err error) {
-	a := &app{log: log, cfg: c, done: make(chan result, 3)}
+	a := &app{log: log, cfg: c, done: make(chan result, 4)}
 	var undo []func()
 	defer func() {
 		if err != nil {
@@ -99,7 +101,16 @@ func start(c fileConfig, path string, log, access *zap.Logger, hup <-chan os.Sig
 	}()
 
 	reg := prometheus.NewRegistry()
-	handlers := registry(handlerDeps{})
+	// The handlers' sink and campaign data come first: the route table
+	// resolves handlers built on them.
+	if a.backend, err = openBackend(c, log, reg); err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() { _ = a.backend.close() })
+	handlers, err := registry(a.backend.deps(log, reg))
+	if err != nil {
+		return nil, err
+	}
 	live := routes.NewLive(nil)
 	// The watcher first: its baseline read comes before the table main
 	// starts with, so no edit can fall between the two unseen.
@@ -131,7 +142,8 @@ func start(c fileConfig, path string, log, access *zap.Logger, hup <-chan os.Sig
 	a.admin, err = proxy.NewAdmin(proxy.AdminOptions{
 		Registry: reg,
 		Live:     live,
-		Checks:   []proxy.Check{{Name: "legacy", Fn: a.fwd.Ping}},
+		Checks:   append([]proxy.Check{{Name: "legacy", Fn: a.fwd.Ping}}, a.backend.checks()...),
+		Routes:   a.backend.adminRoutes(),
 		Logger:   log.Named("admin"),
 	})
 	if err != nil {
@@ -146,18 +158,21 @@ func start(c fileConfig, path string, log, access *zap.Logger, hup <-chan os.Sig
 		return nil, fmt.Errorf("admin_listen: %w", err)
 	}
 
-	// Every goroutine reports on a.done; wait collects all three.
-	var watchCtx context.Context
-	watchCtx, a.stopWatch = context.WithCancel(context.Background())
+	// Every goroutine reports on a.done; wait collects all of them.
+	var bgCtx context.Context
+	bgCtx, a.stopBackground = context.WithCancel(context.Background())
 	go func() { a.done <- result{"proxy", a.front.Serve(a.ln)} }()
 	go func() { a.done <- result{"admin", a.admin.Serve(a.aln)} }()
-	go func() { a.done <- result{"routes watcher", a.watcher.Run(watchCtx)} }()
+	go func() { a.done <- result{"routes watcher", a.watcher.Run(bgCtx)} }()
+	go func() { a.done <- result{"hotcache refresher", a.backend.cache.Run(bgCtx)} }()
 
 	log.Info("started",
 		zap.String("listen", a.ln.Addr().String()),
 		zap.String("admin_listen", a.aln.Addr().String()),
 		zap.String("upstream", c.Legacy.Upstream),
 		zap.String("routes", routeSummary(table)),
+		zap.String("events", deliverySummary(c)),
+		zap.String("hotcache", c.HotCache.Source),
 		zap.String("version", version()),
 	)
 	return a, nil
@@ -166,7 +181,9 @@ func start(c fileConfig, path string, log, access *zap.Logger, hup <-chan os.Sig
 // wait serves until ctx ends (a signal) or a component stops on its own,
 // then shuts everything down: readiness fails first so load balancers stop
 // sending, the front door drains within server.shutdown_timeout, then the
-// watcher and the admin server stop and the forwarder closes.
+// watcher, the hot-cache refresher and the admin server stop. Only then,
+// with no request left that could publish, the spool flushes to Kafka and
+// closes, then the producer, then the legacy forwarder.
 func (a *app) wait(ctx context.Context) int {
 	code := exitOK
 	pending := cap(a.done)
@@ -184,7 +201,7 @@ func (a *app) wait(ctx context.Context) int {
 		a.log.Error("front door shutdown", zap.Error(err))
 		code = exitFailure
 	}
-	a.stopWatch()
+	a.stopBackground()
 	actx, cancel := context.WithTimeout(context.Background(), adminShutdownTimeout)
 	defer cancel()
 	if err := a.admin.Shutdown(actx); err != nil {
@@ -195,6 +212,10 @@ func (a *app) wait(ctx context.Context) int {
 			a.log.Error("stopped with an error", zap.String("component", r.what), zap.Error(r.err))
 			code = exitFailure
 		}
+	}
+	if err := a.backend.close(); err != nil {
+		a.log.Error("close event delivery", zap.Error(err))
+		code = exitFailure
 	}
 	a.fwd.Close()
 	a.log.Info("stopped", zap.Int("exit_code", code))

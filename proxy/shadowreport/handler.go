@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"html/template"
+	"io"
 	"math"
 	"net/http"
 	"strings"
@@ -47,6 +48,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	_, _ = w.Write(buf.Bytes())
+}
+
+// WriteHTML renders the report page to w: every route in detail, or only
+// the route named (the overview still lists every route). It is what
+// `strangler compare` writes to its -out file.
+func (h *Handler) WriteHTML(w io.Writer, route string) error {
+	var buf bytes.Buffer
+	if err := h.tmpl.Execute(&buf, newPage(Build(h.src, h.stats), route)); err != nil {
+		return fmt.Errorf("render report: %w", err)
+	}
+	_, err := w.Write(buf.Bytes())
+	return err
 }
 
 // JSON returns a handler that always serves the report as JSON.

@@ -140,7 +140,12 @@ type Budgets struct {
 
 // Breached evaluates b over the recent window and names the first budget
 // breached. The demotion itself is the caller's to keep.
-func (c *Collector) Breached(b Budgets) (bool, string) {
+func (c *Collector) Breached(b Budgets) (bool, string) { return c.BreachedSince(b, time.Time{}) }
+
+// BreachedSince is Breached over the part of the window after since: the
+// minutes that began after it. A route re-enabled by a person is judged
+// on what happened after the re-enable, not on what demoted it.
+func (c *Collector) BreachedSince(b Budgets, since time.Time) (bool, string) {
 	if b.MinSamples == 0 {
 		b.MinSamples = 100
 	}
@@ -149,7 +154,7 @@ func (c *Collector) Breached(b Budgets) (bool, string) {
 		minutes = 5
 	}
 	minutes = min(minutes, ringMinutes)
-	w := c.window(minutes)
+	w := c.window(minutes, since)
 	if b.MaxMismatchRate > 0 && w.compared >= b.MinSamples {
 		if r := float64(w.mismatch) / float64(w.compared); r > b.MaxMismatchRate {
 			return true, fmt.Sprintf("mismatch rate %s over the last %d min exceeds the budget of %s (%d of %d comparisons)",
@@ -184,14 +189,18 @@ type windowCounts struct {
 	lat [2]histTotal
 }
 
-func (c *Collector) window(minutes int64) windowCounts {
+func (c *Collector) window(minutes int64, since time.Time) windowCounts {
 	now := c.s.now().Unix() / 60
+	first := now - minutes + 1
+	if !since.IsZero() {
+		first = max(first, since.Unix()/60+1)
+	}
 	var w windowCounts
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for i := range c.ring {
 		m := &c.ring[i]
-		if m.start <= now-minutes || m.start > now {
+		if m.start < first || m.start > now {
 			continue
 		}
 		w.compared += m.compared

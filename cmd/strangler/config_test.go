@@ -1,0 +1,107 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"go.uber.org/zap"
+
+	"github.com/strangler-proxy/strangler/ported/delivery"
+	"github.com/strangler-proxy/strangler/ported/events"
+	"github.com/strangler-proxy/strangler/ported/hotcache"
+	"github.com/strangler-proxy/strangler/ported/kafka"
+	"github.com/strangler-proxy/strangler/ported/spool"
+)
+
+// config.yaml is the reference: the values it spells out for the ported
+// components must be their packages' defaults, or `make run` would not run
+// with "the embedded defaults" and the comments would lie.
+func TestShippedConfigSpellsOutTheDefaults(t *testing.T) {
+	c, _, err := loadConfig(filepath.Join("..", "..", "config.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Kafka.Brokers) == 0 {
+		c.Kafka.Brokers = nil // `brokers: []` and no key mean the same
+	}
+	tests := []struct {
+		section   string
+		got, want any
+	}{
+		{"events", c.Events, events.Config{}.WithDefaults()},
+		{"spool", c.Spool, spool.Config{}.WithDefaults()},
+		{"kafka", c.Kafka, kafka.Config{}.WithDefaults()},
+		{"hotcache", c.HotCache, hotcache.Config{Source: c.HotCache.Source}.WithDefaults()},
+	}
+	for _, tt := range tests {
+		if !reflect.DeepEqual(tt.got, tt.want) {
+			t.Errorf("%s: config.yaml says\n%+v\nthe package's defaults are\n%+v", tt.section, tt.got, tt.want)
+		}
+	}
+	if c.Kafka.Enabled() || c.Events.Delivery != events.DeliverySpool {
+		t.Errorf("make run must keep events in the spool: brokers %v, delivery %q", c.Kafka.Brokers, c.Events.Delivery)
+	}
+	if want := "file://examples/monolith/data/campaigns.json"; c.HotCache.Source != want {
+		t.Errorf("hotcache.source %q, want the shipped file %q", c.HotCache.Source, want)
+	}
+}
+
+func TestSpoolCommand(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "spool")
+	path := writeConfig(t, minimal+fmt.Sprintf("spool:\n  dir: %q\n", dir))
+	dump := func() (int, string, string) {
+		var stdout, stderr bytes.Buffer
+		code := run([]string{"spool", "-config", path}, &stdout, &stderr)
+		return code, stdout.String(), stderr.String()
+	}
+	if code, out, errOut := dump(); code != 0 || out != "" || !strings.Contains(errOut, "nothing waiting") {
+		t.Fatalf("no spool yet: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+
+	s, err := spool.Open(spool.Config{Dir: dir}, zap.NewNop(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []delivery.Message{
+		{Key: []byte("u_alice0001"), Value: []byte(`{"n":1}`), EventID: "e-1"},
+		{Key: []byte("u_bob000002"), Value: []byte(`{"n":2}`), EventID: "e-2"},
+	}
+	for _, m := range want {
+		if err := s.Publish(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	code, out, errOut := dump()
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != len(want) {
+		t.Fatalf("want %d JSONL lines, got:\n%s", len(want), out)
+	}
+	for i, line := range lines {
+		var r spool.DumpRecord
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("line %d: %v: %s", i, err, line)
+		}
+		if r.EventID != want[i].EventID || r.Key != string(want[i].Key) || string(r.Value) != string(want[i].Value) {
+			t.Errorf("line %d: %s, want %+v", i, line, want[i])
+		}
+	}
+
+	bad := writeConfig(t, minimal+"spool:\n  dirr: x\n")
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"spool", "-config", bad}, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), `unknown key "spool.dirr"`) {
+		t.Errorf("bad config: exit %d, stderr %q", code, &stderr)
+	}
+}

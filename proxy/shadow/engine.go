@@ -1,0 +1,289 @@
+package shadow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
+
+	"github.com/strangler-proxy/strangler/proxy/compare"
+	"github.com/strangler-proxy/strangler/proxy/shadowreport"
+	"github.com/strangler-proxy/strangler/routes"
+)
+
+// Pool defaults.
+const (
+	DefaultWorkers = 8
+	DefaultQueue   = 256
+)
+
+// Skip reasons, as counted by shadowreport.Collector.Skipped.
+const (
+	SkipPoolFull        = "pool_full"
+	SkipUnsafeMethod    = "unsafe_method"
+	SkipBodyTooLarge    = "body_too_large"
+	SkipBodyUnread      = "body_unread"
+	SkipResponseTooBig  = "response_too_large"
+	SkipPrimaryStreamed = "primary_streamed"
+	SkipPrimaryBody     = "primary_body_incomplete"
+	SkipShutdown        = "shutdown"
+	SkipNoCandidate     = "no_shadow_handler"
+)
+
+// ErrCandidateTimeout marks a candidate that answered after the route's
+// shadow.timeout: its answer is not compared.
+var ErrCandidateTimeout = errors.New("candidate answered after shadow.timeout")
+
+// Options configure an Engine.
+type Options struct {
+	// Workers run candidate calls, one each at a time. Zero: DefaultWorkers.
+	Workers int
+	// Queue is how many begun jobs may wait for a worker. A request finding
+	// Workers+Queue jobs begun and not finished is not shadowed (skipped:
+	// pool_full). Zero: DefaultQueue.
+	Queue int
+	// Logger gets the engine's own warnings. Nil: none.
+	Logger *zap.Logger
+	// Registerer gets the pool gauges. Nil: a private registry.
+	Registerer prometheus.Registerer
+	// Now is the clock of call durations. Nil: time.Now.
+	Now func() time.Time
+	// Recorded is what Go handlers built with shadow dependencies published
+	// (their RecordingSink). Nil: a Go candidate's side effects are not
+	// compared.
+	Recorded Published
+	// Tapped is what live Go handlers published (a TapSink around the live
+	// sink). Nil: a Go primary's side effects are not compared.
+	Tapped Published
+}
+
+// Route is what the engine needs to shadow one route. The front door
+// builds it once per route table; it is immutable.
+type Route struct {
+	Name    string
+	Primary routes.Side
+	// Candidate serves the other side: the Go handler built with shadow
+	// dependencies, or the shadow legacy forwarder. Required.
+	Candidate routes.Handler
+	// Twin answers for the primary side without side effects, for noise
+	// learning: the shadow forwarder for a legacy primary (asked for safe
+	// methods only), the shadow Go handler for a Go primary. Nil: noise is
+	// learned only where the candidate may be asked twice.
+	Twin routes.Handler
+	// AllowUnsafe lets a legacy candidate see unsafe methods.
+	AllowUnsafe bool
+	// Timeout bounds a candidate call; a later answer is an error.
+	Timeout time.Duration
+	// MaxBody caps the request body copied and each response captured.
+	MaxBody int
+	// Comparator compares the two answers. Required.
+	Comparator *compare.Comparator
+	// Collector records the outcome. Required.
+	Collector *shadowreport.Collector
+	// Params sets the route's path parameters on a candidate's ctx (the
+	// route table's Match). Nil: none.
+	Params func(*fasthttp.RequestCtx)
+	// LegacyEvents is what the monolith forwarded (its events file). Nil:
+	// side effects are not compared.
+	LegacyEvents Published
+}
+
+func (r *Route) candidateSide() routes.Side {
+	if r.Primary == routes.SidePorted {
+		return routes.SideLegacy
+	}
+	return routes.SidePorted
+}
+
+// Engine runs shadow jobs on a bounded pool of workers. Create it with
+// New, start the workers with Start, stop them with Close.
+type Engine struct {
+	workers, capacity int
+	log               *zap.Logger
+	now               func() time.Time
+	recorded, tapped  Published
+	published         *compare.Comparator
+
+	slots chan struct{} // a token per begun job: bounds jobs in flight
+	jobs  chan *Job
+
+	mu      sync.RWMutex // guards closed against a send on a closed jobs
+	closed  bool
+	started bool
+	wg      sync.WaitGroup
+
+	ctxs     sync.Pool // *fasthttp.RequestCtx
+	jobPool  sync.Pool // *Job
+	running  atomic.Int64
+	finished atomic.Uint64
+}
+
+// New builds an Engine and registers its gauges; it starts nothing.
+func New(o Options) (*Engine, error) {
+	if o.Workers <= 0 {
+		o.Workers = DefaultWorkers
+	}
+	if o.Queue <= 0 {
+		o.Queue = DefaultQueue
+	}
+	e := &Engine{
+		workers:  o.Workers,
+		capacity: o.Workers + o.Queue,
+		log:      o.Logger,
+		now:      o.Now,
+		recorded: o.Recorded,
+		tapped:   o.Tapped,
+		// Published events are compared on content: the id and the time
+		// of receipt are per delivery by definition.
+		published: compare.MustCompile(compare.Rules{Ignore: []string{"status", "body.event_id", "body.received_at"}}),
+	}
+	if e.log == nil {
+		e.log = zap.NewNop()
+	}
+	e.log = e.log.Named("shadow")
+	if e.now == nil {
+		e.now = time.Now
+	}
+	e.slots = make(chan struct{}, e.capacity)
+	e.jobs = make(chan *Job, e.capacity)
+	e.ctxs.New = func() any { return new(fasthttp.RequestCtx) }
+	e.jobPool.New = func() any { return new(Job) }
+
+	reg := o.Registerer
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	for _, c := range []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "strangler_shadow_jobs_in_flight",
+			Help: "Shadow jobs begun and not finished: waiting for the primary's body, queued, or running.",
+		}, func() float64 { return float64(len(e.slots)) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "strangler_shadow_jobs_capacity",
+			Help: "Shadow jobs that may be in flight at once (shadow.workers + shadow.queue); past it copies are skipped.",
+		}, func() float64 { return float64(e.capacity) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "strangler_shadow_workers_busy",
+			Help: "Shadow workers running a candidate now.",
+		}, func() float64 { return float64(e.running.Load()) }),
+	} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register shadow pool metrics: %w", err)
+		}
+	}
+	return e, nil
+}
+
+// Start starts the workers. Calling it again does nothing; after Close it
+// does nothing.
+func (e *Engine) Start() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.started || e.closed {
+		return
+	}
+	e.started = true
+	for range e.workers {
+		e.wg.Go(e.work)
+	}
+}
+
+func (e *Engine) work() {
+	for j := range e.jobs {
+		e.running.Add(1)
+		e.run(j)
+		e.running.Add(-1)
+	}
+}
+
+// Close stops taking jobs and waits, until ctx ends, for the workers to
+// finish what is queued and running. A job whose primary body is still
+// streaming when Close is called is dropped (skipped: shutdown) when it
+// ends. It returns an error if jobs were still running when ctx ended.
+func (e *Engine) Close(ctx context.Context) error {
+	e.mu.Lock()
+	if !e.closed {
+		e.closed = true
+		close(e.jobs)
+	}
+	started := e.started
+	e.mu.Unlock()
+	if !started {
+		for j := range e.jobs {
+			j.skip(SkipShutdown)
+		}
+		return nil
+	}
+	done := make(chan struct{})
+	go func() { e.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("drain shadow pool: %d jobs still running: %w", e.running.Load(), ctx.Err())
+	}
+}
+
+// InFlight returns how many jobs are begun and not finished.
+func (e *Engine) InFlight() int { return len(e.slots) }
+
+// Finished returns how many jobs have ended, compared or not.
+func (e *Engine) Finished() uint64 { return e.finished.Load() }
+
+// reserve takes a slot without waiting.
+func (e *Engine) reserve() bool {
+	select {
+	case e.slots <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+// submit hands a begun job to the workers; its slot guarantees room.
+func (e *Engine) submit(j *Job) {
+	e.mu.RLock()
+	if e.closed {
+		e.mu.RUnlock()
+		j.skip(SkipShutdown)
+		return
+	}
+	e.jobs <- j
+	e.mu.RUnlock()
+}
+
+// done recycles j and frees its slot.
+func (e *Engine) done(j *Job) {
+	j.reset()
+	e.jobPool.Put(j)
+	e.finished.Add(1)
+	<-e.slots
+}
+
+func (e *Engine) acquireCtx(req *fasthttp.Request, remote net.Addr) *fasthttp.RequestCtx {
+	c := e.ctxs.Get().(*fasthttp.RequestCtx)
+	c.Init(req, remote, nopLogger{})
+	// As the front door's server: header names as sent, nothing added.
+	c.Response.Header.DisableNormalizing()
+	c.Response.Header.SetNoDefaultContentType(true)
+	return c
+}
+
+func (e *Engine) releaseCtx(c *fasthttp.RequestCtx) {
+	c.ResetUserValues()
+	c.Request.Reset()
+	c.Response.Reset()
+	e.ctxs.Put(c)
+}
+
+// nopLogger keeps fasthttp's default logger (stderr) out of shadow calls.
+type nopLogger struct{}
+
+func (nopLogger) Printf(string, ...any) {}

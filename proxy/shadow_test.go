@@ -1,0 +1,623 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
+
+	"github.com/strangler-proxy/strangler/legacy-passthrough"
+	"github.com/strangler-proxy/strangler/ported/delivery"
+	"github.com/strangler-proxy/strangler/proxy/compare"
+	"github.com/strangler-proxy/strangler/proxy/shadow"
+	"github.com/strangler-proxy/strangler/proxy/shadowreport"
+	"github.com/strangler-proxy/strangler/routes"
+)
+
+// waitFor polls cond until it holds or 10s pass.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func pct(v float64) *float64 { return &v }
+
+// snapshot waits until the route has recorded want outcomes (compared,
+// errors and skipped) and returns its figures.
+func (h *harness) snapshot(t testing.TB, route string, want uint64) shadowreport.Snapshot {
+	t.Helper()
+	var s shadowreport.Snapshot
+	waitFor(t, fmt.Sprintf("%d shadow outcomes on %s", want, route), func() bool {
+		c := h.srv.stats.Lookup(route)
+		if c == nil {
+			return false
+		}
+		s = c.Snapshot()
+		return s.Counts.Compared+s.Counts.Errors+s.Counts.Skipped >= want
+	})
+	return s
+}
+
+// jsonAnswer writes a JSON answer.
+func jsonAnswer(ctx *fasthttp.RequestCtx, status int, body string, header ...string) {
+	ctx.SetStatusCode(status)
+	ctx.Response.Header.SetContentType("application/json")
+	for i := 0; i+1 < len(header); i += 2 {
+		ctx.Response.Header.Set(header[i], header[i+1])
+	}
+	ctx.SetBodyString(body)
+}
+
+// streamed answers like the legacy forwarder does: a chunked body stream
+// that must be closed.
+type streamed struct {
+	r      io.Reader
+	closed atomic.Bool
+}
+
+func (s *streamed) Read(p []byte) (int, error) { return s.r.Read(p) }
+func (s *streamed) CloseWithError(error) error {
+	s.closed.Store(true)
+	return nil
+}
+
+func streamAnswer(ctx *fasthttp.RequestCtx, status int, body string, header ...string) *streamed {
+	ctx.SetStatusCode(status)
+	ctx.Response.Header.SetContentType("application/json")
+	for i := 0; i+1 < len(header); i += 2 {
+		ctx.Response.Header.Set(header[i], header[i+1])
+	}
+	s := &streamed{r: strings.NewReader(body)}
+	ctx.Response.SetBodyStream(s, -1)
+	return s
+}
+
+func randomID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// campaignBody is what both sides answer for a lookup, with noisy fields.
+func campaignBody(id, requestID string, at time.Time, mutate func(map[string]any)) string {
+	m := map[string]any{
+		"id": id, "status": "active", "countries": []string{"DE", "FR"}, "amount": 12.5,
+		"trace": requestID, "generated_at": at.Format(time.RFC3339Nano),
+		"items": []map[string]any{{"sku": "A", "qty": 1}, {"sku": "B", "qty": 2}},
+	}
+	if mutate != nil {
+		mutate(m)
+	}
+	b, _ := json.Marshal(m)
+	return string(b)
+}
+
+// drainBody reads the request body as a handler that uses it would.
+func drainBody(ctx *fasthttp.RequestCtx) {
+	if bs := ctx.RequestBodyStream(); bs != nil {
+		_, _ = io.Copy(io.Discard, bs)
+	}
+}
+
+// lookupSides builds a legacy side and a Go side answering the same
+// lookup, each with a random trace id and its own timestamp (noise), and
+// the Go side changed by mutate (a fault), goStatus and goHeaders (nil:
+// the same Cache-Control as legacy).
+func lookupSides(mutate func(map[string]any), goStatus int, goHeaders []string) (legacySide, goSide routes.Handler) {
+	legacySide = routes.HandlerFunc(func(ctx *fasthttp.RequestCtx) error {
+		drainBody(ctx)
+		streamAnswer(ctx, 200, campaignBody("cmp_1", randomID(), time.Now(), nil), "Cache-Control", "max-age=60")
+		return nil
+	})
+	if goHeaders == nil {
+		goHeaders = []string{"Cache-Control", "max-age=60"}
+	}
+	goSide = routes.HandlerFunc(func(ctx *fasthttp.RequestCtx) error {
+		drainBody(ctx)
+		jsonAnswer(ctx, goStatus, campaignBody("cmp_1", randomID(), time.Now().Add(time.Millisecond), mutate), goHeaders...)
+		return nil
+	})
+	return legacySide, goSide
+}
+
+func shadowRoute(name, path, method string, sc *routes.ShadowConfig) routes.RouteConfig {
+	return routes.RouteConfig{Name: name, Methods: []string{method}, Path: path, Mode: routes.ModeShadow, Handler: "h", Shadow: sc}
+}
+
+// Identical implementations whose answers carry noise (a random id and a
+// timestamp) give no mismatch, with no rule written: the noise is learned
+// by asking the primary side twice (GET) or, for a POST with a legacy
+// primary, the candidate twice.
+func TestShadowLearnsNoiseWithoutRules(t *testing.T) {
+	for _, method := range []string{"GET", "POST"} {
+		t.Run(method, func(t *testing.T) {
+			legacySide, goSide := lookupSides(nil, 200, nil)
+			var legacyCalls atomic.Int64
+			counting := routes.HandlerFunc(func(ctx *fasthttp.RequestCtx) error {
+				legacyCalls.Add(1)
+				return legacySide.Serve(ctx)
+			})
+			h := newHarness(t, harnessOptions{
+				legacy: counting,
+				routes: []routes.RouteConfig{shadowRoute("lookup", "/c/{id}", method, nil)},
+				reg:    routes.Registry{"h": goSide},
+				mod:    func(o *Options) { o.ShadowRegistry = routes.Registry{"h": goSide} },
+			})
+			const n = 60
+			req := get("/c/cmp_1")
+			if method == "POST" {
+				req = "POST /c/cmp_1 HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+			}
+			for i := range n {
+				r := h.roundTrip(t, req)
+				if r.status != 200 {
+					t.Fatalf("request %d: status %d", i, r.status)
+				}
+			}
+			s := h.snapshot(t, "lookup", n)
+			if s.Counts.Mismatch != 0 || s.Counts.Compared != n {
+				t.Fatalf("counts %+v, want %d compared and no mismatch; diffs %+v", s.Counts, n, s.TopDiffs)
+			}
+			noisy := map[string]bool{}
+			for _, f := range s.Noise {
+				noisy[f.Template] = f.Noise
+			}
+			if !noisy["body.trace"] || !noisy["body.generated_at"] {
+				t.Errorf("noise fields %+v, want body.trace and body.generated_at shown as noise", s.Noise)
+			}
+			// PHP runs a POST once, whatever the sample: the monolith's
+			// side effects must not happen twice.
+			if method == "POST" && legacyCalls.Load() != n {
+				t.Errorf("legacy called %d times for %d POSTs", legacyCalls.Load(), n)
+			}
+			if method == "GET" && legacyCalls.Load() <= n {
+				t.Errorf("legacy called %d times for %d GETs: the noise sample never asked it twice", legacyCalls.Load(), n)
+			}
+		})
+	}
+}
+
+// Faults injected into the Go side are detected and pointed to by path.
+func TestShadowDetectsFaultsByPath(t *testing.T) {
+	tests := []struct {
+		name     string
+		mutate   func(map[string]any)
+		status   int
+		headers  []string
+		template string
+		kind     compare.Kind
+	}{
+		{name: "changed business rule", mutate: func(m map[string]any) { m["status"] = "paused" }, status: 200, template: "body.status", kind: compare.KindValue},
+		{name: "rounding", mutate: func(m map[string]any) { m["amount"] = 12.49 }, status: 200, template: "body.amount", kind: compare.KindValue},
+		{name: "different status", status: 404, template: "status", kind: compare.KindValue},
+		{name: "missing header", status: 200, headers: []string{}, template: "header.Cache-Control", kind: compare.KindMissing},
+		{name: "reordered array", mutate: func(m map[string]any) {
+			m["items"] = []map[string]any{{"sku": "B", "qty": 2}, {"sku": "A", "qty": 1}}
+		}, status: 200, template: "body.items", kind: compare.KindOrder},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			legacySide, goSide := lookupSides(tt.mutate, tt.status, tt.headers)
+			h := newHarness(t, harnessOptions{
+				legacy: legacySide,
+				routes: []routes.RouteConfig{shadowRoute("lookup", "/c/{id}", "GET", nil)},
+				reg:    routes.Registry{"h": goSide},
+				mod:    func(o *Options) { o.ShadowRegistry = routes.Registry{"h": goSide} },
+			})
+			const n = 30
+			for range n {
+				h.roundTrip(t, get("/c/cmp_1"))
+			}
+			s := h.snapshot(t, "lookup", n)
+			if s.Counts.Mismatch != n {
+				t.Fatalf("counts %+v, want %d mismatches", s.Counts, n)
+			}
+			if len(s.TopDiffs) == 0 || s.TopDiffs[0].Template != tt.template || s.TopDiffs[0].Kinds[tt.kind] == 0 {
+				t.Fatalf("top differing paths %+v, want %s (%s) first", s.TopDiffs, tt.template, tt.kind)
+			}
+			for _, g := range s.TopDiffs {
+				if g.Template == "body.trace" || g.Template == "body.generated_at" {
+					t.Errorf("noise reported as a differing path: %s", g.Template)
+				}
+			}
+			ex := s.TopDiffs[0].Examples[0]
+			if ex.Primary.Side != routes.SideLegacy || ex.Candidate.Side != routes.SidePorted || ex.Method != "GET" {
+				t.Errorf("example %+v", ex)
+			}
+		})
+	}
+}
+
+// rawExchange sends raw on a fresh connection and returns every byte the
+// server sent until it closed.
+func (h *harness) rawExchange(t testing.TB, raw string) []byte {
+	t.Helper()
+	c, _ := h.dial(t)
+	go func() { _, _ = io.WriteString(c, raw) }()
+	b, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	return b
+}
+
+// The client gets the same bytes with and without a shadow: a legacy
+// primary streamed through the real forwarder (chunked, mixed-case and
+// repeated headers, a request body), and a Go primary.
+func TestShadowPrimaryIsByteIdentical(t *testing.T) {
+	up := startUpstream(t)
+	fwd, err := legacy.New(legacy.Config{Upstream: "http://" + up}, zap.NewNop(), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(fwd.Close)
+	goSide := routes.HandlerFunc(func(ctx *fasthttp.RequestCtx) error {
+		body := ctx.PostBody()
+		if bs := ctx.RequestBodyStream(); bs != nil {
+			body, _ = io.ReadAll(io.LimitReader(bs, 1<<20))
+		}
+		jsonAnswer(ctx, 201, fmt.Sprintf(`{"go":true,"len":%d}`, len(body)), "X-Mixed-CASE", "v")
+		ctx.Response.Header.Add("Set-Cookie", "a=1; Path=/")
+		return nil
+	})
+	reg := routes.Registry{"h": goSide}
+	modes := func(shadowed bool) []routes.RouteConfig {
+		mode := routes.ModeLegacy
+		goMode := routes.ModePorted
+		if shadowed {
+			mode, goMode = routes.ModeShadow, routes.ModeShadow
+		}
+		return []routes.RouteConfig{
+			{Name: "l", Path: "/up/*", Mode: mode, Handler: "h"},
+			{Name: "g", Path: "/go", Mode: goMode, Handler: "h", Shadow: &routes.ShadowConfig{Primary: routes.SidePorted, AllowUnsafe: true}},
+		}
+	}
+	h := newHarness(t, harnessOptions{
+		legacy: fwd, routes: modes(false), reg: reg,
+		mod: func(o *Options) { o.ShadowRegistry = reg },
+	})
+	body := strings.Repeat("0123456789", 300)
+	requests := []string{
+		"GET /up/page?q=1 HTTP/1.1\r\nHost: shop.example\r\nX-Request-Id: fixed-id-1\r\nx-lower: a\r\nCookie: s=1\r\nConnection: close\r\n\r\n",
+		fmt.Sprintf("POST /up/echo HTTP/1.1\r\nHost: shop.example\r\nX-Request-Id: fixed-id-2\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(body), body),
+		"POST /up/echo HTTP/1.1\r\nHost: shop.example\r\nX-Request-Id: fixed-id-3\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+		"HEAD /up/page HTTP/1.1\r\nHost: shop.example\r\nX-Request-Id: fixed-id-4\r\nConnection: close\r\n\r\n",
+		fmt.Sprintf("POST /go HTTP/1.1\r\nHost: shop.example\r\nX-Request-Id: fixed-id-5\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(body), body),
+	}
+	var without [][]byte
+	for _, raw := range requests {
+		without = append(without, h.rawExchange(t, raw))
+	}
+	h.live.Store(compile(t, modes(true), false, reg))
+	for i, raw := range requests {
+		with := h.rawExchange(t, raw)
+		if !bytes.Equal(with, without[i]) {
+			t.Errorf("request %d: answer changed by the shadow:\nwithout: %q\nwith:    %q", i, without[i], with)
+		}
+	}
+	// Every shadowed request was compared: the copies were complete.
+	l := h.snapshot(t, "l", 4)
+	g := h.snapshot(t, "g", 1)
+	if l.Counts.Compared != 4 || g.Counts.Compared != 1 {
+		t.Errorf("compared l=%+v g=%+v, want 4 and 1 with nothing skipped", l.Counts, g.Counts)
+	}
+}
+
+// startUpstream runs a stand-in for the monolith's Nginx on loopback: a
+// chunked JSON page with repeated Set-Cookie and odd header case, and an
+// echo of the request body's length.
+func startUpstream(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &fasthttp.Server{
+		NoDefaultDate: true, NoDefaultServerHeader: true, DisableHeaderNamesNormalizing: true,
+		Handler: func(ctx *fasthttp.RequestCtx) {
+			ctx.Response.Header.Set("X-Powered-By", "PHP/8.2")
+			ctx.Response.Header.Add("set-cookie", "PHPSESSID=abc; path=/; HttpOnly")
+			ctx.Response.Header.Add("set-cookie", "lang=de; path=/")
+			ctx.Response.Header.Set("x-Odd-Case", "1")
+			ctx.SetContentType("application/json")
+			if string(ctx.Path()) == "/up/echo" {
+				ctx.SetBodyString(fmt.Sprintf(`{"len":%d,"rid":%q}`, len(ctx.PostBody()), ctx.Request.Header.Peek("X-Request-Id")))
+				return
+			}
+			uri, xff := string(ctx.RequestURI()), string(ctx.Request.Header.Peek("X-Forwarded-For"))
+			ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
+				fmt.Fprintf(w, `{"page":%q,"xff":%q,`, uri, xff)
+				_ = w.Flush()
+				fmt.Fprint(w, `"tail":true}`)
+			})
+		},
+	}
+	done := make(chan struct{})
+	go func() { _ = srv.Serve(ln); close(done) }()
+	t.Cleanup(func() { _ = srv.Shutdown(); <-done })
+	return ln.Addr().String()
+}
+
+// A slow or hanging candidate never delays the primary: the client has its
+// answer while the candidate still hangs, further copies are skipped once
+// the pool is full, and shutdown waits for the pool to drain.
+func TestShadowSlowCandidateDoesNotDelayPrimary(t *testing.T) {
+	release := make(chan struct{})
+	var started atomic.Int64
+	hanging := routes.HandlerFunc(func(ctx *fasthttp.RequestCtx) error {
+		started.Add(1)
+		<-release
+		jsonAnswer(ctx, 200, `{"ok":true}`)
+		return nil
+	})
+	reg := routes.Registry{"h": hanging}
+	cfg := Config{Shadow: ShadowConfig{Workers: 2, Queue: 1}}
+	h := newHarness(t, harnessOptions{
+		cfg: cfg, legacy: routes.HandlerFunc(func(ctx *fasthttp.RequestCtx) error {
+			jsonAnswer(ctx, 200, `{"ok":true}`)
+			return nil
+		}),
+		routes: []routes.RouteConfig{shadowRoute("s", "/s", "GET", &routes.ShadowConfig{Timeout: time.Nanosecond})},
+		reg:    reg,
+		mod:    func(o *Options) { o.ShadowRegistry = reg },
+	})
+	defer close(release) // also on failure, so the pool can drain
+	for i := range 10 {
+		if r := h.roundTrip(t, get("/s")); r.status != 200 || r.body != `{"ok":true}` {
+			t.Fatalf("request %d answered %d %q while the candidate hangs", i, r.status, r.body)
+		}
+	}
+	waitFor(t, "both workers busy", func() bool { return started.Load() == 2 })
+	s := h.snapshot(t, "s", 7)
+	if s.SkipReasons[shadow.SkipPoolFull] != 7 || h.srv.engine.InFlight() != 3 {
+		t.Errorf("skips %v in flight %d; want 7 pool_full with 2 running and 1 queued", s.SkipReasons, h.srv.engine.InFlight())
+	}
+	release <- struct{}{}
+	release <- struct{}{}
+	// Past the route's timeout: errors, not comparisons.
+	s = h.snapshot(t, "s", 9)
+	if s.Counts.Errors != 2 || s.Counts.Compared != 0 {
+		t.Errorf("counts %+v, want the 2 late answers as errors", s.Counts)
+	}
+	// The queued one is still waiting on release: Shutdown (the harness
+	// cleanup) drains it once the deferred close frees it.
+}
+
+// Shadowing records what the Go candidate would have published and
+// compares it with the line the monolith wrote to its events file, by
+// content, ignoring event_id and received_at.
+func TestShadowComparesPublishedEvents(t *testing.T) {
+	dir := t.TempDir()
+	eventsFile := filepath.Join(dir, "forwarded-events.jsonl")
+	var mu sync.Mutex
+	n := 0
+	php := routes.HandlerFunc(func(ctx *fasthttp.RequestCtx) error {
+		drainBody(ctx)
+		mu.Lock()
+		defer mu.Unlock()
+		n++
+		id := fmt.Sprintf("php-%d", n)
+		f, err := os.OpenFile(eventsFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(f, `{"event_id":%q,"received_at":"2026-01-01T00:00:00.%03dZ","user_id":"u_1","amount":25.5}`+"\n", id, n)
+		f.Close()
+		jsonAnswer(ctx, 202, fmt.Sprintf(`{"status":"accepted","event_id":%q}`, id))
+		return nil
+	})
+	tests := []struct {
+		name   string
+		amount string
+		want   compare.Outcome
+		path   string
+	}{
+		{"same event", "25.5", compare.OutcomeNoiseOnly, ""},
+		{"different event", "25.49", compare.OutcomeMismatch, "published.amount"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := shadow.NewRecordingSink(0)
+			var m atomic.Int64
+			goIntake := routes.HandlerFunc(func(ctx *fasthttp.RequestCtx) error {
+				id := fmt.Sprintf("go-%d", m.Add(1))
+				_ = rec.Publish(ctx, delivery.Message{EventID: id, Key: []byte("u_1"),
+					Value: []byte(fmt.Sprintf(`{"event_id":%q,"received_at":"x","user_id":"u_1","amount":%s}`, id, tt.amount))})
+				jsonAnswer(ctx, 202, fmt.Sprintf(`{"status":"accepted","event_id":%q}`, id))
+				return nil
+			})
+			reg := routes.Registry{"h": goIntake}
+			h := newHarness(t, harnessOptions{
+				legacy: php,
+				routes: []routes.RouteConfig{shadowRoute("events", "/events", "POST", &routes.ShadowConfig{LegacyEventsFile: eventsFile})},
+				reg:    reg,
+				mod:    func(o *Options) { o.ShadowRegistry, o.Recorded = reg, rec },
+			})
+			const reqs = 25
+			for range reqs {
+				h.roundTrip(t, "POST /events HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+			}
+			s := h.snapshot(t, "events", reqs)
+			switch tt.want {
+			case compare.OutcomeNoiseOnly:
+				if s.Counts.Mismatch != 0 {
+					t.Errorf("counts %+v diffs %+v, want no mismatch", s.Counts, s.TopDiffs)
+				}
+			case compare.OutcomeMismatch:
+				if s.Counts.Mismatch != reqs || len(s.TopDiffs) == 0 || s.TopDiffs[0].Template != tt.path {
+					t.Errorf("counts %+v diffs %+v, want every request a mismatch at %s", s.Counts, s.TopDiffs, tt.path)
+				}
+			}
+		})
+	}
+}
+
+// A budget breached sends the route to legacy: the Go side is no longer
+// called, the route says so in metrics, logs and the report, and it stays
+// there until re-enabled.
+func TestBudgetBreachDemotesToLegacy(t *testing.T) {
+	tests := []struct {
+		name    string
+		route   routes.RouteConfig
+		goSide  routes.Handler
+		request string
+	}{
+		{
+			name:  "shadow mismatch rate",
+			route: shadowRoute("r", "/r", "GET", nil),
+			goSide: routes.HandlerFunc(func(ctx *fasthttp.RequestCtx) error {
+				jsonAnswer(ctx, 200, `{"v":2}`)
+				return nil
+			}),
+		},
+		{
+			name:  "canary error rate",
+			route: routes.RouteConfig{Name: "r", Path: "/r", Mode: routes.ModeCanary, Handler: "h", Canary: &routes.CanaryConfig{Percent: pct(100)}},
+			goSide: routes.HandlerFunc(func(*fasthttp.RequestCtx) error {
+				return fmt.Errorf("go side broke")
+			}),
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var goCalls atomic.Int64
+			goSide := routes.HandlerFunc(func(ctx *fasthttp.RequestCtx) error {
+				goCalls.Add(1)
+				return tt.goSide.Serve(ctx)
+			})
+			reg := routes.Registry{"h": goSide}
+			rc := tt.route
+			rc.Budgets = &routes.Budgets{MaxMismatchRate: 0.1, MaxErrorRate: 0.1, MinSamples: 5}
+			h := newHarness(t, harnessOptions{
+				cfg: Config{Shadow: ShadowConfig{BudgetInterval: 10 * time.Millisecond}},
+				legacy: routes.HandlerFunc(func(ctx *fasthttp.RequestCtx) error {
+					jsonAnswer(ctx, 200, `{"v":1}`)
+					return nil
+				}),
+				routes: []routes.RouteConfig{rc}, reg: reg,
+				mod: func(o *Options) { o.ShadowRegistry = reg },
+			})
+			for range 10 {
+				h.roundTrip(t, get("/r"))
+			}
+			waitFor(t, "demotion", func() bool {
+				return gaugeValue(t, h.reg, "strangler_route_demoted", map[string]string{"route": "r"}) == 1
+			})
+			h.access.take(t)
+			waitFor(t, "the shadow pool to settle", func() bool { return h.srv.engine.InFlight() == 0 })
+			before := goCalls.Load()
+			for range 5 {
+				if r := h.roundTrip(t, get("/r")); r.status != 200 || r.body != `{"v":1}` {
+					t.Fatalf("demoted route answered %d %q, want legacy's", r.status, r.body)
+				}
+			}
+			if goCalls.Load() != before {
+				t.Errorf("Go side called %d times after the demotion", goCalls.Load()-before)
+			}
+			for _, l := range h.access.take(t) {
+				if l["mode"] != modeDemoted || l["backend"] != backendLegacy {
+					t.Errorf("access line mode=%v backend=%v, want demoted legacy", l["mode"], l["backend"])
+				}
+			}
+			if !strings.Contains(h.logs.text(), "route demoted to legacy") {
+				t.Error("no log line for the demotion")
+			}
+			rep := shadowreport.Build(reportSource{h.srv}, h.srv.stats)
+			if st := rep.Routes[0]; !st.Demoted || st.EffectiveMode != routes.ModeLegacy || st.DemotedReason == "" {
+				t.Errorf("report route %+v, want demoted with a reason", st.RouteStatus)
+			}
+
+			was, err := h.srv.Reenable("r")
+			if err != nil || !was {
+				t.Fatalf("Reenable = %v, %v", was, err)
+			}
+			if _, err := h.srv.Reenable("nope"); err == nil {
+				t.Error("Reenable of an unknown route succeeded")
+			}
+			h.roundTrip(t, get("/r"))
+			waitFor(t, "the Go side called again", func() bool { return goCalls.Load() > before })
+			if g := gaugeValue(t, h.reg, "strangler_route_demoted", map[string]string{"route": "r"}); g != 0 {
+				t.Errorf("demoted gauge %v after re-enable", g)
+			}
+		})
+	}
+}
+
+// gaugeValue reads the gauge series of reg with these labels; -1 if none.
+func gaugeValue(t testing.TB, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+	t.Helper()
+	m := findMetric(t, reg, name, labels)
+	if m == nil {
+		return -1
+	}
+	return m.GetGauge().GetValue()
+}
+
+// counterValue reads the counter series of reg with these labels; -1 if
+// none.
+func counterValue(t testing.TB, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+	t.Helper()
+	m := findMetric(t, reg, name, labels)
+	if m == nil {
+		return -1
+	}
+	return m.GetCounter().GetValue()
+}
+
+func findMetric(t testing.TB, reg *prometheus.Registry, name string, labels map[string]string) *dto.Metric {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	metrics:
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if labels[l.GetName()] != l.GetValue() {
+					continue metrics
+				}
+			}
+			return m
+		}
+	}
+	return nil
+}
+
+// Unmatched requests are counted by template for the report.
+func TestUnmatchedPathsAreCounted(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	for i := range 5 {
+		h.roundTrip(t, get(fmt.Sprintf("/users/%d", 100+i)))
+	}
+	h.roundTrip(t, get("/about"))
+	top, total := h.srv.stats.UnmatchedTop(5)
+	if total != 6 || len(top) != 2 || top[0].Template != "GET /users/{id}" || top[0].Count != 5 {
+		t.Errorf("unmatched %+v total %d", top, total)
+	}
+}
