@@ -49,6 +49,21 @@ func TestGracefulShutdownLosesNoInFlightRequest(t *testing.T) {
 	for i := 0; i < n; i++ {
 		<-started
 	}
+	// An idle keep-alive connection must not hold shutdown up: it is closed,
+	// not waited for until shutdown_timeout (30s by default).
+	idle, err := net.DialTimeout("tcp", strings.TrimPrefix(p.URL, "http://"), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	fmt.Fprintf(idle, "GET /static/hello.txt HTTP/1.1\r\nHost: shop.example\r\n\r\n")
+	_ = idle.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if resp, err := http.ReadResponse(bufioReader(idle), nil); err != nil {
+		t.Fatal(err)
+	} else {
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
 	time.Sleep(200 * time.Millisecond) // the requests are inside PHP now
 	p.signal(syscall.SIGTERM)
 	wg.Wait()
@@ -56,7 +71,7 @@ func TestGracefulShutdownLosesNoInFlightRequest(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	if code := p.waitExit(t, 30*time.Second); code != 0 {
+	if code := p.waitExit(t, 15*time.Second); code != 0 {
 		t.Errorf("exit code %d after SIGTERM, want 0", code)
 	}
 	// Stopped accepting: a new connection is refused.

@@ -16,9 +16,12 @@ func inputPending(c *net.TCPConn) bool {
 	}
 	n := 0
 	var b [1]byte
-	_ = rc.Read(func(fd uintptr) bool {
+	// Control, not Read: Read takes the descriptor's read lock, which the
+	// server's own goroutine holds while it waits on an idle keep-alive
+	// connection, so closing that connection at shutdown would block until
+	// the client spoke. MSG_DONTWAIT keeps the peek from ever waiting.
+	_ = rc.Control(func(fd uintptr) {
 		n, _, _ = syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		return true // one attempt: never wait for data
 	})
 	return n > 0
 }
