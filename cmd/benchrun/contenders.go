@@ -73,9 +73,9 @@ func benchConfig(listen, admin, upstream, dir, campaigns string) string {
 	b.WriteString("routes:\n")
 	for _, r := range []string{
 		"{name: ping-go, methods: [GET], host: " + goHost + ", path: /api/v1/ping, mode: ported, handler: ping}",
-		"{name: campaign-go, methods: [GET], host: " + goHost + ", path: /api/v1/campaigns/{id}, mode: ported, handler: campaigns.get}",
+		"{name: campaign-go, methods: [GET], host: " + goHost + ", path: \"/api/v1/campaigns/{id}\", mode: ported, handler: campaigns.get}",
 		"{name: events-go, methods: [POST], host: " + goHost + ", path: /api/v1/events, mode: ported, handler: events.ingest}",
-		"{name: campaign-shadow, methods: [GET], host: " + shadowHost + ", path: /api/v1/campaigns/{id}, mode: shadow, handler: campaigns.get, shadow: {primary: legacy, sample_percent: 100}}",
+		"{name: campaign-shadow, methods: [GET], host: " + shadowHost + ", path: \"/api/v1/campaigns/{id}\", mode: shadow, handler: campaigns.get, shadow: {primary: legacy, sample_percent: 100}}",
 	} {
 		b.WriteString("  - " + r + "\n")
 	}
