@@ -54,10 +54,14 @@ func contenders(m *monolith.Monolith, px *strangler) []contender {
 	return cs
 }
 
-// benchEvent is a valid page_view event stamped now, so the intake's
-// occurred_at window accepts it for the length of the run.
+// benchEvent is a valid purchase (items summing to the amount, an active
+// campaign, an e-mail to hash, metadata) stamped now, so the intake's
+// occurred_at window accepts it for the length of the run and every rule runs.
 func benchEvent(now time.Time) string {
-	return fmt.Sprintf(`{"type":"page_view","user_id":"u_bench0001","occurred_at":%q,"country":"DE","page":"/home"}`,
+	return fmt.Sprintf(`{"type":"purchase","user_id":"u_bench0001","session_id":"s_benchsession1",`+
+		`"occurred_at":%q,"country":"DE","currency":"EUR","amount":25.5,`+
+		`"items":[{"sku":"SKU-1","qty":2,"price":10},{"sku":"SKU-2","qty":1,"price":5.5}],`+
+		`"campaign_id":"cmp_000001","email":" Bench@Example.com ","metadata":{"source":"bench"}}`,
 		now.UTC().Format(time.RFC3339))
 }
 
