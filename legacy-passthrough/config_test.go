@@ -22,6 +22,8 @@ func TestWithDefaults(t *testing.T) {
 		UpstreamKeepaliveTimeout: 75 * time.Second,
 		MaxConns:                 1024,
 		MaxResponseHeaderBytes:   16384,
+		TunnelIdleTimeout:        60 * time.Second,
+		MaxTunnels:               1024,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("WithDefaults:\n got %+v\nwant %+v", got, want)
@@ -61,6 +63,10 @@ func TestValidate(t *testing.T) {
 		}},
 		{name: "max conns", give: func(c *Config) { c.MaxConns = -1 },
 			want: []string{"max_conns: -1 is not positive"}},
+		{name: "max tunnels", give: func(c *Config) { c.MaxTunnels = -1 },
+			want: []string{"max_tunnels: -1 is not positive"}},
+		{name: "tunnel idle", give: func(c *Config) { c.TunnelIdleTimeout = -time.Second },
+			want: []string{"tunnel_idle_timeout: -1s is not positive"}},
 		{name: "trusted proxies", give: func(c *Config) {
 			c.TrustedProxies = []string{"10.0.0.0/8", " 192.0.2.7 ", "::ffff:10.1.0.0/112", "fd00::/8"}
 		}},
@@ -126,6 +132,8 @@ func TestDecode(t *testing.T) {
 		"max_conns":                  64,
 		"trusted_proxies":            []any{"10.0.0.0/8", "192.0.2.7"},
 		"max_response_header_bytes":  8192,
+		"tunnel_idle_timeout":        "5m",
+		"max_tunnels":                10,
 	}
 	var c Config
 	d, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
@@ -144,6 +152,7 @@ func TestDecode(t *testing.T) {
 		ReadTimeout: 2 * time.Minute, WriteTimeout: 90 * time.Second, IdleConnTimeout: 30 * time.Second,
 		UpstreamKeepaliveTimeout: 65 * time.Second, MaxConns: 64,
 		TrustedProxies: []string{"10.0.0.0/8", "192.0.2.7"}, MaxResponseHeaderBytes: 8192,
+		TunnelIdleTimeout: 5 * time.Minute, MaxTunnels: 10,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("decoded\n %+v\nwant %+v", c, want)

@@ -228,6 +228,7 @@ type tunnel struct {
 	id     []byte // X-Request-Id, for the log
 
 	last      atomic.Int64 // UnixNano of the last byte moved either way
+	stopped   atomic.Bool  // closeBoth was called
 	up2client atomic.Int64
 	client2up atomic.Int64
 }
@@ -291,7 +292,7 @@ func (t *tunnel) finish() {
 		_ = up.Close()
 	}
 	if client != nil {
-		_ = client.Close()
+		t.closeBoth() // only run's own deferred call gets here with a client
 	}
 	ts.open.Dec()
 	ts.wg.Done()
@@ -353,8 +354,14 @@ func (t *tunnel) writeEarly(client net.Conn) error {
 	return err
 }
 
+// closeBoth stops both directions. fasthttp's hijacked connection ignores
+// Close (fasthttp closes it once run returns), so a read or write blocked
+// on it is cut by an expired deadline instead, and stopped keeps pipe from
+// taking that for an idle timeout.
 func (t *tunnel) closeBoth() {
+	t.stopped.Store(true)
 	_ = t.up.Close()
+	_ = t.client.SetDeadline(time.Unix(1, 0))
 	_ = t.client.Close()
 }
 
@@ -370,11 +377,19 @@ func (t *tunnel) pipe(dst, src net.Conn, moved *atomic.Int64) error {
 		if err := src.SetReadDeadline(last.Add(t.ts.idle)); err != nil {
 			return err
 		}
+		if t.stopped.Load() {
+			// closeBoth's expired deadline may have come before the one
+			// just set; it set stopped first.
+			return net.ErrClosed
+		}
 		n, err := src.Read(buf)
 		if n > 0 {
 			t.touch()
 			if werr := dst.SetWriteDeadline(time.Now().Add(t.ts.idle)); werr != nil {
 				return werr
+			}
+			if t.stopped.Load() {
+				return net.ErrClosed
 			}
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				return werr
@@ -383,6 +398,8 @@ func (t *tunnel) pipe(dst, src net.Conn, moved *atomic.Int64) error {
 		}
 		switch {
 		case err == nil:
+		case t.stopped.Load():
+			return err
 		case errors.Is(err, io.EOF):
 			return nil
 		case errors.Is(err, os.ErrDeadlineExceeded) && time.Since(time.Unix(0, t.last.Load())) < t.ts.idle:
@@ -410,19 +427,22 @@ func (ts *tunnels) closeAll() {
 
 // shut closes the tunnel's connections so whatever uses them returns. A
 // tunnel waiting for its hand-over is finished here; the others finish on
-// their own goroutine once its I/O fails.
+// their own goroutine once its I/O fails. The client connection is touched
+// under the lock and only while run has not finished: fasthttp recycles it
+// as soon as run returns.
 func (t *tunnel) shut() {
 	t.ts.mu.Lock()
-	state, up, client := t.state, t.up, t.client
-	t.ts.mu.Unlock()
-	if state == tunnelPending {
+	switch t.state {
+	case tunnelPending:
+		t.ts.mu.Unlock()
 		t.finish()
 		return
+	case tunnelRunning:
+		t.closeBoth()
+	case tunnelReserved:
+		if t.up != nil {
+			_ = t.up.Close()
+		}
 	}
-	if up != nil {
-		_ = up.Close()
-	}
-	if client != nil {
-		_ = client.Close()
-	}
+	t.ts.mu.Unlock()
 }

@@ -100,7 +100,7 @@ func NewAdmin(o AdminOptions) (*Admin, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	a := &Admin{checks: o.Checks, timeout: o.CheckTimeout, live: o.Live}
+	a := &Admin{checks: o.Checks, timeout: o.CheckTimeout, live: o.Live, token: o.Token}
 	if a.timeout <= 0 {
 		a.timeout = defaultCheckTimeout
 	}
@@ -124,6 +124,9 @@ func NewAdmin(o AdminOptions) (*Admin, error) {
 		mux.HandleFunc("POST /admin/routes/{name}/reenable", a.reenable)
 	}
 	for _, r := range o.Routes {
+		if r.Handler != nil {
+			r.Handler = a.guardActions(r.Handler) // adminguard.go: actions need authorize
+		}
 		if err := mountRoute(mux, r); err != nil {
 			return nil, err
 		}

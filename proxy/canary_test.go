@@ -39,7 +39,7 @@ func TestCanaryThroughTheFrontDoor(t *testing.T) {
 	}
 	h := newHarness(t, harnessOptions{legacy: side("legacy"), routes: table(30), reg: reg})
 
-	const users = 3000
+	const users = 2000
 	onGo := map[int]bool{}
 	for u := range users {
 		first := h.roundTrip(t, get("/c", fmt.Sprintf("X-User: user-%d", u))).body
@@ -54,9 +54,10 @@ func TestCanaryThroughTheFrontDoor(t *testing.T) {
 			n++
 		}
 	}
-	// 3000 users at 30 %: the binomial standard deviation is 0.84 points.
-	if share := float64(n) / users; math.Abs(share-0.30) > 0.035 {
-		t.Errorf("share on Go %.3f, want 0.30 ± 0.035", share)
+	// 2000 users at 30 %: the binomial standard deviation is 1.02 points
+	// (the canary package checks 0.5 points over 100,000 keys).
+	if share := float64(n) / users; math.Abs(share-0.30) > 0.04 {
+		t.Errorf("share on Go %.3f, want 0.30 ± 0.04", share)
 	}
 
 	h.live.Store(compile(t, table(50), false, reg))

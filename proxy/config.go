@@ -193,6 +193,9 @@ func (c Config) Validate() error {
 		// The token is a secret: its length only.
 		add("admin_token: too short (%d characters); use at least %d random characters", n, minAdminToken)
 	}
+	if err := checkAdminExposure(c); err != nil { // adminguard.go
+		errs = append(errs, err)
+	}
 	sh := c.Shadow
 	if sh.Workers < 0 || sh.Queue < 0 {
 		add("shadow: workers %d and queue %d must not be negative", sh.Workers, sh.Queue)

@@ -18,6 +18,9 @@ func TestConfigDefaults(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Errorf("defaults do not validate: %v", err)
 	}
+	if sh := c.Shadow; sh.Workers != 8 || sh.Queue != 256 || sh.LegacyTimeout != 5*time.Second || sh.BudgetInterval != 10*time.Second || sh.DiffLog.Path != "" {
+		t.Errorf("shadow defaults: %+v", sh)
+	}
 	// Set values are kept.
 	kept := Config{Listen: ":9", Server: ServerConfig{ReadTimeout: time.Second, MaxBodyBytes: 10}}.WithDefaults()
 	if kept.Listen != ":9" || kept.Server.ReadTimeout != time.Second || kept.Server.MaxBodyBytes != 10 {
@@ -39,6 +42,11 @@ func TestConfigValidate(t *testing.T) {
 		{"negative limits", func(c *Config) {
 			c.Server.MaxBodyBytes, c.Server.MaxConnsPerIP, c.Server.Concurrency = -1, -1, -1
 		}, []string{"max_body_bytes", "max_conns_per_ip", "concurrency"}},
+		{"short admin token", func(c *Config) { c.AdminToken = "short-secret" }, []string{"admin_token: too short (12 characters)"}},
+		{"negative shadow settings", func(c *Config) {
+			c.Shadow.Workers, c.Shadow.LegacyTimeout, c.Shadow.BudgetInterval = -1, -time.Second, -time.Second
+			c.Shadow.DiffLog.Queue, c.Shadow.Noise.Every, c.Shadow.Store.Groups = -1, -1, -1
+		}, []string{"shadow: workers -1", "shadow.legacy_timeout", "shadow.budget_interval", "shadow.diff_log", "shadow.noise", "shadow.store"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

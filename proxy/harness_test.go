@@ -35,6 +35,11 @@ func TestMain(m *testing.M) {
 		// The legacy forwarder's idle-connection cleaner sleeps until its
 		// connections expire; fasthttp gives no way to stop it.
 		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*HostClient).connsCleaner"),
+		// Process-wide, never stopped: the Date-header clock of a server
+		// that sets Date (the stand-in monolith) and the default dialer's
+		// address cache.
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"),
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*TCPDialer).tcpAddrsClean"),
 	)...)
 }
 

@@ -1,8 +1,11 @@
 // Package proxy is Strangler's front door: the public fasthttp server that
 // gives every request an id, looks its route up in the live table, hands it
-// to the legacy forwarder or a ported handler, maps a failure to one status,
-// and records one access-log line and one metric sample per request. It also
-// serves the admin listener (admin.go).
+// to the legacy forwarder or a ported handler as the route's mode says
+// (dispatch.go: shadow copies through proxy/shadow, canary splits through
+// proxy/canary, budgets that demote a route to legacy), maps a failure to
+// one status, and records one access-log line and one metric sample per
+// request. It also serves the admin listener (admin.go): metrics, health,
+// the route table and the migration report (proxy/shadowreport).
 package proxy
 
 import (
@@ -245,7 +248,7 @@ type exchange struct {
 	route   string
 	mode    string
 	backend string
-	body    *clientBody // set when the request has a body
+	body    *clientBody   // set when the request has a body
 	rr      *routeRuntime // the matched route's runtime; nil when unmatched
 	side    routes.Side   // who answered the client; "" when the proxy did
 	idBuf   [maxRequestIDLen]byte
@@ -272,6 +275,10 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	defer s.finish(ctx, x) // recovers a panic from anything below
 	x.id = s.ids.assign(&ctx.Request.Header, x.id)
 	if err := s.limits.check(&ctx.Request.Header); err != nil {
+		s.fail(ctx, x, err)
+		return
+	}
+	if err := screen(ctx); err != nil { // hygiene.go: framing, Host, path
 		s.fail(ctx, x, err)
 		return
 	}
@@ -465,6 +472,9 @@ func (s *Server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfi
 // TestExpectContinue pins.)
 func (s *Server) expect(ctx *fasthttp.RequestCtx) int {
 	err := s.limits.check(&ctx.Request.Header)
+	if err == nil {
+		err = screen(ctx) // no 100 Continue for a head handle would refuse
+	}
 	if err == nil {
 		return fasthttp.StatusContinue
 	}

@@ -87,7 +87,9 @@ func TestShadowingTheIntakeNeverPublishesTwice(t *testing.T) {
 				if r.status != 202 {
 					t.Fatalf("event %d: %d %s", i, r.status, r.body)
 				}
-				var v struct{ EventID string `json:"event_id"` }
+				var v struct {
+					EventID string `json:"event_id"`
+				}
 				_ = json.Unmarshal([]byte(r.body), &v)
 				ids = append(ids, v.EventID)
 			}
@@ -105,7 +107,9 @@ func TestShadowingTheIntakeNeverPublishesTwice(t *testing.T) {
 			if primary == routes.SidePorted {
 				seen := map[string]int{}
 				for _, r := range recs {
-					var v struct{ EventID string `json:"event_id"` }
+					var v struct {
+						EventID string `json:"event_id"`
+					}
 					_ = json.Unmarshal(r.Value, &v)
 					seen[v.EventID]++
 				}

@@ -6,6 +6,7 @@
 //	strangler check [config.yaml]           validate a config, start nothing
 //	strangler routes [-config config.yaml]  print the compiled route table
 //	strangler spool [-config config.yaml]   print the spooled events as JSONL
+//	strangler compare -capture F -route R   replay a capture, compare, report
 //	strangler version
 package main
 
@@ -70,6 +71,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return exitUsage
 		}
 		return dumpSpool(path, stdout, stderr)
+	case "compare":
+		return compareCmd(args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, version())
 		return exitOK
@@ -89,6 +92,9 @@ func usage(w io.Writer) {
   strangler check [config.yaml]           validate a config without starting anything
   strangler routes [-config config.yaml]  print the compiled route table
   strangler spool [-config config.yaml]   print the events waiting in the spool (JSONL; safe while running)
+  strangler compare -capture FILE -route NAME [-config config.yaml] [-legacy URL] [-out report.html]
+                                          replay a capture against legacy and Go, write the report,
+                                          exit 1 unless the route is ready to flip
   strangler version
 `)
 }

@@ -79,6 +79,8 @@ type app struct {
 	// stopBackground stops the routes watcher and the hot-cache refresher.
 	stopBackground context.CancelFunc
 	done           chan result // one per goroutine below
+	// shadow is the shadow side: registry, sinks, forwarder, diff log.
+	shadow *shadowSide
 }
 
 // result is how a serving goroutine reports its end.
@@ -107,7 +109,15 @@ func start(c fileConfig, path string, log, access *zap.Logger, hup <-chan os.Sig
 		return nil, err
 	}
 	undo = append(undo, func() { _ = a.backend.close() })
-	handlers, err := registry(a.backend.deps(log, reg))
+	// Shadow execution: the live sink tapped, and a second registry on
+	// shadow dependencies (see shadow.go).
+	deps, shadowSide, err := withShadow(a.backend.deps(log, reg), c, log)
+	if err != nil {
+		return nil, err
+	}
+	a.shadow = shadowSide
+	undo = append(undo, func() { _ = a.shadow.close() })
+	handlers, err := registry(deps)
 	if err != nil {
 		return nil, err
 	}
@@ -132,10 +142,10 @@ func start(c fileConfig, path string, log, access *zap.Logger, hup <-chan os.Sig
 	}
 	undo = append(undo, a.fwd.Close)
 
-	a.front, err = proxy.New(proxy.Options{
+	a.front, err = proxy.New(a.shadow.options(proxy.Options{
 		Config: c.Proxy, Live: live, Legacy: a.fwd,
 		Logger: log.Named("proxy"), AccessLog: access, Registerer: reg,
-	})
+	}))
 	if err != nil {
 		return nil, err
 	}
@@ -145,6 +155,9 @@ func start(c fileConfig, path string, log, access *zap.Logger, hup <-chan os.Sig
 		Checks:   append([]proxy.Check{{Name: "legacy", Fn: a.fwd.Ping}}, a.backend.checks()...),
 		Routes:   a.backend.adminRoutes(),
 		Logger:   log.Named("admin"),
+		// The migration report and the route re-enable action.
+		Front: a.front,
+		Token: c.Proxy.AdminToken,
 	})
 	if err != nil {
 		return nil, err
@@ -215,6 +228,11 @@ func (a *app) wait(ctx context.Context) int {
 	}
 	if err := a.backend.close(); err != nil {
 		a.log.Error("close event delivery", zap.Error(err))
+		code = exitFailure
+	}
+	// The front door's Shutdown drained the shadow pool.
+	if err := a.shadow.close(); err != nil {
+		a.log.Error("close shadow side", zap.Error(err))
 		code = exitFailure
 	}
 	a.fwd.Close()

@@ -40,10 +40,6 @@ func (t *requestTee) Read(p []byte) (int, error) {
 // complete reports whether buf holds the whole body.
 func (t *requestTee) complete() bool { return t.eof && !t.over && !t.failed }
 
-func (t *requestTee) reset() {
-	*t = requestTee{buf: t.buf[:0]}
-}
-
 // responseTee is the client's response body stream when the primary is a
 // sampled legacy answer: it reads the forwarder's stream (held by the
 // job's scratch RequestCtx), keeps up to max bytes, and when fasthttp

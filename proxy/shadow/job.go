@@ -2,6 +2,7 @@ package shadow
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -46,23 +47,50 @@ type Job struct {
 // front of its body. It never blocks. It returns nil and the skip reason
 // when the request is not shadowed; the caller counts the reason.
 func (e *Engine) Begin(ctx *fasthttp.RequestCtx, r *Route) (*Job, string) {
-	safe := safeMethod(ctx)
-	if r.Candidate == nil {
-		return nil, SkipNoCandidate
-	}
-	if r.candidateSide() == routes.SideLegacy && !safe && !r.AllowUnsafe {
-		return nil, SkipUnsafeMethod
-	}
-	n := ctx.Request.Header.ContentLength()
-	isStream := ctx.Request.IsBodyStream()
-	stream := isStream && (n > 0 || n == -1)
-	// Body reads a stream to its end: only an in-memory body is measured.
-	if n > r.MaxBody || (!isStream && len(ctx.Request.Body()) > r.MaxBody) {
-		return nil, SkipBodyTooLarge
+	if reason := check(ctx, r); reason != "" {
+		return nil, reason
 	}
 	if !e.reserve() {
 		return nil, SkipPoolFull
 	}
+	return e.begin(ctx, r), ""
+}
+
+// BeginWait is Begin for offline replays: it waits for a free slot (until
+// wait ends) instead of skipping.
+func (e *Engine) BeginWait(wait context.Context, ctx *fasthttp.RequestCtx, r *Route) (*Job, string) {
+	if reason := check(ctx, r); reason != "" {
+		return nil, reason
+	}
+	select {
+	case e.slots <- struct{}{}:
+	case <-wait.Done():
+		return nil, SkipShutdown
+	}
+	return e.begin(ctx, r), ""
+}
+
+// check returns why the request in ctx may not be shadowed, or "".
+func check(ctx *fasthttp.RequestCtx, r *Route) string {
+	if r.Candidate == nil {
+		return SkipNoCandidate
+	}
+	if r.candidateSide() == routes.SideLegacy && !safeMethod(ctx) && !r.AllowUnsafe {
+		return SkipUnsafeMethod
+	}
+	n := ctx.Request.Header.ContentLength()
+	// Body reads a stream to its end: only an in-memory body is measured.
+	if n > r.MaxBody || (!ctx.Request.IsBodyStream() && len(ctx.Request.Body()) > r.MaxBody) {
+		return SkipBodyTooLarge
+	}
+	return ""
+}
+
+// begin copies the request for a job whose slot is reserved.
+func (e *Engine) begin(ctx *fasthttp.RequestCtx, r *Route) *Job {
+	n := ctx.Request.Header.ContentLength()
+	stream := ctx.Request.IsBodyStream() && (n > 0 || n == -1)
+	safe := safeMethod(ctx)
 	j := e.jobPool.Get().(*Job)
 	j.engine, j.route, j.safe = e, r, safe
 	// The body stream is not copied; an in-memory body is.
@@ -73,7 +101,7 @@ func (e *Engine) Begin(ctx *fasthttp.RequestCtx, r *Route) (*Job, string) {
 		j.reqTee = requestTee{r: j.orig, buf: j.reqTee.buf[:0], max: r.MaxBody, attached: true}
 		ctx.Request.SetBodyStream(&j.reqTee, n)
 	}
-	return j, ""
+	return j
 }
 
 // Serve runs the primary side h on ctx as if no shadow existed, and queues

@@ -1,0 +1,411 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
+
+	"github.com/strangler-proxy/strangler/legacy-passthrough"
+	"github.com/strangler-proxy/strangler/ported/hotcache"
+	"github.com/strangler-proxy/strangler/proxy/capture"
+	"github.com/strangler-proxy/strangler/proxy/shadow"
+	"github.com/strangler-proxy/strangler/proxy/shadowreport"
+	"github.com/strangler-proxy/strangler/routes"
+)
+
+// compareUsage is the compare command's synopsis.
+const compareUsage = `usage: strangler compare -capture FILE -route NAME [-config config.yaml] [-legacy URL] [-out report.html]
+                         [-concurrency N] [-min-comparisons N]
+
+Replays a capture (written by a route's capture block) against the monolith
+and the route's Go handler (in process, with shadow dependencies: nothing is
+published), compares every pair as the shadow mode does, writes the HTML
+report and exits 1 when the route is not ready to flip, 0 when it is.
+`
+
+// compareFlags are the compare command's settings.
+type compareFlags struct {
+	config, capture, route, legacy, out string
+	concurrency                         int
+	minComparisons                      uint64
+}
+
+func parseCompareFlags(args []string, stderr io.Writer) (compareFlags, bool) {
+	var f compareFlags
+	fs := flag.NewFlagSet("compare", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, compareUsage); fs.PrintDefaults() }
+	fs.StringVar(&f.config, "config", defaultConfig, "config file: the route table, the legacy timeouts, the hot cache")
+	fs.StringVar(&f.capture, "capture", "", "capture file (JSONL) to replay; required")
+	fs.StringVar(&f.route, "route", "", "route to compare; required")
+	fs.StringVar(&f.legacy, "legacy", "", "the monolith's base URL (default: legacy.upstream of the config)")
+	fs.StringVar(&f.out, "out", "report.html", "HTML report to write")
+	fs.IntVar(&f.concurrency, "concurrency", 4, "requests replayed at once")
+	fs.Uint64Var(&f.minComparisons, "min-comparisons", 0, "override the route's verdict.min_comparisons (0: keep it)")
+	if err := fs.Parse(args); err != nil {
+		return f, false
+	}
+	switch {
+	case fs.NArg() > 0:
+		fmt.Fprintf(stderr, "strangler compare: unexpected arguments %q\n", fs.Args())
+	case f.capture == "" || f.route == "":
+		fmt.Fprintln(stderr, "strangler compare: -capture and -route are required")
+	case f.concurrency < 1:
+		fmt.Fprintln(stderr, "strangler compare: -concurrency must be at least 1")
+	default:
+		return f, true
+	}
+	fs.Usage()
+	return f, false
+}
+
+// compareCmd runs `strangler compare`.
+func compareCmd(args []string, stdout, stderr io.Writer) int {
+	f, ok := parseCompareFlags(args, stderr)
+	if !ok {
+		return exitUsage
+	}
+	r, err := newReplay(f, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "strangler compare: %v\n", err)
+		return exitFailure
+	}
+	defer r.close()
+	if err := r.run(); err != nil {
+		fmt.Fprintf(stderr, "strangler compare: %v\n", err)
+		return exitFailure
+	}
+	return r.finish(stdout, stderr)
+}
+
+// replay is one compare run: the route's sides, the engine that compares
+// them, the figures.
+type replay struct {
+	f       compareFlags
+	stderr  io.Writer
+	table   *routes.Table
+	route   *routes.Route
+	fwd     *legacy.Forwarder
+	cache   *hotcache.Cache
+	stats   *shadowreport.Stats
+	engine  *shadow.Engine
+	sr      *shadow.Route
+	events  *shadow.EventsFile
+	total   int
+	th      shadowreport.Thresholds
+	replays int
+}
+
+func newReplay(f compareFlags, stderr io.Writer) (_ *replay, err error) {
+	c, v, err := loadConfig(f.config)
+	if err != nil {
+		return nil, errors.Join(append([]error{fmt.Errorf("config %s", f.config)}, toErrors(problems(err))...)...)
+	}
+	r := &replay{f: f, stderr: stderr}
+	defer func() {
+		if err != nil {
+			r.close()
+		}
+	}()
+	if r.total, err = countRecords(f.capture, f.route); err != nil {
+		return nil, err
+	}
+	log := zap.NewNop()
+	r.cache, err = hotcache.New(context.Background(), hotcache.Options{Config: c.HotCache, Logger: log, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		return nil, fmt.Errorf("hot cache: %w", err)
+	}
+	rctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := r.cache.Refresh(rctx); err != nil {
+		return nil, fmt.Errorf("load campaigns from %s: %w", c.HotCache.Source, err)
+	}
+	rec := shadow.NewRecordingSink(0)
+	reg, err := registry(handlerDeps{Events: c.Events, Sink: rec, Campaigns: r.cache, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	if r.table, err = loadRoutes(v, reg); err != nil {
+		return nil, errors.Join(append([]error{errors.New("routes")}, toErrors(problems(err))...)...)
+	}
+	for _, rt := range r.table.Routes() {
+		if rt.Name == f.route {
+			r.route = rt
+		}
+	}
+	switch {
+	case r.route == nil:
+		return nil, fmt.Errorf("no route %q in %s", f.route, f.config)
+	case r.route.Handler == nil:
+		return nil, fmt.Errorf("route %q has no Go handler to compare", f.route)
+	}
+
+	lc := c.Legacy
+	if f.legacy != "" {
+		lc.Upstream = f.legacy
+	}
+	lc.MaxConns = max(lc.MaxConns, 2*f.concurrency)
+	if r.fwd, err = legacy.New(lc, log, prometheus.NewRegistry()); err != nil {
+		return nil, fmt.Errorf("legacy: %w", err)
+	}
+	if r.stats, err = shadowreport.New(shadowreport.Options{
+		Registerer: prometheus.NewRegistry(), Noise: c.Proxy.Shadow.Noise, Store: c.Proxy.Shadow.Store,
+	}); err != nil {
+		return nil, err
+	}
+	if r.engine, err = shadow.New(shadow.Options{Workers: f.concurrency, Queue: f.concurrency, Recorded: rec}); err != nil {
+		return nil, err
+	}
+	r.engine.Start()
+
+	sh := r.route.Shadow
+	if sh == nil {
+		// No shadow block: compare with the defaults a shadow block has.
+		sh = mustCompileShadow()
+	}
+	r.sr = &shadow.Route{
+		Name: r.route.Name, Primary: routes.SideLegacy,
+		Candidate: r.route.Handler, Twin: r.fwd,
+		Timeout: sh.Timeout, MaxBody: sh.MaxBodyBytes,
+		Comparator: sh.Comparator(), Collector: r.stats.Route(r.route.Name),
+		Params: func(ctx *fasthttp.RequestCtx) { r.table.Match(ctx) },
+	}
+	if sh.LegacyEventsFile != "" {
+		r.events = shadow.NewEventsFile(sh.LegacyEventsFile, 0)
+		r.sr.LegacyEvents = r.events
+	}
+	if v := r.route.Verdict; v != nil {
+		r.th = shadowreport.Thresholds{MinComparisons: v.MinComparisons, MinMatchRate: v.MinMatchRate, MaxErrorRateGap: v.MaxErrorRateGap, MaxP99Ratio: v.MaxP99Ratio}
+	}
+	if f.minComparisons > 0 {
+		r.th.MinComparisons = f.minComparisons
+	}
+	return r, nil
+}
+
+// mustCompileShadow is a shadow block with every default, compiled.
+func mustCompileShadow() *routes.ShadowConfig {
+	t, err := routes.Compile(routes.Config{Routes: []routes.RouteConfig{{Name: "x", Path: "/", Shadow: &routes.ShadowConfig{}}}}, nil)
+	if err != nil {
+		panic(err) // the defaults always compile
+	}
+	return t.Routes()[0].Shadow
+}
+
+func toErrors(msgs []string) []error {
+	out := make([]error, len(msgs))
+	for i, m := range msgs {
+		out[i] = errors.New(m)
+	}
+	return out
+}
+
+// countRecords counts the route's records in a capture, for the progress
+// bar; it also checks the whole file parses before anything is replayed.
+func countRecords(path, route string) (int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, fmt.Errorf("capture: %w", err)
+	}
+	defer f.Close()
+	n := 0
+	err = capture.Read(bufio.NewReader(f), func(rec capture.Record) error {
+		if rec.Route == "" || rec.Route == route {
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
+// run replays every record of the capture with f.concurrency workers and
+// waits for every comparison.
+func (r *replay) run() error {
+	file, err := os.Open(r.f.capture)
+	if err != nil {
+		return fmt.Errorf("capture: %w", err)
+	}
+	defer file.Close()
+
+	records := make(chan capture.Record, r.f.concurrency)
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		done int
+	)
+	bar := newProgress(r.stderr, r.f.route, r.total)
+	for range r.f.concurrency {
+		wg.Go(func() {
+			for rec := range records {
+				r.one(rec)
+				mu.Lock()
+				done++
+				bar.set(done)
+				mu.Unlock()
+			}
+		})
+	}
+	readErr := capture.Read(bufio.NewReader(file), func(rec capture.Record) error {
+		if rec.Route != "" && rec.Route != r.f.route {
+			return nil // a file shared by routes
+		}
+		records <- rec
+		return nil
+	})
+	close(records)
+	wg.Wait()
+	r.replays = done
+	// Every job is queued now; Close waits for the comparisons.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	closeErr := r.engine.Close(ctx)
+	bar.finish(done)
+	return errors.Join(readErr, closeErr)
+}
+
+// one replays a record: the monolith answers as the primary, through the
+// same engine the shadow mode uses, and the Go handler runs as the
+// candidate.
+func (r *replay) one(rec capture.Record) {
+	var req fasthttp.Request
+	rec.Request(&req)
+	var remote net.Addr = &net.TCPAddr{IP: net.ParseIP(rec.Remote)}
+	ctx := &fasthttp.RequestCtx{}
+	ctx.Init(&req, remote, nil)
+	ctx.Response.Header.DisableNormalizing()
+	ctx.Response.Header.SetNoDefaultContentType(true)
+	c := r.sr.Collector
+	start := time.Now()
+	job, reason := r.engine.BeginWait(context.Background(), ctx, r.sr)
+	var err error
+	if job == nil {
+		c.Skipped(reason)
+		err = r.fwd.Serve(ctx)
+	} else {
+		err = job.Serve(ctx, r.fwd)
+	}
+	status := ctx.Response.StatusCode()
+	if err == nil {
+		// Read the answer as a client would; closing the stream hands the
+		// job to the pool.
+		if bs := ctx.Response.BodyStream(); bs != nil {
+			_, err = io.Copy(io.Discard, bs)
+		}
+	}
+	_ = ctx.Response.CloseBodyStream()
+	c.Served(routes.SideLegacy, time.Since(start), err != nil || status >= 500)
+	ctx.Request.Reset()
+	ctx.Response.Reset()
+}
+
+// finish writes the report and prints the verdict; the exit code says it.
+func (r *replay) finish(stdout, stderr io.Writer) int {
+	src := replaySource{r}
+	h := shadowreport.NewHandler(src, r.stats)
+	var buf bytes.Buffer
+	if err := h.WriteHTML(&buf, ""); err != nil {
+		fmt.Fprintf(stderr, "strangler compare: %v\n", err)
+		return exitFailure
+	}
+	if err := os.WriteFile(r.f.out, buf.Bytes(), 0o644); err != nil {
+		fmt.Fprintf(stderr, "strangler compare: write report: %v\n", err)
+		return exitFailure
+	}
+	snap := r.sr.Collector.Snapshot()
+	v := snap.Verdict(r.th)
+	k := snap.Counts
+	fmt.Fprintf(stdout, "%s: %d replayed, %d compared: %d match, %d noise only, %d mismatch, %d errors, %d skipped; match rate %s\n",
+		r.f.route, r.replays, k.Compared, k.Match, k.NoiseOnly, k.Mismatch, k.Errors, k.Skipped, shadowreport.Percent(snap.MatchRate))
+	for i, g := range snap.TopDiffs {
+		if i == 5 {
+			break
+		}
+		fmt.Fprintf(stdout, "  %s: %d mismatches\n", g.Template, g.Count)
+	}
+	fmt.Fprintf(stdout, "report: %s\n", r.f.out)
+	if !v.Ready {
+		fmt.Fprintf(stdout, "verdict: NOT READY to flip: %s\n", strings.Join(v.Reasons, "; "))
+		return exitFailure
+	}
+	fmt.Fprintln(stdout, "verdict: ready to flip")
+	return exitOK
+}
+
+// replaySource shows the compared route alone.
+type replaySource struct{ r *replay }
+
+func (s replaySource) AllLegacy() bool { return false }
+
+func (s replaySource) Routes() []shadowreport.RouteStatus {
+	for i, ri := range s.r.table.Describe() {
+		if s.r.table.Routes()[i] == s.r.route {
+			return []shadowreport.RouteStatus{{RouteInfo: ri, Thresholds: s.r.th}}
+		}
+	}
+	return nil
+}
+
+func (r *replay) close() {
+	if r.fwd != nil {
+		r.fwd.Close()
+	}
+	if r.events != nil {
+		_ = r.events.Close()
+	}
+	if r.engine != nil {
+		_ = r.engine.Close(context.Background())
+	}
+}
+
+// progress draws a progress bar on a terminal line, at most every 100ms.
+type progress struct {
+	w     io.Writer
+	label string
+	total int
+	last  time.Time
+}
+
+func newProgress(w io.Writer, label string, total int) *progress {
+	p := &progress{w: w, label: label, total: total}
+	p.draw(0)
+	return p
+}
+
+func (p *progress) set(done int) {
+	if now := time.Now(); now.Sub(p.last) >= 100*time.Millisecond || done == p.total {
+		p.last = now
+		p.draw(done)
+	}
+}
+
+func (p *progress) draw(done int) {
+	const width = 30
+	frac := 1.0
+	if p.total > 0 {
+		frac = min(1, float64(done)/float64(p.total))
+	}
+	fill := int(frac * width)
+	fmt.Fprintf(p.w, "\rcompare %s [%s%s] %d/%d %3.0f%%", p.label,
+		strings.Repeat("=", fill), strings.Repeat(" ", width-fill), done, p.total, frac*100)
+}
+
+func (p *progress) finish(done int) {
+	p.draw(done)
+	fmt.Fprintln(p.w)
+}
+
+// Interface guard: replaySource is the report's view of the run.
+var _ shadowreport.Source = replaySource{}

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/strangler-proxy/strangler/legacy-passthrough"
+	"github.com/strangler-proxy/strangler/proxy"
+	"github.com/strangler-proxy/strangler/proxy/shadow"
+	"github.com/strangler-proxy/strangler/proxy/shadowreport"
+	"github.com/strangler-proxy/strangler/routes"
+)
+
+// shadowSide is what shadow execution adds to the process: the registry
+// built a second time on shadow dependencies (a sink that records instead
+// of publishing), a tap on the live sink (what a Go primary really
+// published), a forwarder of its own for legacy candidates, and the diff
+// log.
+type shadowSide struct {
+	registry routes.Registry
+	recorder *shadow.RecordingSink
+	tap      *shadow.TapSink
+	fwd      *legacy.Forwarder
+	diffLog  *shadowreport.DiffLog
+}
+
+// withShadow returns the live handlers' dependencies with their sink
+// tapped, and the shadow side built from the same dependencies but for the
+// sink. On error nothing is left open.
+func withShadow(live handlerDeps, c fileConfig, log *zap.Logger) (_ handlerDeps, _ *shadowSide, err error) {
+	s := &shadowSide{recorder: shadow.NewRecordingSink(0)}
+	if live.Sink != nil {
+		s.tap = shadow.NewTapSink(live.Sink, 0)
+		live.Sink = s.tap
+	}
+	sd := live
+	sd.Sink = s.recorder
+	// The shadow handlers' own metrics stay private: registered next to the
+	// live ones they would clash (same names, other labels), and what they
+	// measure is in strangler_shadow_* already.
+	sd.Registerer = nil
+	sd.Logger = log.Named("shadow")
+	if s.registry, err = registry(sd); err != nil {
+		return live, nil, fmt.Errorf("shadow handlers: %w", err)
+	}
+	if s.fwd, err = legacy.New(shadowLegacyConfig(c), log.Named("shadow"), prometheus.NewRegistry()); err != nil {
+		return live, nil, fmt.Errorf("shadow legacy forwarder: %w", err)
+	}
+	if dl := c.Proxy.Shadow.DiffLog; dl.Path != "" {
+		if s.diffLog, err = shadowreport.OpenDiffLog(dl, log); err != nil {
+			s.fwd.Close()
+			return live, nil, err
+		}
+	}
+	return live, s, nil
+}
+
+// shadowLegacyConfig is the legacy section with the shadow pool's limits:
+// a candidate call is bounded by shadow.legacy_timeout, head and body, on
+// at most shadow.workers connections of its own.
+func shadowLegacyConfig(c fileConfig) legacy.Config {
+	lc := c.Legacy
+	sh := c.Proxy.Shadow
+	lc.Timeout, lc.ReadTimeout, lc.WriteTimeout = sh.LegacyTimeout, sh.LegacyTimeout, sh.LegacyTimeout
+	lc.DialTimeout = min(lc.DialTimeout, sh.LegacyTimeout)
+	lc.MaxConns = sh.Workers
+	return lc
+}
+
+// options adds the shadow side to the front door's options.
+func (s *shadowSide) options(o proxy.Options) proxy.Options {
+	o.ShadowRegistry = s.registry
+	o.ShadowLegacy = s.fwd
+	o.Recorded = s.recorder
+	if s.tap != nil {
+		o.Tapped = s.tap
+	}
+	o.DiffLog = s.diffLog
+	return o
+}
+
+// close closes the diff log and the shadow forwarder. Call it after the
+// front door's Shutdown, which drains the shadow pool.
+func (s *shadowSide) close() error {
+	if s == nil {
+		return nil
+	}
+	var err error
+	if s.diffLog != nil {
+		err = s.diffLog.Close()
+	}
+	s.fwd.Close()
+	return err
+}

@@ -1,0 +1,303 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/strangler-proxy/strangler/proxy/shadowreport"
+)
+
+const adminToken = "e2e-admin-token-0123456789"
+
+// shadowReport reads /shadow.json.
+func shadowReport(t *testing.T, p *proc) shadowreport.Report {
+	t.Helper()
+	resp, b := get(t, p.Admin+"/shadow.json")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /shadow.json: %d %s", resp.StatusCode, b)
+	}
+	var rep shadowreport.Report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatalf("shadow.json: %v", err)
+	}
+	return rep
+}
+
+// routeReport waits until the route has compared want requests (or failed
+// or skipped them) and returns its part of the report.
+func routeReport(t *testing.T, p *proc, name string, want uint64) shadowreport.RouteReport {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		for _, r := range shadowReport(t, p).Routes {
+			k := r.Stats.Counts
+			if r.Name == name && k.Compared+k.Errors+k.Skipped >= want {
+				return r
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("route %s never reached %d shadow outcomes: %+v", name, want, shadowReport(t, p).Routes)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// lines returns the non-empty lines of a file ("" when it is missing).
+func lines(t *testing.T, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.TrimSpace(l) != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// Shadowing the real PHP intake: PHP answers and forwards each event once,
+// the Go candidate publishes nothing (its sink records), the two agree —
+// answers and forwarded events — and where they do not (ping says which
+// implementation it is) the report, the diff log and the admin API say so.
+func TestShadowAgainstRealPHP(t *testing.T) {
+	m := startMonolith(t)
+	cmp := activeCampaign(t)
+	dir := t.TempDir()
+	diffLog := filepath.Join(dir, "diffs.jsonl")
+	routes := fmt.Sprintf(`  - name: events
+    methods: [POST]
+    path: /api/v1/events
+    mode: shadow
+    handler: events.ingest
+    shadow:
+      # PHP and Go stamp received_at in milliseconds: a second call of the
+      # candidate often lands in the same one, so noise learning cannot
+      # see it vary; the rule says so.
+      ignore: [body.received_at]
+      legacy_events_file: %q
+  - {name: ping, methods: [GET], path: /api/v1/ping, mode: shadow, handler: ping}
+`, m.EventsFile)
+	p := start(t, config{Upstream: m.URL, Routes: routes,
+		Extra: fmt.Sprintf("admin_token: %q\nshadow:\n  workers: 4\n  diff_log:\n    path: %q\n", adminToken, diffLog)})
+	// Until the hot cache has loaded, the Go intake knows no campaign and
+	// rejects (422 campaign_not_found) what PHP accepts: the shadow
+	// reports exactly that when events arrive before readiness.
+	waitReady(t, p)
+
+	const n = 30
+	c := client()
+	var ids []string
+	for i := range n {
+		code, id, err := postEvent(c, p.URL, event(fmt.Sprintf("u_shadow%04d", i), cmp))
+		if err != nil || code != http.StatusAccepted {
+			t.Fatalf("event %d: %d %v", i, code, err)
+		}
+		ids = append(ids, id)
+	}
+	for range 5 {
+		if _, b := get(t, p.URL+"/api/v1/ping"); implementation(t, b) != "php" {
+			t.Fatalf("ping answered by %s, want PHP (the primary)", b)
+		}
+	}
+
+	ev := routeReport(t, p, "events", n)
+	k := ev.Stats.Counts
+	if k.Compared != n || k.Mismatch != 0 {
+		t.Errorf("events: %+v, want %d compared and no mismatch; top diffs %+v", k, n, ev.Stats.TopDiffs)
+	}
+	noisy := false
+	for _, f := range ev.Stats.Noise {
+		noisy = noisy || (f.Template == "body.event_id" && f.Noise)
+	}
+	if !noisy {
+		t.Errorf("body.event_id not learned as noise: %+v", ev.Stats.Noise)
+	}
+	// PHP forwarded each event exactly once; the proxy's spool holds none.
+	forwardedIDs := map[string]int{}
+	for _, l := range lines(t, m.EventsFile) {
+		forwardedIDs[decodeForwarded(t, []byte(l)).EventID]++
+	}
+	for _, id := range ids {
+		if forwardedIDs[id] != 1 {
+			t.Errorf("PHP forwarded event %s %d times", id, forwardedIDs[id])
+		}
+	}
+	if len(forwardedIDs) != n {
+		t.Errorf("PHP forwarded %d events for %d requests", len(forwardedIDs), n)
+	}
+	if spooled := strangleSpool(t, p.Config); len(spooled) != 0 {
+		t.Errorf("the Go candidate published %d events", len(spooled))
+	}
+
+	ping := routeReport(t, p, "ping", 5)
+	if ping.Stats.Counts.Mismatch != 5 || len(ping.Stats.TopDiffs) == 0 || ping.Stats.TopDiffs[0].Template != "body.implementation" {
+		t.Errorf("ping: %+v %+v, want 5 mismatches at body.implementation", ping.Stats.Counts, ping.Stats.TopDiffs)
+	}
+	waitLines(t, diffLog, 5)
+	pingLines := 0
+	for _, l := range lines(t, diffLog) {
+		if strings.Contains(l, `"route":"ping"`) && strings.Contains(l, `"path":"body.implementation"`) {
+			pingLines++
+		}
+	}
+	if pingLines != 5 {
+		t.Errorf("diff log has %d ping lines at body.implementation, want 5:\n%s", pingLines, strings.Join(lines(t, diffLog), "\n"))
+	}
+	if !strings.Contains(p.logs.String(), `"msg":"shadow mismatch"`) {
+		t.Error("no log line for a mismatch")
+	}
+
+	resp, page := get(t, p.Admin+"/shadow")
+	if resp.StatusCode != http.StatusOK || !bytes.Contains(page, []byte(`id="route-events"`)) {
+		t.Errorf("GET /shadow: %d, page without the events route", resp.StatusCode)
+	}
+	for _, tt := range []struct {
+		auth string
+		want int
+	}{{"", http.StatusUnauthorized}, {"Bearer " + adminToken, http.StatusOK}} {
+		req, _ := http.NewRequest(http.MethodPost, p.Admin+"/admin/routes/events/reenable", nil)
+		if tt.auth != "" {
+			req.Header.Set("Authorization", tt.auth)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tt.want {
+			t.Errorf("re-enable with %q: %d, want %d", tt.auth, resp.StatusCode, tt.want)
+		}
+	}
+}
+
+func waitLines(t *testing.T, path string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for len(lines(t, path)) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s has %d lines, want %d", path, len(lines(t, path)), n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+var dateLine = regexp.MustCompile(`(?m)^Date: [^\r\n]*\r\n`)
+
+// The client gets the same bytes from real Nginx + PHP whether or not the
+// route is shadowed (Date aside, which Nginx stamps per second).
+func TestShadowedAnswersAreByteIdenticalFromRealNginx(t *testing.T) {
+	m := startMonolith(t)
+	route := func(mode string) string {
+		return fmt.Sprintf("  - {name: campaign, methods: [GET], path: \"/api/v1/campaigns/{id}\", mode: %s, handler: campaigns.get}\n", mode)
+	}
+	c := config{Upstream: m.URL, Routes: route("legacy")}
+	p := start(t, c)
+	requests := []string{
+		"GET /api/v1/campaigns/cmp_000001 HTTP/1.1\r\nHost: shop.example\r\nX-Request-Id: e2e-fixed-1\r\nCookie: PHPSESSID=x\r\nConnection: close\r\n\r\n",
+		"GET /api/v1/campaigns/cmp_999999 HTTP/1.1\r\nHost: shop.example\r\nX-Request-Id: e2e-fixed-2\r\nConnection: close\r\n\r\n",
+	}
+	var before []string
+	for _, r := range requests {
+		before = append(before, dateLine.ReplaceAllString(rawExchange(t, p.URL, r), ""))
+	}
+	c.Listen, c.Admin = strings.TrimPrefix(p.URL, "http://"), strings.TrimPrefix(p.Admin, "http://")
+	c.SpoolDir = filepath.Join(p.Dir, "spool") // what start chose: static, must not change
+	c.Routes = route("shadow")
+	p.rewriteConfig(t, c.render())
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, b := get(t, p.Admin+"/routes")
+		if bytes.Contains(b, []byte(`"mode": "shadow"`)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the reload to shadow never applied: %s", b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for i, r := range requests {
+		if got := dateLine.ReplaceAllString(rawExchange(t, p.URL, r), ""); got != before[i] {
+			t.Errorf("request %d changed by the shadow:\nbefore: %q\nafter:  %q", i, before[i], got)
+		}
+	}
+	rr := routeReport(t, p, "campaign", uint64(len(requests)))
+	if rr.Stats.Counts.Compared != uint64(len(requests)) || rr.Stats.Counts.Mismatch != 0 {
+		t.Errorf("campaign: %+v %+v, want every request compared and matching", rr.Stats.Counts, rr.Stats.TopDiffs)
+	}
+}
+
+// A route's capture replayed by `strangler compare` against the real
+// monolith: the report is written and the exit code is the verdict.
+func TestCaptureThenCompare(t *testing.T) {
+	m := startMonolith(t)
+	capFile := filepath.Join(t.TempDir(), "capture.jsonl")
+	p := start(t, config{Upstream: m.URL, Routes: fmt.Sprintf(
+		"  - {name: ping, methods: [GET], path: /api/v1/ping, mode: legacy, handler: ping, capture: {percent: 100, file: %q}}\n"+
+			"  - {name: campaign, methods: [GET], path: \"/api/v1/campaigns/{id}\", mode: legacy, handler: campaigns.get, capture: {percent: 100, file: %q}}\n",
+		capFile, capFile)})
+	for i := range 10 {
+		get(t, p.URL+"/api/v1/ping", "Cookie", "PHPSESSID=secret-session")
+		get(t, p.URL+fmt.Sprintf("/api/v1/campaigns/cmp_%06d", i+1))
+	}
+	waitLines(t, capFile, 20)
+	if b, _ := os.ReadFile(capFile); bytes.Contains(b, []byte("secret-session")) {
+		t.Error("the capture holds a session cookie")
+	}
+	tests := []struct {
+		route    string
+		wantExit int
+		want     string
+	}{
+		{"ping", 1, "body.implementation: 10 mismatches"},
+		{"campaign", 0, "verdict: ready to flip"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.route, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "report.html")
+			cmd := exec.Command(binary, "compare", "-config", p.Config, "-capture", capFile, "-route", tt.route,
+				"-legacy", m.URL, "-out", out, "-min-comparisons", "10")
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err := cmd.Run()
+			code := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if code != tt.wantExit || !strings.Contains(stdout.String(), tt.want) {
+				t.Errorf("exit %d, want %d; stdout:\n%s\nstderr:\n%s", code, tt.wantExit, stdout.String(), stderr.String())
+			}
+			if !strings.Contains(lastLine(stderr.String()), "10/10 100%") {
+				t.Errorf("progress bar: %q", stderr.String())
+			}
+			if _, err := os.Stat(out); err != nil {
+				t.Errorf("no report: %v", err)
+			}
+		})
+	}
+}
+
+func lastLine(s string) string {
+	sc := bufio.NewScanner(strings.NewReader(strings.ReplaceAll(s, "\r", "\n")))
+	last := ""
+	for sc.Scan() {
+		if strings.TrimSpace(sc.Text()) != "" {
+			last = sc.Text()
+		}
+	}
+	return last
+}
