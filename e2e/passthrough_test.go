@@ -135,6 +135,13 @@ func TestPassthroughRequestFidelity(t *testing.T) {
 				t.Errorf("body differs: direct %d %s, proxied %d %s", direct.BodyLength, direct.BodySHA256, proxied.BodyLength, proxied.BodySHA256)
 			}
 			dh, ph := direct.headersExcept(proxyOwned...), proxied.headersExcept(proxyOwned...)
+			// Known deviation: fasthttp's client always frames a body-less
+			// request of a method other than GET/HEAD with Content-Length: 0
+			// (RFC 9110 §8.6 says SHOULD NOT, it is still valid framing). Only
+			// exactly that is tolerated; any other difference fails.
+			if tt.body == "" && tt.method != "GET" && len(ph) == len(dh)+1 && ph[0] == "HTTP_CONTENT_LENGTH=0" {
+				ph = ph[1:]
+			}
 			if strings.Join(dh, "\n") != strings.Join(ph, "\n") {
 				t.Errorf("headers PHP saw differ:\n direct  %q\n proxied %q", dh, ph)
 			}
