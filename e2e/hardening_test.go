@@ -477,9 +477,6 @@ func TestHardeningSlowClients(t *testing.T) {
 		mu.Lock()
 		slows = append(slows, s)
 		mu.Unlock()
-		if kind == "non-reader" {
-			_ = c.(*net.TCPConn).SetReadBuffer(4 << 10)
-		}
 		if _, err := io.WriteString(c, head); err != nil {
 			t.Errorf("%s: %v", kind, err)
 			return
@@ -921,4 +918,73 @@ func TestAdminListenerExposure(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestHardeningLimits: an oversized Content-Length behind
+// "Expect: 100-continue" gets 413 without a 100 Continue first; a small one
+// gets its 100 and reaches PHP; limits on the URI, the head and a chunked
+// body hold.
+func TestHardeningLimits(t *testing.T) {
+	m := startMonolith(t)
+	p := start(t, config{Upstream: m.URL, Extra: "server:\n  max_body_bytes: 1048576\n"})
+	addr := strings.TrimPrefix(p.URL, "http://")
+	dial := func(t *testing.T) (net.Conn, *bufio.Reader) {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+		return c, bufio.NewReader(c)
+	}
+
+	t.Run("oversized, with Expect", func(t *testing.T) {
+		c, br := dial(t)
+		if _, err := io.WriteString(c, "POST /headers HTTP/1.1\r\nHost: shop.example\r\nExpect: 100-continue\r\nContent-Length: 2097152\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		line, err := br.ReadString('\n')
+		if err != nil || !strings.HasPrefix(line, "HTTP/1.1 413 ") {
+			t.Fatalf("first line %q (%v): want 413 and no 100 Continue before it", line, err)
+		}
+	})
+	t.Run("within the limit, with Expect", func(t *testing.T) {
+		c, br := dial(t)
+		if _, err := io.WriteString(c, "POST /headers HTTP/1.1\r\nHost: shop.example\r\nExpect: 100-continue\r\nContent-Length: 10\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		if line, err := br.ReadString('\n'); err != nil || !strings.HasPrefix(line, "HTTP/1.1 100 ") {
+			t.Fatalf("first line %q (%v): want 100 Continue", line, err)
+		}
+		if line, _ := br.ReadString('\n'); line != "\r\n" {
+			t.Fatalf("100 Continue with fields: %q", line)
+		}
+		if _, err := io.WriteString(c, "0123456789"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e echo
+		if err := json.Unmarshal([]byte(bodyOf(resp)), &e); err != nil || e.BodyLength != 10 {
+			t.Fatalf("PHP got %d bytes (%v), want 10", e.BodyLength, err)
+		}
+	})
+	for _, tt := range []struct {
+		name, request string
+		want          int
+	}{
+		{"URI over the line limit", "GET /" + strings.Repeat("u", 9<<10) + " HTTP/1.1\r\nHost: shop.example\r\n\r\n", 414},
+		{"header over the line limit", "GET / HTTP/1.1\r\nHost: shop.example\r\nX-Big: " + strings.Repeat("h", 9<<10) + "\r\n\r\n", 431},
+		{"chunked body over the limit", "POST /headers HTTP/1.1\r\nHost: shop.example\r\nTransfer-Encoding: chunked\r\n\r\n" +
+			strings.Repeat(fmt.Sprintf("%x\r\n%s\r\n", 64<<10, strings.Repeat("b", 64<<10)), 17) + "0\r\n\r\n", 413},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			resps := exchangeAll(t, p.URL, tt.request)
+			if len(resps) == 0 || resps[0].StatusCode != tt.want {
+				t.Fatalf("got %d responses (first %v), want %d", len(resps), resps, tt.want)
+			}
+		})
+	}
 }

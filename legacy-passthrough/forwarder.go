@@ -4,11 +4,16 @@
 // cookies in order, bodies streamed both ways in bounded memory, and the
 // answer (status, reason, Set-Cookie, redirects) as Nginx gave it. Only
 // hop-by-hop fields are dropped and X-Forwarded-* are set, trusting an
-// incoming chain only from configured proxies.
+// incoming chain only from configured proxies. An absolute-form target goes
+// upstream in origin form with its authority as Host; a response head with
+// ambiguous framing is a 502 and its connection is closed (framing.go);
+// websocket handshakes are passed through and the connection spliced
+// (tunnel.go).
 //
 // Failures are returned, never written: the front door maps
 // ErrUpstreamUnreachable and ErrBadUpstreamResponse to 502 and
-// ErrUpstreamTimeout to 504.
+// ErrUpstreamTimeout to 504. (One answer is written here: the 503 of a
+// websocket handshake past legacy.max_tunnels.)
 package legacy
 
 import (
@@ -190,7 +195,7 @@ func (f *Forwarder) Serve(ctx *fasthttp.RequestCtx) error {
 		f.scratch.Put(s)
 	}()
 
-	if isWebSocketUpgrade(&ctx.Request.Header) {
+	if isWebSocketUpgrade(&ctx.Request.Header) && servedConn(ctx) {
 		return f.serveUpgrade(ctx, s)
 	}
 

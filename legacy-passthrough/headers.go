@@ -276,8 +276,8 @@ func specialRequestField(k []byte) bool {
 
 // hopByHop: RFC 9110 §7.6.1's fields, Proxy-Connection and Keep-Alive which
 // old clients still send, Proxy-Authorization and Proxy-Authenticate which
-// are meant for the proxy, and Upgrade (no protocol upgrades through the
-// proxy yet). Transfer-Encoding is re-done on each hop.
+// are meant for the proxy, and Upgrade (a websocket handshake puts it
+// back, see tunnel.go). Transfer-Encoding is re-done on each hop.
 func hopByHop(k []byte) bool {
 	switch len(k) {
 	case 2:

@@ -40,8 +40,8 @@ const tunnelBufSize = 32 << 10
 // which is read whole (Nginx's and PHP's refusals are a few hundred bytes).
 const maxRefusalBody = 1 << 20
 
-// errUpgradeRefused: the upstream answered 101 but not for websocket.
-var errUpgradeRefused = errors.New("101 without Upgrade: websocket")
+// errUpgradeMismatch: the upstream answered 101 but not for websocket.
+var errUpgradeMismatch = errors.New("101 without Upgrade: websocket")
 
 // isWebSocketUpgrade reports whether the request asks for a websocket
 // upgrade the forwarder passes through: HTTP/1.1 GET without a body, whose
@@ -62,6 +62,16 @@ func isWebSocketUpgrade(h *fasthttp.RequestHeader) bool {
 		}
 	}
 	return connection && websocket
+}
+
+// servedConn reports whether ctx came from a server's connection, which
+// Hijack can take over, rather than from RequestCtx.Init (the shadow
+// engine's copies), whose local address is fasthttp's 0.0.0.0:0: no
+// listener has that address. A copy of a handshake is forwarded as an
+// ordinary request.
+func servedConn(ctx *fasthttp.RequestCtx) bool {
+	a, ok := ctx.LocalAddr().(*net.TCPAddr)
+	return !ok || a.Port != 0 || !a.IP.IsUnspecified()
 }
 
 // hasToken reports whether the comma-separated list v holds token,
@@ -142,7 +152,7 @@ func (f *Forwarder) serveUpgrade(ctx *fasthttp.RequestCtx, s *scratch) error {
 	switching := resp.StatusCode() == fasthttp.StatusSwitchingProtocols
 	if switching && !hasToken(resp.Header.Peek("Upgrade"), "websocket") {
 		f.metrics.badResponse.Inc()
-		return fmt.Errorf("forward to %s: %w: %w", f.addr, ErrBadUpstreamResponse, errUpgradeRefused)
+		return fmt.Errorf("forward to %s: %w: %w", f.addr, ErrBadUpstreamResponse, errUpgradeMismatch)
 	}
 	if err := s.copyResponseHeader(&ctx.Response.Header, &resp.Header, false, f.cfg.MaxResponseHeaderBytes); err != nil {
 		clearHeader(&ctx.Response.Header)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/valyala/fasthttp"
 )
 
 // A minimal RFC 6455 framing for the tests: single-frame messages only.
@@ -468,4 +469,30 @@ func TestWebSocketUpstreamGone(t *testing.T) {
 		t.Fatalf("client read: %v, want EOF", err)
 	}
 	waitFor(t, "the tunnel to end", func() bool { return gauge(t, fwd.metrics.tunnelsOpen) == 0 })
+}
+
+// TestUpgradeCopyIsOrdinary: a handshake in a RequestCtx built with Init
+// (as shadow copies are) cannot be hijacked, so it is forwarded as an
+// ordinary request.
+func TestUpgradeCopyIsOrdinary(t *testing.T) {
+	up, got := captureServer(t, okResponse)
+	fwd, _ := newTestForwarder(t, testConfig(up))
+	var req fasthttp.Request
+	if err := req.Read(bufio.NewReader(strings.NewReader(upgradeRequest("/ws")))); err != nil {
+		t.Fatal(err)
+	}
+	var ctx fasthttp.RequestCtx
+	ctx.Init(&req, nil, nil)
+	if err := fwd.Serve(&ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ctx.Response.StatusCode() != 200 || ctx.Hijacked() {
+		t.Fatalf("status %d, hijacked %v", ctx.Response.StatusCode(), ctx.Hijacked())
+	}
+	if err := ctx.Response.CloseBodyStream(); err != nil {
+		t.Fatal(err)
+	}
+	if c := receive(t, got); strings.Contains(string(c.head), "Upgrade") {
+		t.Errorf("upstream got the upgrade: %q", c.head)
+	}
 }
