@@ -3,6 +3,7 @@ package campaigns
 import (
 	"bytes"
 	"encoding/base64"
+	"github.com/strangler-proxy/strangler/ported/phpjson"
 	"math/rand/v2"
 	"os/exec"
 	"strings"
@@ -51,7 +52,7 @@ func TestAppendStringMatchesPHP(t *testing.T) {
 		t.Fatalf("php printed %d lines for %d strings", len(lines), len(corpus))
 	}
 	for i, s := range corpus {
-		if got := string(appendString(nil, s)); got != lines[i] {
+		if got := string(phpjson.AppendString(nil, s)); got != lines[i] {
 			t.Errorf("%q: go %s, php %s", s, got, lines[i])
 		}
 	}

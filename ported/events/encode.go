@@ -1,64 +1,11 @@
 package events
 
 import (
+	"github.com/strangler-proxy/strangler/ported/phpjson"
 	"strconv"
 	"time"
 	"unicode/utf8"
 )
-
-// appendJSONString appends s as a JSON string escaped exactly as PHP's
-// json_encode(..., JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE) does, so
-// both twins write byte-identical bodies and events: only '"', '\\' and
-// control characters are escaped (\b \f \n \r \t, else \u00xx in lower-case
-// hex), plus U+2028 and U+2029, which PHP escapes unless
-// JSON_UNESCAPED_LINE_TERMINATORS. encoding/json would also escape <, > and
-// & and write invalid UTF-8 as \ufffd. s must be valid UTF-8.
-func appendJSONString[S ~string | ~[]byte](dst []byte, s S) []byte {
-	const hex = "0123456789abcdef"
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c != 0xE2 {
-			i++
-			continue
-		}
-		if c == 0xE2 {
-			// U+2028 and U+2029 are E2 80 A8 and E2 80 A9.
-			if i+2 < len(s) && s[i+1] == 0x80 && (s[i+2] == 0xA8 || s[i+2] == 0xA9) {
-				dst = append(dst, s[start:i]...)
-				dst = append(dst, `\u202`...)
-				dst = append(dst, "89"[s[i+2]-0xA8])
-				i += 3
-				start = i
-				continue
-			}
-			i++
-			continue
-		}
-		dst = append(dst, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			dst = append(dst, '\\', c)
-		case '\b':
-			dst = append(dst, '\\', 'b')
-		case '\f':
-			dst = append(dst, '\\', 'f')
-		case '\n':
-			dst = append(dst, '\\', 'n')
-		case '\r':
-			dst = append(dst, '\\', 'r')
-		case '\t':
-			dst = append(dst, '\\', 't')
-		default:
-			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
-		}
-		i++
-		start = i
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
-}
 
 // runeCount is the length in Unicode code points, PHP's
 // preg_match_all('/./su', $s) over valid UTF-8.
@@ -71,19 +18,19 @@ func (e *Event) AppendJSON(dst []byte, eventID string, receivedAt time.Time) []b
 	dst = append(dst, `{"schema_version":`...)
 	dst = strconv.AppendInt(dst, SchemaVersion, 10)
 	dst = append(dst, `,"event_id":`...)
-	dst = appendJSONString(dst, eventID)
+	dst = phpjson.AppendString(dst, eventID)
 	dst = append(dst, `,"type":`...)
-	dst = appendJSONString(dst, e.Type)
+	dst = phpjson.AppendString(dst, e.Type)
 	dst = append(dst, `,"occurred_at":"`...)
 	dst = appendMillis(dst, e.OccurredAt)
 	dst = append(dst, `","received_at":"`...)
 	dst = appendMillis(dst, receivedAt)
 	dst = append(dst, `","user_id":`...)
-	dst = appendJSONString(dst, e.UserID)
+	dst = phpjson.AppendString(dst, e.UserID)
 	dst = append(dst, `,"session_id":`...)
 	dst = appendOptString(dst, e.SessionID)
 	dst = append(dst, `,"country":`...)
-	dst = appendJSONString(dst, e.Country)
+	dst = phpjson.AppendString(dst, e.Country)
 	dst = append(dst, `,"currency":`...)
 	dst = appendOptString(dst, e.Currency)
 	dst = append(dst, `,"amount":`...)
@@ -104,7 +51,7 @@ func (e *Event) AppendJSON(dst []byte, eventID string, receivedAt time.Time) []b
 				dst = append(dst, ',')
 			}
 			dst = append(dst, `{"sku":`...)
-			dst = appendJSONString(dst, it.SKU)
+			dst = phpjson.AppendString(dst, it.SKU)
 			dst = append(dst, `,"qty":`...)
 			dst = strconv.AppendInt(dst, it.Qty, 10)
 			dst = append(dst, `,"price":"`...)
@@ -126,9 +73,9 @@ func (e *Event) AppendJSON(dst []byte, eventID string, receivedAt time.Time) []b
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendJSONString(dst, m.Key)
+		dst = phpjson.AppendString(dst, m.Key)
 		dst = append(dst, ':')
-		dst = appendJSONString(dst, m.Value)
+		dst = phpjson.AppendString(dst, m.Value)
 	}
 	return append(dst, "}}"...)
 }
@@ -137,7 +84,7 @@ func appendOptString(dst []byte, s string) []byte {
 	if s == "" {
 		return append(dst, "null"...)
 	}
-	return appendJSONString(dst, s)
+	return phpjson.AppendString(dst, s)
 }
 
 // appendMinor appends v minor units as a decimal with exactly minor

@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/strangler-proxy/strangler/ported/phpjson"
 	"io"
 	"math"
 	"strconv"
@@ -119,7 +120,7 @@ func (h *Handler) Serve(ctx *fasthttp.RequestCtx) error {
 		h.m.outcome(outcomeMethod)
 		ctx.Response.Header.Set("Allow", "POST")
 		b := append(v.buf[:0], `{"error":"method_not_allowed","message":`...)
-		b = appendJSONString(b, string(ctx.Method())+" not allowed on /api/v1/events")
+		b = phpjson.AppendString(b, string(ctx.Method())+" not allowed on /api/v1/events")
 		v.buf = append(b, '}')
 		respond(ctx, fasthttp.StatusMethodNotAllowed, v.buf)
 		return nil
@@ -181,7 +182,7 @@ func (h *Handler) Serve(ctx *fasthttp.RequestCtx) error {
 
 	h.m.outcome(outcomeAccepted)
 	b := append(v.buf[:0], `{"status":"accepted","event_id":`...)
-	b = appendJSONString(b, id)
+	b = phpjson.AppendString(b, id)
 	b = append(b, `,"received_at":"`...)
 	b = appendMillis(b, now)
 	v.buf = append(b, `"}`...)
@@ -265,11 +266,11 @@ func (h *Handler) reject(ctx *fasthttp.RequestCtx, v *validator, rid []byte) {
 			b = append(b, ',')
 		}
 		b = append(b, `{"field":`...)
-		b = appendJSONString(b, e.Field)
+		b = phpjson.AppendString(b, e.Field)
 		b = append(b, `,"code":`...)
-		b = appendJSONString(b, e.Code)
+		b = phpjson.AppendString(b, e.Code)
 		b = append(b, `,"message":`...)
-		b = appendJSONString(b, e.Message)
+		b = phpjson.AppendString(b, e.Message)
 		b = append(b, '}')
 	}
 	b = append(b, ']')
@@ -310,9 +311,9 @@ func retryAfterSeconds(d time.Duration) int {
 func (h *Handler) fail(ctx *fasthttp.RequestCtx, v *validator, o outcome, status int, code, msg string, rid []byte) {
 	h.m.outcome(o)
 	b := append(v.buf[:0], `{"error":`...)
-	b = appendJSONString(b, code)
+	b = phpjson.AppendString(b, code)
 	b = append(b, `,"message":`...)
-	b = appendJSONString(b, msg)
+	b = phpjson.AppendString(b, msg)
 	v.buf = closeError(b, rid)
 	respond(ctx, status, v.buf)
 }
@@ -320,7 +321,7 @@ func (h *Handler) fail(ctx *fasthttp.RequestCtx, v *validator, o outcome, status
 func closeError(b, rid []byte) []byte {
 	if rid != nil {
 		b = append(b, `,"request_id":`...)
-		b = appendJSONString(b, rid)
+		b = phpjson.AppendString(b, rid)
 	}
 	return append(b, '}')
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"github.com/strangler-proxy/strangler/ported/phpjson"
 	"math"
 	"slices"
 	"strings"
@@ -391,8 +392,8 @@ func TestAppendJSONStringEscapesLikePHP(t *testing.T) {
 		{"\u2028\u2029\u2027", `"\u2028\u2029` + "\u2027" + `"`},
 	}
 	for _, tt := range tests {
-		if got := string(appendJSONString(nil, tt.give)); got != tt.want {
-			t.Errorf("appendJSONString(%q) = %s, want %s", tt.give, got, tt.want)
+		if got := string(phpjson.AppendString(nil, tt.give)); got != tt.want {
+			t.Errorf("phpjson.AppendString(%q) = %s, want %s", tt.give, got, tt.want)
 		}
 	}
 }
