@@ -25,10 +25,10 @@ func BenchmarkSpoolPublish(b *testing.B) {
 		interval time.Duration
 		par      int
 	}{
-		{"group_commit_2ms/publishers_64", 0, 32},
-		{"no_wait/publishers_64", -1, 32},
-		{"group_commit_2ms/publishers_2", 0, 1},
-		{"no_wait/publishers_2", -1, 1},
+		{"hold_2ms/publishers_64", 2 * time.Millisecond, 32},
+		{"no_hold/publishers_64", 0, 32},
+		{"hold_2ms/publishers_2", 2 * time.Millisecond, 1},
+		{"no_hold/publishers_2", 0, 1},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			cfg := Config{Dir: b.TempDir(), GroupCommitInterval: bc.interval, MaxBytes: 8 << 30}

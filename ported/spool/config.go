@@ -8,17 +8,16 @@ import (
 
 // Defaults applied by WithDefaults to zero fields.
 const (
-	DefaultDir                 = "var/spool"
-	DefaultMaxBytes            = 1 << 30
-	DefaultGroupCommitInterval = 2 * time.Millisecond
-	DefaultMaxBatch            = 512
-	DefaultQueueSize           = 4096
-	DefaultSegmentSize         = 4 << 20
-	DefaultFullRetryAfter      = 30 * time.Second
-	DefaultForwardWindow       = 1024
-	DefaultRetryBackoff        = 100 * time.Millisecond
-	DefaultMaxRetryBackoff     = 10 * time.Second
-	DefaultCheckpointInterval  = 100 * time.Millisecond
+	DefaultDir                = "var/spool"
+	DefaultMaxBytes           = 1 << 30
+	DefaultMaxBatch           = 512
+	DefaultQueueSize          = 4096
+	DefaultSegmentSize        = 4 << 20
+	DefaultFullRetryAfter     = 30 * time.Second
+	DefaultForwardWindow      = 1024
+	DefaultRetryBackoff       = 100 * time.Millisecond
+	DefaultMaxRetryBackoff    = 10 * time.Second
+	DefaultCheckpointInterval = 100 * time.Millisecond
 )
 
 // Config is the `spool:` section: the durable local log in front of Kafka.
@@ -34,9 +33,11 @@ type Config struct {
 	// MaxEntries caps the number of un-acked events. 0 ⇒ no count cap.
 	MaxEntries int64 `mapstructure:"max_entries"`
 	// GroupCommitInterval is how long an append that finds no other append
-	// waiting holds its fsync for company. Under load appends queue up
-	// behind the running fsync and are committed together without waiting.
-	// 0 ⇒ 2ms; negative ⇒ never wait.
+	// waiting holds its fsync for company. 0 (the default) never holds:
+	// under load appends queue behind the running fsync and the next one
+	// covers them all, so a hold only adds latency there (measured: a 2ms
+	// hold halved intake throughput at 32 connections). A hold saves fsyncs
+	// only on a lightly loaded disk.
 	GroupCommitInterval time.Duration `mapstructure:"group_commit_interval"`
 	// MaxBatch caps the appends covered by one fsync. 0 ⇒ 512.
 	MaxBatch int `mapstructure:"max_batch"`
@@ -68,9 +69,6 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.MaxBytes == 0 {
 		c.MaxBytes = DefaultMaxBytes
-	}
-	if c.GroupCommitInterval == 0 {
-		c.GroupCommitInterval = DefaultGroupCommitInterval
 	}
 	if c.MaxBatch == 0 {
 		c.MaxBatch = DefaultMaxBatch
@@ -118,6 +116,7 @@ func (c Config) Validate() error {
 		name string
 		d    time.Duration
 	}{
+		{"group_commit_interval", c.GroupCommitInterval},
 		{"full_retry_after", c.FullRetryAfter}, {"retry_backoff", c.RetryBackoff},
 		{"max_retry_backoff", c.MaxRetryBackoff}, {"checkpoint_interval", c.CheckpointInterval},
 	} {

@@ -57,6 +57,7 @@ type Spool struct {
 	reg  prometheus.Registerer
 	wal  *wal.Log
 	ckpt *checkpointFile
+	segs *segmentWatch // owned by the committer
 
 	reqs          chan *appendReq
 	committerDone chan struct{}
@@ -82,6 +83,7 @@ type Spool struct {
 	lastDrain atomic.Int64 // unix ns of the latest ack that advanced the prefix
 	appends   atomic.Uint64
 	commits   atomic.Uint64
+	dirSyncs  atomic.Uint64 // directory fsyncs by the committer (tests)
 
 	// readMu serialises reads: tidwall/wal's Read holds only a read lock
 	// while it loads a segment into its shared cache, so two concurrent
@@ -179,6 +181,18 @@ func (s *Spool) openLog() error {
 		_ = ck.close()
 		return err
 	}
+	// One directory fsync covers the segments created or repaired so far;
+	// from here on the committer syncs it only when it may have added one.
+	segs, err := newSegmentWatch(s.cfg.Dir, s.cfg.SegmentSize)
+	if err == nil {
+		err = syncDir(s.cfg.Dir)
+	}
+	if err != nil {
+		_ = l.Close()
+		_ = ck.close()
+		return fmt.Errorf("spool dir: %w", err)
+	}
+	s.segs = segs
 	return nil
 }
 
@@ -389,7 +403,7 @@ func (s *Spool) gather(batch *[]*appendReq, timer *time.Timer) bool {
 		}
 		break
 	}
-	if len(*batch) > 1 || s.cfg.GroupCommitInterval < 0 {
+	if len(*batch) > 1 || s.cfg.GroupCommitInterval <= 0 {
 		return true
 	}
 	timer.Reset(s.cfg.GroupCommitInterval)
@@ -414,16 +428,22 @@ func (s *Spool) commit(batch []*appendReq, wb *wal.Batch) {
 		return
 	}
 	idx := s.last.Load()
+	var framed int64
 	for i, r := range batch {
 		wb.Write(idx+uint64(i)+1, r.data)
+		framed += r.size
 	}
 	// WriteBatch writes the batch and fsyncs the tail segment once; a
 	// segment it fills is fsynced before the next one is created.
 	err := s.wal.WriteBatch(wb)
 	if err == nil {
 		// A new segment's directory entry is only durable once the
-		// directory is synced; cheap when nothing in it changed.
-		err = syncDir(s.cfg.Dir)
+		// directory is synced too.
+		var sync bool
+		if sync, err = s.segs.wrote(framed); sync && err == nil {
+			err = syncDir(s.cfg.Dir)
+			s.dirSyncs.Add(1)
+		}
 	}
 	if err != nil {
 		wb.Clear()

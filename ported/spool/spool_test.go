@@ -25,9 +25,9 @@ func testConfig(dir string) Config {
 	return Config{
 		Dir:         dir,
 		SegmentSize: 64 << 10, // several segments with little data
-		// Tests publish from one goroutine; waiting for company would only
-		// slow them. TestGroupCommit uses the default.
-		GroupCommitInterval: -1,
+		// No hold (the default): tests publish from one goroutine.
+		// TestGroupCommitAndDumpWhileRunning sets one.
+		GroupCommitInterval: 0,
 		RetryBackoff:        5 * time.Millisecond,
 		MaxRetryBackoff:     50 * time.Millisecond,
 		CheckpointInterval:  10 * time.Millisecond,
@@ -527,7 +527,7 @@ func TestBackpressure(t *testing.T) {
 func TestGroupCommitAndDumpWhileRunning(t *testing.T) {
 	dir := t.TempDir()
 	cfg := testConfig(dir)
-	cfg.GroupCommitInterval = 0 // the default, 2ms
+	cfg.GroupCommitInterval = 2 * time.Millisecond // a hold, so lone appends wait for company
 	s := open(t, cfg)
 	const writers, each = 32, 40
 	var wg sync.WaitGroup
@@ -618,7 +618,8 @@ func TestConfigValidate(t *testing.T) {
 		{"tiny segment", Config{SegmentSize: 1024}, false},
 		{"cap below segment", Config{MaxBytes: 1 << 20, SegmentSize: 4 << 20}, false},
 		{"backoff above max", Config{RetryBackoff: time.Minute}, false},
-		{"no group commit wait", Config{GroupCommitInterval: -1}, true},
+		{"group commit hold", Config{GroupCommitInterval: 2 * time.Millisecond}, true},
+		{"negative group commit hold", Config{GroupCommitInterval: -1}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -626,5 +627,47 @@ func TestConfigValidate(t *testing.T) {
 				t.Fatalf("Validate() = %v, want ok=%v", err, tt.ok)
 			}
 		})
+	}
+}
+
+// TestDirectorySyncedWhenASegmentStarts: the committer skips the directory
+// fsync on ordinary commits, so every commit that started a segment file
+// must still have been followed by one before its Publish returned.
+func TestDirectorySyncedWhenASegmentStarts(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, testConfig(dir)) // 64 KiB segments
+	defer closeSpool(t, s, 5*time.Second)
+	value := bytes.Repeat([]byte("v"), 1500)
+	tail := func() uint64 {
+		segs, err := listSegments(dir)
+		if err != nil || len(segs) == 0 {
+			t.Fatalf("list segments: %v %v", segs, err)
+		}
+		return segs[len(segs)-1].first
+	}
+	prevTail, prevSyncs := tail(), s.dirSyncs.Load()
+	var started int
+	for i := range 400 { // ≈ 600 KiB: about ten segments
+		m := delivery.Message{Key: []byte("k"), Value: value, EventID: fmt.Sprintf("evt_%d", i)}
+		if err := s.Publish(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+		syncs := s.dirSyncs.Load()
+		if now := tail(); now != prevTail {
+			started++
+			if syncs == prevSyncs {
+				t.Fatalf("publish %d started segment %d without a directory fsync", i, now)
+			}
+			prevTail = now
+		}
+		prevSyncs = syncs
+	}
+	st := s.Stats()
+	if started < 5 {
+		t.Fatalf("only %d segments started; the test needs several", started)
+	}
+	// The point of the watch: far fewer directory fsyncs than commits.
+	if syncs := s.dirSyncs.Load(); syncs > 3*uint64(started) || syncs >= st.Commits/4 {
+		t.Fatalf("%d directory fsyncs for %d commits and %d new segments", syncs, st.Commits, started)
 	}
 }
