@@ -33,8 +33,11 @@ type responseBody struct {
 	resp *fasthttp.Response
 	r    io.Reader
 	n    int64
+	want int64 // Content-Length, -1 when chunked or until close
+	eof  bool
 	err  error
 	id   []byte // X-Request-Id, copied: the request is gone when this logs
+	obs  BodyObserver
 }
 
 // Interface guard: the front door's server reports the client-side error to
@@ -44,6 +47,12 @@ var _ fasthttp.ReadCloserWithError = (*responseBody)(nil)
 func (b *responseBody) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
 	b.n += int64(n)
+	if n > 0 && b.obs != nil {
+		b.obs.ObserveBody(p[:n])
+	}
+	if err == io.EOF {
+		b.eof = true
+	}
 	if err != nil && err != io.EOF && b.err == nil {
 		// The head is out, so no status can tell the client any more. The
 		// error makes fasthttp's server stop and close the connection, and
@@ -68,6 +77,11 @@ func (b *responseBody) CloseWithError(err error) error {
 		if ce := f.log.Check(zap.DebugLevel, "client left mid-body"); ce != nil {
 			ce.Write(zap.ByteString("request_id", b.id), zap.Int64("bytes_sent", b.n), zap.Error(err))
 		}
+	}
+	if obs := b.obs; obs != nil {
+		// A sized body is copied with a limit, so its end may be reached
+		// without reading EOF.
+		obs.BodyDone(err == nil && b.err == nil && (b.eof || (b.want >= 0 && b.n == b.want)))
 	}
 	*b = responseBody{id: b.id[:0]}
 	f.bodies.Put(b)

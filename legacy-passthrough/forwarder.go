@@ -188,6 +188,31 @@ func (f *Forwarder) retryIf(req *fasthttp.Request, _ int, err error) (resetTimeo
 // Serve returns. On error it writes nothing and returns an error wrapping
 // one of the Err* values.
 func (f *Forwarder) Serve(ctx *fasthttp.RequestCtx) error {
+	_, err := f.serve(ctx, nil)
+	return err
+}
+
+// BodyObserver sees a response body on its way to the client: the shadow
+// engine keeps a copy of a sampled legacy answer this way, without a second
+// stream or a second request context in the client's path.
+type BodyObserver interface {
+	// ObserveBody gets each piece of the body as it is read for the
+	// client. p is only valid during the call.
+	ObserveBody(p []byte)
+	// BodyDone is called once, when the front door closes the stream;
+	// complete says the client got the whole body.
+	BodyDone(complete bool)
+}
+
+// ServeObserved is Serve with obs told about the body streamed to the
+// client. observed reports whether obs will be called: false when Serve
+// failed, when the answer has no body (HEAD, 204, 304) or when the request
+// became a WebSocket tunnel.
+func (f *Forwarder) ServeObserved(ctx *fasthttp.RequestCtx, obs BodyObserver) (observed bool, err error) {
+	return f.serve(ctx, obs)
+}
+
+func (f *Forwarder) serve(ctx *fasthttp.RequestCtx, obs BodyObserver) (bool, error) {
 	deadline := time.Now().Add(f.cfg.Timeout)
 	s := f.scratch.Get().(*scratch)
 	defer func() {
@@ -196,7 +221,7 @@ func (f *Forwarder) Serve(ctx *fasthttp.RequestCtx) error {
 	}()
 
 	if isWebSocketUpgrade(&ctx.Request.Header) && servedConn(ctx) {
-		return f.serveUpgrade(ctx, s)
+		return false, f.serveUpgrade(ctx, s)
 	}
 
 	req := fasthttp.AcquireRequest()
@@ -208,20 +233,20 @@ func (f *Forwarder) Serve(ctx *fasthttp.RequestCtx) error {
 	if err := f.hc.DoDeadline(req, resp, deadline); err != nil {
 		fasthttp.ReleaseResponse(resp)
 		if s.body.err != nil {
-			return fmt.Errorf("forward to %s: read request body: %w", f.addr, s.body.err)
+			return false, fmt.Errorf("forward to %s: read request body: %w", f.addr, s.body.err)
 		}
-		return f.upstreamError(err)
+		return false, f.upstreamError(err)
 	}
 
 	stream := resp.BodyStream()
 	if err := s.copyResponseHeader(&ctx.Response.Header, &resp.Header, stream == nil, f.cfg.MaxResponseHeaderBytes); err != nil {
 		fasthttp.ReleaseResponse(resp) // closes the connection: the body is unread
 		f.metrics.badResponse.Inc()
-		return fmt.Errorf("forward to %s: %w: %w", f.addr, ErrBadUpstreamResponse, err)
+		return false, fmt.Errorf("forward to %s: %w: %w", f.addr, ErrBadUpstreamResponse, err)
 	}
 	if stream == nil { // HEAD, 1xx, 204, 304: the head is the whole answer
 		fasthttp.ReleaseResponse(resp)
-		return nil
+		return false, nil
 	}
 	n := resp.Header.ContentLength()
 	if n < 0 {
@@ -231,10 +256,10 @@ func (f *Forwarder) Serve(ctx *fasthttp.RequestCtx) error {
 		ctx.Response.ImmediateHeaderFlush = true
 	}
 	b := f.bodies.Get().(*responseBody)
-	b.f, b.resp, b.r = f, resp, stream
+	b.f, b.resp, b.r, b.want, b.obs = f, resp, stream, int64(n), obs
 	b.id = append(b.id[:0], s.id...)
 	ctx.Response.SetBodyStream(b, n)
-	return nil
+	return obs != nil, nil
 }
 
 // buildRequest makes req the upstream copy of the request in ctx.

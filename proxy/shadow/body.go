@@ -4,6 +4,8 @@ import (
 	"io"
 
 	"github.com/valyala/fasthttp"
+
+	legacy "github.com/strangler-proxy/strangler/legacy-passthrough"
 )
 
 // requestTee sits in front of the client's request body while the primary
@@ -40,17 +42,69 @@ func (t *requestTee) Read(p []byte) (int, error) {
 // complete reports whether buf holds the whole body.
 func (t *requestTee) complete() bool { return t.eof && !t.over && !t.failed }
 
+// ObservedServer is a legacy primary that reports the body it streams to
+// the client (legacy.Forwarder). A legacy primary without it is served
+// through a scratch RequestCtx and a responseTee instead.
+type ObservedServer interface {
+	ServeObserved(ctx *fasthttp.RequestCtx, obs legacy.BodyObserver) (observed bool, err error)
+}
+
+// bodyObserver keeps the job's copy of a legacy primary's body as the
+// forwarder streams it to the client, and queues the job when the stream
+// closes.
+type bodyObserver struct{ j *Job }
+
+// Interface guard: the forwarder reports to it.
+var _ legacy.BodyObserver = (*bodyObserver)(nil)
+
+func (o *bodyObserver) ObserveBody(p []byte) { o.j.keepPrimary(p) }
+
+func (o *bodyObserver) BodyDone(complete bool) {
+	j := o.j
+	j.streaming = false
+	j.bodyDone(complete)
+}
+
+// keepPrimary appends p to the primary's body copy, up to the cap.
+func (j *Job) keepPrimary(p []byte) {
+	if j.primaryOver {
+		return
+	}
+	if len(j.primaryBody)+len(p) > j.route.MaxBody {
+		j.primaryOver = true
+		return
+	}
+	j.primaryBody = append(j.primaryBody, p...)
+}
+
+// bodyDone queues the job once the primary's body has reached the client,
+// or drops it with the reason it cannot be compared.
+func (j *Job) bodyDone(complete bool) {
+	reason := j.dead
+	switch {
+	case reason != "":
+	case !complete:
+		reason = SkipPrimaryBody
+	case j.primaryOver:
+		reason = SkipResponseTooBig
+	}
+	if reason != "" {
+		j.skip(reason)
+		return
+	}
+	j.engine.submit(j)
+}
+
 // responseTee is the client's response body stream when the primary is a
-// sampled legacy answer: it reads the forwarder's stream (held by the
-// job's scratch RequestCtx), keeps up to max bytes, and when fasthttp
-// closes it — the client has everything, or the write failed — closes the
-// forwarder's stream and hands the job to the pool.
+// sampled legacy answer from a handler that is not an ObservedServer: it
+// reads the handler's stream (held by the job's scratch RequestCtx), keeps
+// up to the cap, and when fasthttp closes it — the client has everything,
+// or the write failed — closes the handler's stream and ends the job.
 type responseTee struct {
-	j    *Job
-	r    io.Reader
-	over bool
-	eof  bool
-	err  error // first read error other than io.EOF
+	j   *Job
+	r   io.Reader
+	eof bool
+	err error // first read error other than io.EOF
 }
 
 // Interface guard: fasthttp closes the stream with the client's error.
@@ -58,13 +112,8 @@ var _ fasthttp.ReadCloserWithError = (*responseTee)(nil)
 
 func (t *responseTee) Read(p []byte) (int, error) {
 	n, err := t.r.Read(p)
-	if n > 0 && !t.over {
-		b := &t.j.primaryBody
-		if len(*b)+n > t.j.route.MaxBody {
-			t.over = true
-		} else {
-			*b = append(*b, p[:n]...)
-		}
+	if n > 0 {
+		t.j.keepPrimary(p[:n])
 	}
 	switch {
 	case err == io.EOF:
@@ -79,14 +128,7 @@ func (t *responseTee) Read(p []byte) (int, error) {
 // client, nil when the client got everything.
 func (t *responseTee) CloseWithError(err error) error {
 	j := t.j
-	reason := j.dead
-	switch {
-	case reason != "":
-	case err != nil || t.err != nil || !t.eof:
-		reason = "primary_body_incomplete"
-	case t.over:
-		reason = "response_too_large"
-	}
+	complete := err == nil && t.err == nil && t.eof
 	// The forwarder learns nothing of the client's error this way (its
 	// CloseWithError gets nil); it only logs that at Debug. Whether its
 	// upstream connection is reused depends on the body having been read
@@ -95,10 +137,7 @@ func (t *responseTee) CloseWithError(err error) error {
 	j.scratch.Response.Header.CopyTo(&j.primaryResp.Header)
 	j.releaseScratch()
 	t.j, t.r = nil, nil
-	if reason != "" {
-		j.skip(reason)
-		return closeErr
-	}
-	j.engine.submit(j)
+	j.streaming = false
+	j.bodyDone(complete)
 	return closeErr
 }

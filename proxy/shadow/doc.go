@@ -19,13 +19,17 @@
 //     (skipped: body_unread, body_too_large).
 //   - A Go primary's answer is buffered; it is copied with Response.CopyTo
 //     after the handler returns. A legacy primary's body streams to the
-//     client after the handler returns; fasthttp offers no way to wrap a
-//     response's body stream in place (SetBodyStream closes the old one),
-//     so a sampled legacy primary is served through a scratch RequestCtx:
-//     the forwarder answers into it, its head is copied into the client's
-//     response, and the client's body stream becomes a tee over the
-//     scratch's stream that keeps up to the cap. The job is queued when the
-//     tee is closed, i.e. once the client has the whole answer.
+//     client after the handler returns, and fasthttp offers no way to wrap
+//     a response's body stream in place (SetBodyStream closes the old one).
+//     The forwarder therefore reports the body itself (ServeObserved): each
+//     piece read for the client is appended to the job's copy, up to the
+//     cap, and the job is queued when the stream closes, i.e. once the
+//     client has the whole answer. A legacy handler that cannot report its
+//     body is served through a scratch RequestCtx whose stream the client
+//     reads through a tee — a second context and a second stream layer
+//     per request, which cost about as much as the comparison itself.
+//   - Workers yield before each job, so on a busy proxy a comparison runs
+//     behind the client requests waiting for a CPU, not ahead of them.
 //   - Candidates run on a pool of workers with their own RequestCtx. A Go
 //     candidate is the handler built with shadow dependencies (its sink
 //     records instead of publishing); a legacy candidate is the shadow

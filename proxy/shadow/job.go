@@ -9,6 +9,7 @@ import (
 	"net"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/valyala/fasthttp"
 
@@ -35,7 +36,10 @@ type Job struct {
 	// (legacy) or primaryResp's own body (Go).
 	primaryResp fasthttp.Response
 	primaryBody []byte
-	scratch     *fasthttp.RequestCtx // the legacy primary's, until its tee closes
+	primaryOver bool                 // the primary's body is longer than the cap
+	streaming   bool                 // the primary's body is still on its way to the client
+	observer    bodyObserver         // the forwarder reports the body here
+	scratch     *fasthttp.RequestCtx // the fallback's, until its tee closes
 	rtee        responseTee
 	dead        string // a skip reason found while the body still streams
 
@@ -110,10 +114,20 @@ func (e *Engine) begin(ctx *fasthttp.RequestCtx, r *Route) *Job {
 // the primary side.
 func (j *Job) Serve(ctx *fasthttp.RequestCtx, h routes.Handler) error {
 	var err error
-	if j.route.Primary == routes.SideLegacy {
-		err = j.serveScratch(ctx, h)
-	} else {
+	switch ob, ok := h.(ObservedServer); {
+	case j.route.Primary != routes.SideLegacy:
 		err = h.Serve(ctx)
+	case ok:
+		j.observer.j = j
+		j.streaming, err = ob.ServeObserved(ctx, &j.observer)
+		if err == nil {
+			ctx.Response.Header.CopyTo(&j.primaryResp.Header)
+			if !j.streaming && ctx.Request.Header.IsGet() && ctx.Response.StatusCode() == fasthttp.StatusSwitchingProtocols {
+				j.dead = SkipUpgrade
+			}
+		}
+	default:
+		err = j.serveScratch(ctx, h)
 	}
 	if j.orig != nil {
 		// Hand the client's stream back, so nothing of the job stays
@@ -136,11 +150,14 @@ func (j *Job) Serve(ctx *fasthttp.RequestCtx, h routes.Handler) error {
 	default:
 		j.req.SetBodyRaw(j.reqTee.buf)
 	}
-	if j.scratch != nil {
-		// A legacy body is still to stream: the tee queues or drops the
-		// job when fasthttp closes it.
+	if j.streaming {
+		// A legacy body is still to stream: the job is queued or dropped
+		// when fasthttp closes the stream (bodyDone).
 		j.dead = reason
 		return nil
+	}
+	if reason == "" {
+		reason = j.dead
 	}
 	if reason == "" && j.route.Primary == routes.SidePorted {
 		switch {
@@ -194,7 +211,7 @@ func (j *Job) serveScratch(ctx *fasthttp.RequestCtx, h routes.Handler) error {
 	sc.Response.Header.CopyTo(&ctx.Response.Header)
 	ctx.Response.ImmediateHeaderFlush = sc.Response.ImmediateHeaderFlush
 	if bs := sc.Response.BodyStream(); bs != nil {
-		j.scratch = sc
+		j.scratch, j.streaming = sc, true
 		j.rtee = responseTee{j: j, r: bs}
 		ctx.Response.SetBodyStream(&j.rtee, sc.Response.Header.ContentLength())
 		return nil
@@ -228,6 +245,7 @@ func (j *Job) reset() {
 		return b[:0]
 	}
 	j.engine, j.route, j.safe, j.remote, j.orig, j.dead = nil, nil, false, nil, nil, ""
+	j.primaryOver, j.streaming, j.observer = false, false, bodyObserver{}
 	j.reqTee = requestTee{buf: keep(j.reqTee.buf)}
 	j.rtee = responseTee{}
 	j.primaryBody = keep(j.primaryBody)
@@ -237,11 +255,11 @@ func (j *Job) reset() {
 
 // request identifies the job in the report and the logs.
 func (j *Job) request() shadowreport.Request {
-	return shadowreport.Request{
-		ID:     string(j.req.Header.Peek("X-Request-Id")),
-		Method: string(j.req.Header.Method()),
-		URI:    string(j.req.Header.RequestURI()),
-	}
+	id, method, uri := j.req.Header.Peek("X-Request-Id"), j.req.Header.Method(), j.req.Header.RequestURI()
+	buf := make([]byte, 0, len(id)+len(method)+len(uri)) // one copy for the three, as in toCompare
+	buf = append(append(append(buf, id...), method...), uri...)
+	a, b := len(id), len(id)+len(method)
+	return shadowreport.Request{ID: frozen(buf[:a]), Method: frozen(buf[a:b]), URI: frozen(buf[b:])}
 }
 
 // run is the worker's part: call the candidate (and a twin on the noise
@@ -354,14 +372,28 @@ func readAtMost(b []byte, r io.Reader, n int) ([]byte, error) {
 }
 
 // toCompare copies a response head into the comparator's shape; body is
-// used as is.
+// used as is. The header strings share one fresh buffer (two allocations
+// per head instead of two per header): the buffer is never written again,
+// so the strings stay valid wherever a report keeps them.
 func toCompare(h *fasthttp.ResponseHeader, body []byte) compare.Response {
-	r := compare.Response{Status: h.StatusCode(), Body: body}
+	n, size := 0, 0
 	for k, v := range h.All() {
-		r.Header = append(r.Header, [2]string{string(k), string(v)})
+		n, size = n+1, size+len(k)+len(v)
+	}
+	r := compare.Response{Status: h.StatusCode(), Body: body, Header: make([][2]string, 0, n)}
+	buf := make([]byte, 0, size)
+	for k, v := range h.All() {
+		start := len(buf)
+		buf = append(buf, k...)
+		buf = append(buf, v...)
+		kv := buf[start:]
+		r.Header = append(r.Header, [2]string{frozen(kv[:len(k)]), frozen(kv[len(k):])})
 	}
 	return r
 }
+
+// frozen views b as a string; b must never be written again.
+func frozen(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // publishedDiffs compares what the two sides published for this request,
 // when both sides' side effects are observable: the monolith's events file
