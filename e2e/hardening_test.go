@@ -813,6 +813,45 @@ func TestHardeningWebSocket(t *testing.T) {
 		})
 	}
 
+	// A shadowed legacy route still tunnels: the sampled copy is dropped
+	// (reason "upgrade"), the client's handshake and frames are untouched.
+	t.Run("shadowed legacy route still tunnels", func(t *testing.T) {
+		p := start(t, config{Upstream: up,
+			Routes: "  - {name: socket, methods: [GET], path: /socket, mode: shadow, handler: ping}\n"})
+		c, err := net.DialTimeout("tcp", strings.TrimPrefix(p.URL, "http://"), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+		if _, err := io.WriteString(c, wsHandshake); err != nil {
+			t.Fatal(err)
+		}
+		br := bufio.NewReader(c)
+		if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != 101 {
+			t.Fatalf("handshake: %v %v", resp, err)
+		}
+		if _, _, err := wsDecode(br); err != nil {
+			t.Fatalf("greeting: %v", err)
+		}
+		if _, err := c.Write(wsEncode(0x1, []byte("through the shadow"), true)); err != nil {
+			t.Fatal(err)
+		}
+		if op, got, err := wsDecode(br); err != nil || op != 1 || string(got) != "through the shadow" {
+			t.Fatalf("echo %q %v", got, err)
+		}
+		if _, err := c.Write(wsEncode(0x8, []byte{3, 232}, true)); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-ended; err != nil {
+			t.Fatalf("upstream: %v", err)
+		}
+		r := routeReport(t, p, "socket", 1)
+		if k := r.Stats.Counts; k.Skipped != 1 || k.Compared != 0 || r.Stats.SkipReasons["upgrade"] != 1 {
+			t.Fatalf("shadow outcomes %+v %v, want one skipped for upgrade", k, r.Stats.SkipReasons)
+		}
+	})
+
 	t.Run("ported route is not upgraded", func(t *testing.T) {
 		m := startMonolith(t)
 		p := start(t, config{Upstream: m.URL, Routes: pingRoutes("ported")})
