@@ -17,6 +17,11 @@ const goHost = "go.bench"
 // Go runs on a copy of every request, for the shadow-overhead group.
 const shadowHost = "shadow.bench"
 
+// legacyHost selects the same lookup route in legacy mode: the shadow
+// group's baseline is the route before it is shadowed, matched and
+// forwarded alike, and driven by wrk the same way (a Host header).
+const legacyHost = "legacy.bench"
+
 func contenders(m *monolith.Monolith, px *strangler) []contender {
 	stack := func() []int { return []int{m.NginxPID, m.FPMPID} }
 	withProxy := func() []int { return append(stack(), px.pid()) }
@@ -44,7 +49,7 @@ func contenders(m *monolith.Monolith, px *strangler) []contender {
 		contender{Group: "campaigns", Name: "php via strangler", Baseline: true, URL: px.url + "/api/v1/campaigns/cmp_004242", Procs: withProxy, Strangler: true},
 		contender{Group: "campaigns", Name: "go via strangler", URL: px.url + "/api/v1/campaigns/cmp_004242", Headers: goHdr, Procs: withProxy, Strangler: true},
 
-		contender{Group: "shadow", Name: "legacy only", Baseline: true, URL: px.url + "/api/v1/campaigns/cmp_004242", Procs: withProxy, Strangler: true},
+		contender{Group: "shadow", Name: "legacy only", Baseline: true, URL: px.url + "/api/v1/campaigns/cmp_004242", Headers: map[string]string{"Host": legacyHost}, Procs: withProxy, Strangler: true},
 		contender{Group: "shadow", Name: "shadow 100%", URL: px.url + "/api/v1/campaigns/cmp_004242", Headers: map[string]string{"Host": shadowHost}, Procs: withProxy, Strangler: true},
 
 		contender{Group: "events", Name: "php direct", Method: "POST", Body: event, Headers: jsonHdr, URL: m.URL + "/api/v1/events", Procs: stack},
@@ -79,6 +84,7 @@ func benchConfig(listen, admin, upstream, dir, campaigns string) string {
 		"{name: ping-go, methods: [GET], host: " + goHost + ", path: /api/v1/ping, mode: ported, handler: ping}",
 		"{name: campaign-go, methods: [GET], host: " + goHost + ", path: \"/api/v1/campaigns/{id}\", mode: ported, handler: campaigns.get}",
 		"{name: events-go, methods: [POST], host: " + goHost + ", path: /api/v1/events, mode: ported, handler: events.ingest}",
+		"{name: campaign-legacy, methods: [GET], host: " + legacyHost + ", path: \"/api/v1/campaigns/{id}\", mode: legacy}",
 		"{name: campaign-shadow, methods: [GET], host: " + shadowHost + ", path: \"/api/v1/campaigns/{id}\", mode: shadow, handler: campaigns.get, shadow: {primary: legacy, sample_percent: 100}}",
 	} {
 		b.WriteString("  - " + r + "\n")

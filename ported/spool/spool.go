@@ -427,6 +427,7 @@ func (s *Spool) commit(batch []*appendReq, wb *wal.Batch) {
 		s.finish(batch, err)
 		return
 	}
+	start := time.Now()
 	idx := s.last.Load()
 	var framed int64
 	for i, r := range batch {
@@ -455,6 +456,7 @@ func (s *Spool) commit(batch []*appendReq, wb *wal.Batch) {
 	s.commits.Add(1)
 	s.appends.Add(uint64(len(batch)))
 	s.m.batch.Observe(float64(len(batch)))
+	s.m.commitTime.Observe(time.Since(start).Seconds())
 	select {
 	case s.appended <- struct{}{}:
 	default:

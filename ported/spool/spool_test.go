@@ -671,3 +671,52 @@ func TestDirectorySyncedWhenASegmentStarts(t *testing.T) {
 		t.Fatalf("%d directory fsyncs for %d commits and %d new segments", syncs, st.Commits, started)
 	}
 }
+
+// TestMetricsAgreeWithStats: the exported series count what the spool did.
+func TestMetricsAgreeWithStats(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	s, err := Open(testConfig(t.TempDir()), zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeSpool(t, s, 5*time.Second)
+	const n = 25
+	for i := range n {
+		if err := s.Publish(context.Background(), msg(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := s.Stats()
+	got := map[string]float64{}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			switch {
+			case m.Histogram != nil:
+				got[f.GetName()+"_count"] = float64(m.GetHistogram().GetSampleCount())
+			case m.Counter != nil:
+				got[f.GetName()] = m.GetCounter().GetValue()
+			case m.Gauge != nil:
+				got[f.GetName()] = m.GetGauge().GetValue()
+			}
+		}
+	}
+	want := map[string]float64{
+		"strangler_spool_appends_total":             n,
+		"strangler_spool_entries":                   n,
+		"strangler_spool_fsyncs_total":              float64(st.Commits),
+		"strangler_spool_commit_batch_events_count": float64(st.Commits),
+		"strangler_spool_commit_seconds_count":      float64(st.Commits),
+	}
+	for name, v := range want {
+		if got[name] != v {
+			t.Errorf("%s = %v, want %v", name, got[name], v)
+		}
+	}
+	if st.Commits == 0 || st.Appends != n {
+		t.Fatalf("stats %+v", st)
+	}
+}

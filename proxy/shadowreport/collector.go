@@ -146,7 +146,10 @@ func (c *Collector) LearnNoise(r compare.Result) { c.noise.Learn(r) }
 func (c *Collector) Compared(cmp Comparison) compare.Outcome {
 	outcome := c.noise.Classify(&cmp.Result, cmp.Self)
 	now := c.s.now()
-	cmp.URI = compare.RedactURI(cmp.URI)
+	if outcome != compare.OutcomeMatch {
+		// Only the log line, the store and the diff log show the URI.
+		cmp.URI = compare.RedactURI(cmp.URI)
+	}
 	c.outcomes[outcome].Inc()
 
 	var ex *Example
