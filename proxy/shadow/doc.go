@@ -28,8 +28,6 @@
 //     body is served through a scratch RequestCtx whose stream the client
 //     reads through a tee — a second context and a second stream layer
 //     per request, which cost about as much as the comparison itself.
-//   - Workers yield before each job, so on a busy proxy a comparison runs
-//     behind the client requests waiting for a CPU, not ahead of them.
 //   - Candidates run on a pool of workers with their own RequestCtx. A Go
 //     candidate is the handler built with shadow dependencies (its sink
 //     records instead of publishing); a legacy candidate is the shadow

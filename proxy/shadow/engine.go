@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -199,12 +198,6 @@ func (e *Engine) Start() {
 
 func (e *Engine) work() {
 	for j := range e.jobs {
-		// The submitter's wake-up put this worker in its P's next slot,
-		// ahead of the client requests already waiting to run. Yielding
-		// sends it to the global run queue, behind them: on a busy proxy
-		// the comparison waits for a spare moment instead of adding to a
-		// client's latency.
-		runtime.Gosched()
 		e.running.Add(1)
 		e.run(j)
 		e.running.Add(-1)
