@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strangler-proxy/strangler/ported/kafka/kafkatest"
 	"github.com/strangler-proxy/strangler/proxy/shadowreport"
 )
 
@@ -300,4 +301,46 @@ func lastLine(s string) string {
 		}
 	}
 	return last
+}
+
+// TestShadowDiffEventsToKafka: with shadow.diff_topic the real binary
+// publishes each mismatch as a JSON event keyed by route to that topic on
+// a Kafka-protocol broker over TCP — here the ping route, whose Go twin
+// differs from PHP in exactly one field.
+func TestShadowDiffEventsToKafka(t *testing.T) {
+	const diffTopic = "shadow.diffs.v1"
+	k := kafkatest.Start(t, kafkatest.Options{Topic: diffTopic})
+	m := startMonolith(t)
+	p := start(t, config{Upstream: m.URL, Brokers: []string{k.Addr}, Routes: pingRoutes("shadow"),
+		Extra: "shadow:\n  diff_topic: " + diffTopic + "\n"})
+	waitReady(t, p)
+	const n = 40 // past the noise learner's warm-up of 20
+	for range n {
+		if _, b := get(t, p.URL+"/api/v1/ping"); implementation(t, b) != "php" {
+			t.Fatalf("ping answered by %s, want PHP (the primary)", b)
+		}
+	}
+	r := routeReport(t, p, "ping", n)
+	if r.Stats.Counts.Mismatch == 0 {
+		t.Fatalf("no mismatch reported: %+v", r.Stats.Counts)
+	}
+	recs := k.Consume(1, time.Second, 30*time.Second)
+	for _, rec := range recs {
+		var e struct {
+			Route, Outcome, Method, URI string
+			Diffs                       []struct{ Path, Primary, Candidate string }
+		}
+		if err := json.Unmarshal(rec.Value, &e); err != nil {
+			t.Fatalf("diff event %s: %v", rec.Value, err)
+		}
+		if string(rec.Key) != "ping" || e.Route != "ping" || e.Outcome != "mismatch" || e.Method != "GET" || e.URI != "/api/v1/ping" {
+			t.Fatalf("diff event %s (key %q)", rec.Value, rec.Key)
+		}
+		if len(e.Diffs) != 1 || e.Diffs[0].Path != "body.implementation" || e.Diffs[0].Primary != `"php"` || e.Diffs[0].Candidate != `"go"` {
+			t.Fatalf("diff event %s: want the one known difference", rec.Value)
+		}
+	}
+	if uint64(len(recs)) != r.Stats.Counts.Mismatch {
+		t.Errorf("%d diff events for %d mismatches", len(recs), r.Stats.Counts.Mismatch)
+	}
 }

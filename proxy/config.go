@@ -54,6 +54,10 @@ type ShadowConfig struct {
 	// DiffLog is the JSONL log of every comparison that did not match.
 	// An empty path means none.
 	DiffLog shadowreport.DiffLogConfig `mapstructure:"diff_log"`
+	// DiffTopic is a Kafka topic that gets the diff log's entries as JSON
+	// events keyed by route, produced with the kafka section's settings
+	// (brokers, auth, TLS) by a producer of its own. Empty: none.
+	DiffTopic string `mapstructure:"diff_topic"`
 	// Noise tunes noise learning (Diffy's thresholds by default).
 	Noise compare.NoiseConfig `mapstructure:"noise"`
 	// Store bounds the report's store of differing paths per route.

@@ -34,7 +34,7 @@ func (s *Server) newShadow(o Options, reg prometheus.Registerer) error {
 	sc := s.cfg.Shadow
 	var err error
 	s.stats, err = shadowreport.New(shadowreport.Options{
-		Registerer: reg, Logger: s.log, Now: s.now, DiffLog: o.DiffLog, Noise: sc.Noise, Store: sc.Store,
+		Registerer: reg, Logger: s.log, Now: s.now, DiffLog: o.DiffLog, DiffTopic: o.DiffTopic, Noise: sc.Noise, Store: sc.Store,
 	})
 	if err != nil {
 		return err

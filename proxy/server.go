@@ -72,6 +72,9 @@ type Options struct {
 	// DiffLog receives every comparison that did not match. Nil: none. The
 	// caller closes it after Shutdown.
 	DiffLog *shadowreport.DiffLog
+	// DiffTopic receives the same entries for a Kafka topic. Nil: none. The
+	// caller closes it after Shutdown.
+	DiffTopic *shadowreport.DiffTopic
 	// ClientIP is the client address canary splits and samples hash when
 	// their sticky key is the IP. Nil: the connection's peer address.
 	ClientIP canary.ClientIPFunc

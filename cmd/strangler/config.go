@@ -127,6 +127,9 @@ func (c fileConfig) crossCheck() error {
 		return fmt.Errorf("events.delivery: %q needs kafka.brokers; set them, or use %q to keep events in the local spool",
 			events.DeliveryDirect, events.DeliverySpool)
 	}
+	if t := c.Proxy.Shadow.DiffTopic; t != "" && !c.Kafka.Enabled() {
+		return fmt.Errorf("shadow.diff_topic: %q needs kafka.brokers (it uses the kafka section's producer settings); set them, or leave diff_topic empty", t)
+	}
 	return nil
 }
 

@@ -76,6 +76,7 @@ func TestCheck(t *testing.T) {
 		{"brokers as a comma list", minimal + "kafka:\n  brokers: k1:9092,k2:9092\n", 0, []string{"kafka k1:9092,k2:9092 topic"}},
 		{"direct delivery", minimal + "events:\n  delivery: direct\nkafka:\n  brokers: [k:9092]\n", 0, []string{"delivery direct → kafka k:9092"}},
 		{"direct delivery needs brokers", minimal + "events:\n  delivery: direct\n", 1, []string{`events.delivery: "direct" needs kafka.brokers`}},
+		{"diff topic needs brokers", minimal + "shadow:\n  diff_topic: shadow.diffs\n", 1, []string{`shadow.diff_topic: "shadow.diffs" needs kafka.brokers`}},
 		{"unknown delivery", minimal + "events:\n  delivery: carrier-pigeon\n", 1, []string{`delivery "carrier-pigeon"`}},
 		{"unknown kafka key", minimal + "kafka:\n  brokrs: [k:9092]\n", 1, []string{`unknown key "kafka.brokrs"`}},
 		{"unknown nested kafka key", minimal + "kafka:\n  sasl:\n    mechanizm: PLAIN\n", 1, []string{`unknown key "kafka.sasl.mechanizm"`}},

@@ -1,12 +1,16 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/strangler-proxy/strangler/legacy-passthrough"
+	"github.com/strangler-proxy/strangler/ported/kafka"
 	"github.com/strangler-proxy/strangler/proxy"
 	"github.com/strangler-proxy/strangler/proxy/shadow"
 	"github.com/strangler-proxy/strangler/proxy/shadowreport"
@@ -24,6 +28,10 @@ type shadowSide struct {
 	tap      *shadow.TapSink
 	fwd      *legacy.Forwarder
 	diffLog  *shadowreport.DiffLog
+	// diffTopic publishes the diff entries through a producer of its own,
+	// so diff events never queue behind (or in front of) accepted events.
+	diffTopic    *shadowreport.DiffTopic
+	diffProducer *kafka.Producer
 }
 
 // withShadow returns the live handlers' dependencies with their sink
@@ -54,8 +62,27 @@ func withShadow(live handlerDeps, c fileConfig, log *zap.Logger) (_ handlerDeps,
 			return live, nil, err
 		}
 	}
+	if topic := c.Proxy.Shadow.DiffTopic; topic != "" {
+		kc := c.Kafka
+		kc.Topic = topic
+		// Its metrics stay private like the shadow handlers' (same names as
+		// the live producer's); strangler_shadow_difftopic_events_total
+		// says what became of the diff events.
+		if s.diffProducer, err = kafka.NewProducer(kc, log.Named("shadow"), nil); err != nil {
+			if s.diffLog != nil {
+				_ = s.diffLog.Close()
+			}
+			s.fwd.Close()
+			return live, nil, fmt.Errorf("shadow.diff_topic: %w", err)
+		}
+		s.diffTopic = shadowreport.NewDiffTopic(s.diffProducer, c.Proxy.Shadow.DiffLog.Queue, log)
+	}
 	return live, s, nil
 }
+
+// diffTopicCloseTimeout bounds how long shutdown waits for queued diff
+// events to reach Kafka.
+const diffTopicCloseTimeout = 5 * time.Second
 
 // shadowLegacyConfig is the legacy section with the shadow pool's limits:
 // a candidate call is bounded by shadow.legacy_timeout, head and body, on
@@ -78,6 +105,9 @@ func (s *shadowSide) options(o proxy.Options) proxy.Options {
 		o.Tapped = s.tap
 	}
 	o.DiffLog = s.diffLog
+	if s.diffTopic != nil {
+		o.DiffTopic = s.diffTopic
+	}
 	return o
 }
 
@@ -87,10 +117,18 @@ func (s *shadowSide) close() error {
 	if s == nil {
 		return nil
 	}
-	var err error
+	var errs []error
 	if s.diffLog != nil {
-		err = s.diffLog.Close()
+		errs = append(errs, s.diffLog.Close())
+	}
+	if s.diffTopic != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), diffTopicCloseTimeout)
+		defer cancel()
+		if err := s.diffTopic.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("diff topic: %w (undelivered diff events dropped)", err))
+		}
+		errs = append(errs, s.diffProducer.Close(ctx))
 	}
 	s.fwd.Close()
-	return err
+	return errors.Join(errs...)
 }

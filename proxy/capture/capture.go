@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -25,6 +24,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 
+	"github.com/strangler-proxy/strangler/internal/dropqueue"
 	"github.com/strangler-proxy/strangler/proxy/compare"
 )
 
@@ -190,14 +190,10 @@ func (p *Pending) setBody(b []byte) {
 // stops after writing what is queued. It stops writing (and counts the
 // records it drops) once the file reaches its size cap.
 type Writer struct {
-	ch      chan Record
+	q       *dropqueue.Queue[Record]
 	done    chan struct{}
-	dropped atomic.Uint64
 	written atomic.Uint64
 	log     *zap.Logger
-
-	mu     sync.RWMutex // guards closed against a send on a closed channel
-	closed bool
 
 	// Owned by the writer goroutine.
 	f        *os.File
@@ -225,7 +221,7 @@ func Open(path string, maxBytes int64, log *zap.Logger) (*Writer, error) {
 		log = zap.NewNop()
 	}
 	w := &Writer{
-		ch: make(chan Record, DefaultQueue), done: make(chan struct{}), log: log.Named("capture"),
+		q: dropqueue.New[Record](DefaultQueue), done: make(chan struct{}), log: log.Named("capture"),
 		f: f, w: bufio.NewWriterSize(f, 64<<10), size: st.Size(), maxBytes: maxBytes,
 	}
 	go w.run()
@@ -234,37 +230,18 @@ func Open(path string, maxBytes int64, log *zap.Logger) (*Writer, error) {
 
 // Write queues r; false (and counted) when the queue is full, the file is
 // at its cap, or the writer closed. It never waits.
-func (w *Writer) Write(r Record) bool {
-	w.mu.RLock()
-	defer w.mu.RUnlock()
-	if w.closed {
-		w.dropped.Add(1)
-		return false
-	}
-	select {
-	case w.ch <- r:
-		return true
-	default:
-		w.dropped.Add(1)
-		return false
-	}
-}
+func (w *Writer) Write(r Record) bool { return w.q.Put(r) }
 
 // Written and Dropped count records.
 func (w *Writer) Written() uint64 { return w.written.Load() }
 
 // Dropped counts records not written.
-func (w *Writer) Dropped() uint64 { return w.dropped.Load() }
+func (w *Writer) Dropped() uint64 { return w.q.Dropped() }
 
 // Close writes what is queued, closes the file and returns the first
 // write error.
 func (w *Writer) Close() error {
-	w.mu.Lock()
-	if !w.closed {
-		w.closed = true
-		close(w.ch)
-	}
-	w.mu.Unlock()
+	w.q.Close()
 	<-w.done
 	return w.err
 }
@@ -272,7 +249,7 @@ func (w *Writer) Close() error {
 func (w *Writer) run() {
 	defer close(w.done)
 	var line []byte
-	for r := range w.ch {
+	for r := range w.q.C() {
 		b, err := json.Marshal(r)
 		if err != nil {
 			w.setErr(err)
@@ -280,7 +257,7 @@ func (w *Writer) run() {
 		}
 		line = append(append(line[:0], b...), '\n')
 		if w.maxBytes > 0 && w.size+int64(len(line)) > w.maxBytes {
-			w.dropped.Add(1)
+			w.q.Drop(1)
 			continue
 		}
 		if _, err := w.w.Write(line); err != nil {
@@ -289,7 +266,7 @@ func (w *Writer) run() {
 		}
 		w.size += int64(len(line))
 		w.written.Add(1)
-		if len(w.ch) == 0 {
+		if w.q.Len() == 0 {
 			w.setErr(w.w.Flush())
 		}
 	}

@@ -185,8 +185,8 @@ func (c *Collector) Compared(cmp Comparison) compare.Outcome {
 	if outcome == compare.OutcomeMismatch {
 		c.logMismatch(cmp, signal)
 	}
-	if outcome != compare.OutcomeMatch && c.s.opts.DiffLog != nil {
-		c.s.opts.DiffLog.Write(Entry{
+	if outcome != compare.OutcomeMatch && c.s.diffs() {
+		c.s.writeDiff(Entry{
 			Time: now, Route: c.route, Outcome: outcome, RequestID: cmp.ID, Method: cmp.Method, URI: cmp.URI,
 			PrimarySide: cmp.PrimarySide, PrimaryStatus: cmp.Primary.Status, CandidateStatus: cmp.Candidate.Status,
 			Diffs: cmp.Result.Diffs, Dropped: cmp.Result.Dropped,
@@ -231,12 +231,12 @@ func (c *Collector) Errored(req Request, side routes.Side, err error) {
 	c.total.errors++
 	c.minuteLocked(now).errors++
 	c.mu.Unlock()
-	if c.s.opts.DiffLog != nil {
+	if c.s.diffs() {
 		msg := string(side) + ": "
 		if err != nil {
 			msg += err.Error()
 		}
-		c.s.opts.DiffLog.Write(Entry{
+		c.s.writeDiff(Entry{
 			Time: now, Route: c.route, Outcome: compare.OutcomeError, RequestID: req.ID,
 			Method: req.Method, URI: compare.RedactURI(req.URI), Error: msg,
 		})

@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/strangler-proxy/strangler/internal/dropqueue"
 	"github.com/strangler-proxy/strangler/proxy/compare"
 	"github.com/strangler-proxy/strangler/routes"
 )
@@ -55,14 +55,10 @@ const (
 // DiffLog writes Entries as JSON lines from its own goroutine, which
 // Close stops after writing everything queued.
 type DiffLog struct {
-	ch      chan Entry
+	q       *dropqueue.Queue[Entry]
 	done    chan struct{}
-	dropped atomic.Uint64
 	written atomic.Uint64
 	log     *zap.Logger
-
-	mu     sync.RWMutex // guards closed against a send on a closed channel
-	closed bool
 
 	// Owned by the writer goroutine.
 	path     string
@@ -127,30 +123,16 @@ func newDiffLog(queue int, logger *zap.Logger) *DiffLog {
 	if logger == nil {
 		logger = zap.NewNop()
 	}
-	return &DiffLog{ch: make(chan Entry, queue), done: make(chan struct{}), log: logger.Named("difflog")}
+	return &DiffLog{q: dropqueue.New[Entry](queue), done: make(chan struct{}), log: logger.Named("difflog")}
 }
 
 // Write queues e and reports whether it was accepted: false when the queue
 // is full or the log closed (the entry is counted as dropped). The caller
 // must not modify e's slices afterwards.
-func (d *DiffLog) Write(e Entry) bool {
-	d.mu.RLock()
-	defer d.mu.RUnlock()
-	if d.closed {
-		d.dropped.Add(1)
-		return false
-	}
-	select {
-	case d.ch <- e:
-		return true
-	default:
-		d.dropped.Add(1)
-		return false
-	}
-}
+func (d *DiffLog) Write(e Entry) bool { return d.q.Put(e) }
 
 // Dropped returns how many entries were dropped.
-func (d *DiffLog) Dropped() uint64 { return d.dropped.Load() }
+func (d *DiffLog) Dropped() uint64 { return d.q.Dropped() }
 
 // Written returns how many entries were written.
 func (d *DiffLog) Written() uint64 { return d.written.Load() }
@@ -158,12 +140,7 @@ func (d *DiffLog) Written() uint64 { return d.written.Load() }
 // Close writes what is queued, flushes, closes the file it opened and
 // returns the first write error.
 func (d *DiffLog) Close() error {
-	d.mu.Lock()
-	if !d.closed {
-		d.closed = true
-		close(d.ch)
-	}
-	d.mu.Unlock()
+	d.q.Close()
 	<-d.done
 	return d.err
 }
@@ -173,14 +150,14 @@ func (d *DiffLog) run() {
 	enc := json.NewEncoder(d.w)
 	enc.SetEscapeHTML(false)
 	for {
-		e, ok := <-d.ch
+		e, ok := <-d.q.C()
 		if !ok {
 			break
 		}
 		d.write(enc, e)
 		// Flush once the queue is empty: a tail -f sees lines promptly
 		// without a syscall per line under load.
-		if len(d.ch) == 0 {
+		if d.q.Len() == 0 {
 			d.setErr(d.w.Flush())
 		}
 	}

@@ -24,6 +24,9 @@ type Options struct {
 	// DiffLog receives every comparison that did not match. Nil: none. Its
 	// owner closes it.
 	DiffLog *DiffLog
+	// DiffTopic receives the same entries for a Kafka topic. Nil: none. Its
+	// owner closes it, before the producer it sends to.
+	DiffTopic *DiffTopic
 	// Noise tunes each route's noise learner.
 	Noise compare.NoiseConfig
 	// Store bounds each route's store of differing paths.
@@ -68,6 +71,21 @@ func New(o Options) (*Stats, error) {
 	}, []string{"route", "outcome"})
 	if err := o.Registerer.Register(s.comparisons); err != nil {
 		return nil, fmt.Errorf("register shadow metrics: %w", err)
+	}
+	if d := o.DiffTopic; d != nil {
+		for _, r := range []struct {
+			result string
+			n      func() uint64
+		}{{"sent", d.Sent}, {"failed", d.Failed}, {"dropped", d.Dropped}} {
+			c := prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name:        "strangler_shadow_difftopic_events_total",
+				Help:        "Diff events for the Kafka diff topic by result: sent (acked), failed (by the producer after retries), dropped (queue full, no room in time, or cluster unreachable).",
+				ConstLabels: prometheus.Labels{"result": r.result},
+			}, func() float64 { return float64(r.n()) })
+			if err := o.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("register diff topic metrics: %w", err)
+			}
+		}
 	}
 	if d := o.DiffLog; d != nil {
 		dropped := prometheus.NewCounterFunc(prometheus.CounterOpts{
@@ -133,3 +151,16 @@ func (s *Stats) Unmatched(method, path []byte) { s.unmatched.add(method, path) }
 // UnmatchedTop returns the n busiest unmatched templates and the number
 // of unmatched requests seen.
 func (s *Stats) UnmatchedTop(n int) ([]TemplateCount, uint64) { return s.unmatched.top(n) }
+
+// diffs reports whether any diff sink is configured.
+func (s *Stats) diffs() bool { return s.opts.DiffLog != nil || s.opts.DiffTopic != nil }
+
+// writeDiff hands e to every configured diff sink.
+func (s *Stats) writeDiff(e Entry) {
+	if s.opts.DiffLog != nil {
+		s.opts.DiffLog.Write(e)
+	}
+	if s.opts.DiffTopic != nil {
+		s.opts.DiffTopic.Write(e)
+	}
+}
