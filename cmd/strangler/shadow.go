@@ -104,10 +104,7 @@ func (s *shadowSide) options(o proxy.Options) proxy.Options {
 	if s.tap != nil {
 		o.Tapped = s.tap
 	}
-	o.DiffLog = s.diffLog
-	if s.diffTopic != nil {
-		o.DiffTopic = s.diffTopic
-	}
+	o.DiffLog, o.DiffTopic = s.diffLog, s.diffTopic
 	return o
 }
 
