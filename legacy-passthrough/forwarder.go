@@ -29,6 +29,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
+
+	"github.com/strangler-proxy/strangler/internal/promreg"
 )
 
 // Errors Serve and Ping return, wrapped with the cause. Check with errors.Is.
@@ -430,10 +432,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Name: "strangler_upstream_tunnels_refused_total",
 		Help: "WebSocket upgrades answered 503 because legacy.max_tunnels were open.",
 	})
-	for _, c := range []prometheus.Collector{errs, retries, tunnelsOpen, tunnelsRefused} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("register legacy metrics: %w", err)
-		}
+	if err := promreg.Register(reg, "legacy", errs, retries, tunnelsOpen, tunnelsRefused); err != nil {
+		return nil, err
 	}
 	return &metrics{
 		dial:        errs.WithLabelValues("dial"),

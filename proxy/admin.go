@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 
+	"github.com/strangler-proxy/strangler/internal/promreg"
 	"github.com/strangler-proxy/strangler/routes"
 )
 
@@ -88,13 +89,9 @@ func NewAdmin(o AdminOptions) (*Admin, error) {
 	if o.Registry == nil || o.Live == nil {
 		return nil, errors.New("admin: Registry and Live are required")
 	}
-	for _, c := range []prometheus.Collector{
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	} {
-		if err := o.Registry.Register(c); err != nil {
-			return nil, fmt.Errorf("register runtime metrics: %w", err)
-		}
+	if err := promreg.Register(o.Registry, "runtime",
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
+		return nil, err
 	}
 	log := o.Logger
 	if log == nil {

@@ -1,11 +1,12 @@
 package proxy
 
 import (
-	"fmt"
 	"strconv"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/strangler-proxy/strangler/internal/promreg"
 )
 
 // Label values used by the front door itself.
@@ -67,10 +68,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Requests carrying a route's canary override header with a wrong token (the hash decided).",
 		}, []string{"route"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.inFlight, m.demoted, m.overrideRejected} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("register proxy metrics: %w", err)
-		}
+	if err := promreg.Register(reg, "proxy", m.requests, m.duration, m.inFlight, m.demoted, m.overrideRejected); err != nil {
+		return nil, err
 	}
 	for i := range m.statuses {
 		m.statuses[i] = strconv.Itoa(i)

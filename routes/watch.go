@@ -19,6 +19,8 @@ import (
 	"github.com/fsnotify/fsnotify"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+
+	"github.com/strangler-proxy/strangler/internal/promreg"
 )
 
 // Reload results, the values of the `result` label.
@@ -140,12 +142,8 @@ func NewWatcher(o WatchOptions) (*Watcher, error) {
 		Help: "Unix time of the last successful route table load (start-up counts).",
 	})
 	w.lastSuccess.Set(unixSeconds(o.Now()))
-	if o.Registerer != nil {
-		for _, c := range []prometheus.Collector{w.reloads, w.lastSuccess} {
-			if err := o.Registerer.Register(c); err != nil {
-				return nil, fmt.Errorf("routes watcher metrics: %w", err)
-			}
-		}
+	if err := promreg.Register(o.Registerer, "routes watcher", w.reloads, w.lastSuccess); err != nil {
+		return nil, err
 	}
 	return w, nil
 }

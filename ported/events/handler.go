@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/strangler-proxy/strangler/internal/promreg"
 	"github.com/strangler-proxy/strangler/ported/phpjson"
 	"io"
 	"math"
@@ -489,12 +490,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for o := range numOutcomes {
 		m.requests[o] = requests.WithLabelValues(o.String())
 	}
-	if reg != nil {
-		for _, c := range []prometheus.Collector{requests, m.violations, m.publish} {
-			if err := reg.Register(c); err != nil {
-				return nil, fmt.Errorf("events: register metrics: %w", err)
-			}
-		}
+	if err := promreg.Register(reg, "events", requests, m.violations, m.publish); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

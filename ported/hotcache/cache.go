@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/strangler-proxy/strangler/internal/promreg"
 	"github.com/strangler-proxy/strangler/ported/campaign"
 )
 
@@ -178,15 +179,7 @@ func (c *Cache) registerMetrics(reg prometheus.Registerer) error {
 			Help: "Size of the document behind the current snapshot.",
 		}, func() float64 { return float64(c.cur.Load().bytes) }),
 	}
-	if reg == nil {
-		return nil
-	}
-	for _, col := range collectors {
-		if err := reg.Register(col); err != nil {
-			return fmt.Errorf("register hotcache metrics: %w", err)
-		}
-	}
-	return nil
+	return promreg.Register(reg, "hotcache", collectors...)
 }
 
 func (c *Cache) age() time.Duration {

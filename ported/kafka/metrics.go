@@ -1,10 +1,10 @@
 package kafka
 
 import (
-	"fmt"
-
 	"github.com/prometheus/client_golang/prometheus"
 	gometrics "github.com/rcrowley/go-metrics"
+
+	"github.com/strangler-proxy/strangler/internal/promreg"
 )
 
 type metrics struct {
@@ -42,16 +42,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "strangler_kafka_msk_iam_tokens_signed_total", Help: "MSK IAM tokens signed (refreshes included).",
 		}),
 	}
-	if reg == nil {
-		return m, nil
-	}
-	for i, c := range m.collectors() {
-		if err := reg.Register(c); err != nil {
-			for _, r := range m.collectors()[:i] {
-				reg.Unregister(r)
-			}
-			return nil, fmt.Errorf("kafka metrics: %w", err)
-		}
+	if err := promreg.Register(reg, "kafka", m.collectors()...); err != nil {
+		return nil, err
 	}
 	m.reg = reg
 	return m, nil
@@ -62,14 +54,7 @@ func (m *metrics) collectors() []prometheus.Collector {
 }
 
 // unregister lets a later producer register under the same names.
-func (m *metrics) unregister() {
-	if m.reg == nil {
-		return
-	}
-	for _, c := range m.collectors() {
-		m.reg.Unregister(c)
-	}
-}
+func (m *metrics) unregister() { promreg.Unregister(m.reg, m.collectors()...) }
 
 // discardRegistry is the go-metrics registry given to sarama. sarama records
 // meters and histograms on every request; a real go-metrics meter also

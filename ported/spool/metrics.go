@@ -1,9 +1,9 @@
 package spool
 
 import (
-	"fmt"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/strangler-proxy/strangler/internal/promreg"
 )
 
 type metrics struct {
@@ -74,25 +74,10 @@ func newMetrics(reg prometheus.Registerer, s *Spool) (*metrics, error) {
 			Name: "strangler_spool_fsyncs_total", Help: "Group commits (one fsync each).",
 		}, func() float64 { return float64(s.commits.Load()) }),
 	}
-	if reg == nil {
-		return m, nil
-	}
-	for i, c := range m.all {
-		if err := reg.Register(c); err != nil {
-			for _, r := range m.all[:i] {
-				reg.Unregister(r)
-			}
-			return nil, fmt.Errorf("spool metrics: %w", err)
-		}
+	if err := promreg.Register(reg, "spool", m.all...); err != nil {
+		return nil, err
 	}
 	return m, nil
 }
 
-func (m *metrics) unregister(reg prometheus.Registerer) {
-	if reg == nil {
-		return
-	}
-	for _, c := range m.all {
-		reg.Unregister(c)
-	}
-}
+func (m *metrics) unregister(reg prometheus.Registerer) { promreg.Unregister(reg, m.all...) }

@@ -13,6 +13,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 
+	"github.com/strangler-proxy/strangler/internal/promreg"
 	"github.com/strangler-proxy/strangler/proxy/compare"
 	"github.com/strangler-proxy/strangler/proxy/shadowreport"
 	"github.com/strangler-proxy/strangler/routes"
@@ -157,11 +158,7 @@ func New(o Options) (*Engine, error) {
 	e.ctxs.New = func() any { return new(fasthttp.RequestCtx) }
 	e.jobPool.New = func() any { return new(Job) }
 
-	reg := o.Registerer
-	if reg == nil {
-		reg = prometheus.NewRegistry()
-	}
-	for _, c := range []prometheus.Collector{
+	if err := promreg.Register(o.Registerer, "shadow pool",
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "strangler_shadow_jobs_in_flight",
 			Help: "Shadow jobs begun and not finished: waiting for the primary's body, queued, or running.",
@@ -174,10 +171,8 @@ func New(o Options) (*Engine, error) {
 			Name: "strangler_shadow_workers_busy",
 			Help: "Shadow workers running a candidate now.",
 		}, func() float64 { return float64(e.running.Load()) }),
-	} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("register shadow pool metrics: %w", err)
-		}
+	); err != nil {
+		return nil, err
 	}
 	return e, nil
 }

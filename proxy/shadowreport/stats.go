@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/strangler-proxy/strangler/internal/promreg"
 	"github.com/strangler-proxy/strangler/proxy/compare"
 )
 
@@ -69,32 +70,27 @@ func New(o Options) (*Stats, error) {
 		Name: "strangler_shadow_comparisons_total",
 		Help: "Shadowed requests by route and outcome (match, mismatch, noise_only, error, skipped).",
 	}, []string{"route", "outcome"})
-	if err := o.Registerer.Register(s.comparisons); err != nil {
-		return nil, fmt.Errorf("register shadow metrics: %w", err)
-	}
+	cs := []prometheus.Collector{s.comparisons}
 	if d := o.DiffTopic; d != nil {
 		for _, r := range []struct {
 			result string
 			n      func() uint64
 		}{{"sent", d.Sent}, {"failed", d.Failed}, {"dropped", d.Dropped}} {
-			c := prometheus.NewCounterFunc(prometheus.CounterOpts{
+			cs = append(cs, prometheus.NewCounterFunc(prometheus.CounterOpts{
 				Name:        "strangler_shadow_difftopic_events_total",
 				Help:        "Diff events for the Kafka diff topic by result: sent (acked), failed (by the producer after retries), dropped (queue full, no room in time, or cluster unreachable).",
 				ConstLabels: prometheus.Labels{"result": r.result},
-			}, func() float64 { return float64(r.n()) })
-			if err := o.Registerer.Register(c); err != nil {
-				return nil, fmt.Errorf("register diff topic metrics: %w", err)
-			}
+			}, func() float64 { return float64(r.n()) }))
 		}
 	}
 	if d := o.DiffLog; d != nil {
-		dropped := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		cs = append(cs, prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "strangler_shadow_difflog_dropped_total",
 			Help: "Diff log entries dropped because the writer's queue was full.",
-		}, func() float64 { return float64(d.Dropped()) })
-		if err := o.Registerer.Register(dropped); err != nil {
-			return nil, fmt.Errorf("register diff log metrics: %w", err)
-		}
+		}, func() float64 { return float64(d.Dropped()) }))
+	}
+	if err := promreg.Register(o.Registerer, "shadow", cs...); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
