@@ -56,9 +56,13 @@ func withShadow(live handlerDeps, c fileConfig, log *zap.Logger) (_ handlerDeps,
 	if s.fwd, err = legacy.New(shadowLegacyConfig(c), log.Named("shadow"), prometheus.NewRegistry()); err != nil {
 		return live, nil, fmt.Errorf("shadow legacy forwarder: %w", err)
 	}
+	defer func() {
+		if err != nil {
+			_ = s.close() // what was opened so far
+		}
+	}()
 	if dl := c.Proxy.Shadow.DiffLog; dl.Path != "" {
 		if s.diffLog, err = shadowreport.OpenDiffLog(dl, log); err != nil {
-			s.fwd.Close()
 			return live, nil, err
 		}
 	}
@@ -69,10 +73,6 @@ func withShadow(live handlerDeps, c fileConfig, log *zap.Logger) (_ handlerDeps,
 		// the live producer's); strangler_shadow_difftopic_events_total
 		// says what became of the diff events.
 		if s.diffProducer, err = kafka.NewProducer(kc, log.Named("shadow"), nil); err != nil {
-			if s.diffLog != nil {
-				_ = s.diffLog.Close()
-			}
-			s.fwd.Close()
 			return live, nil, fmt.Errorf("shadow.diff_topic: %w", err)
 		}
 		s.diffTopic = shadowreport.NewDiffTopic(s.diffProducer, c.Proxy.Shadow.DiffLog.Queue, log)
