@@ -170,25 +170,13 @@ func (p *parser) object(depth int) (int32, bool) {
 			return none, false
 		}
 		p.nodes[key].first = val
-		if last == none {
-			p.nodes[obj].first = key
-		} else {
-			p.nodes[last].next = key
-		}
-		last = key
-		p.nodes[obj].count++
-		p.skipSpace()
-		if p.pos >= len(p.src) {
+		last = p.link(obj, last, key)
+		more, ok := p.next('}')
+		if !ok {
 			return none, false
 		}
-		switch p.src[p.pos] {
-		case ',':
-			p.pos++
-		case '}':
-			p.pos++
+		if !more {
 			return obj, true
-		default:
-			return none, false
 		}
 	}
 }
@@ -211,27 +199,44 @@ func (p *parser) array(depth int) (int32, bool) {
 		if !ok {
 			return none, false
 		}
-		if last == none {
-			p.nodes[arr].first = el
-		} else {
-			p.nodes[last].next = el
-		}
-		last = el
-		p.nodes[arr].count++
-		p.skipSpace()
-		if p.pos >= len(p.src) {
+		last = p.link(arr, last, el)
+		more, ok := p.next(']')
+		if !ok {
 			return none, false
 		}
-		switch p.src[p.pos] {
-		case ',':
-			p.pos++
-		case ']':
-			p.pos++
+		if !more {
 			return arr, true
-		default:
-			return none, false
 		}
 	}
+}
+
+// link appends child to parent's children after last and returns it.
+func (p *parser) link(parent, last, child int32) int32 {
+	if last == none {
+		p.nodes[parent].first = child
+	} else {
+		p.nodes[last].next = child
+	}
+	p.nodes[parent].count++
+	return child
+}
+
+// next reads what follows a member or an element: ',' (more is true) or
+// the container's closing byte.
+func (p *parser) next(closing byte) (more, ok bool) {
+	p.skipSpace()
+	if p.pos >= len(p.src) {
+		return false, false
+	}
+	switch p.src[p.pos] {
+	case ',':
+		p.pos++
+		return true, true
+	case closing:
+		p.pos++
+		return false, true
+	}
+	return false, false
 }
 
 // str scans a string. The source is valid UTF-8 (parse checked it), so only

@@ -161,20 +161,13 @@ func (p *parser) value(key string, depth int) error {
 				return err
 			}
 			n++
-			p.ws()
-			if p.i >= len(p.s) {
-				return errSyntax
+			more, err := p.next('}')
+			if err != nil {
+				return err
 			}
-			if p.s[p.i] == ',' {
-				p.i++
-				p.ws()
-				continue
-			}
-			if p.s[p.i] == '}' {
-				p.i++
+			if !more {
 				break
 			}
-			return errSyntax
 		}
 	case '[':
 		if depth >= maxDepth {
@@ -192,20 +185,13 @@ func (p *parser) value(key string, depth int) error {
 				return err
 			}
 			n++
-			p.ws()
-			if p.i >= len(p.s) {
-				return errSyntax
+			more, err := p.next(']')
+			if err != nil {
+				return err
 			}
-			if p.s[p.i] == ',' {
-				p.i++
-				p.ws()
-				continue
-			}
-			if p.s[p.i] == ']' {
-				p.i++
+			if !more {
 				break
 			}
-			return errSyntax
 		}
 	case '"':
 		kind = jString
@@ -238,6 +224,25 @@ func (p *parser) value(key string, depth int) error {
 	nd.kind, nd.n, nd.esc = kind, n, esc
 	nd.stop, nd.end = int32(p.i), int32(len(p.t.nodes))
 	return nil
+}
+
+// next reads what follows a member or an element: ',' (more is true) or
+// the container's closing byte.
+func (p *parser) next(closing byte) (more bool, err error) {
+	p.ws()
+	if p.i >= len(p.s) {
+		return false, errSyntax
+	}
+	switch p.s[p.i] {
+	case ',':
+		p.i++
+		p.ws()
+		return true, nil
+	case closing:
+		p.i++
+		return false, nil
+	}
+	return false, errSyntax
 }
 
 func (p *parser) lit(want string) bool {
