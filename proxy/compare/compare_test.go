@@ -427,3 +427,35 @@ func TestParserMatchesEncodingJSON(t *testing.T) {
 	}
 	putTape(tp)
 }
+
+// nested returns depth levels of arrays of width elements around leaf.
+func nested(depth, width int, leaf string) string {
+	s := leaf
+	for range depth {
+		s = "[" + strings.TrimSuffix(strings.Repeat(s+",", width), ",") + "]"
+	}
+	return s
+}
+
+// TestDiffWorkIsBounded: matching nested unordered (or permuted) arrays
+// probes subtrees repeatedly, which grows with the width to the power of
+// the depth. A pair that would need far more than maxSteps visits stops at
+// the budget and says so at the body, instead of holding a shadow worker;
+// a pair within it is compared in full.
+func TestDiffWorkIsBounded(t *testing.T) {
+	c := MustCompile(Rules{IgnoreArrayOrder: true})
+	// 50 levels of one element (a fuzzer's find): linear, within budget.
+	got := paths(c.Diff(jsonResp(200, nested(50, 1, "0")), jsonResp(200, nested(50, 1, "1"))))
+	if want := "value body" + strings.Repeat("[0]", 50); fmt.Sprint(got) != "["+want+"]" {
+		t.Fatalf("deep single-element arrays: %q, want %q", got, want)
+	}
+	// 2 elements at each of 14 levels: 4^14 probes without the bound.
+	r := c.Diff(jsonResp(200, nested(14, 2, "0")), jsonResp(200, nested(14, 2, "1")))
+	if len(r.Diffs) == 0 || r.Diffs[len(r.Diffs)-1].Kind != KindIncomplete || r.Diffs[len(r.Diffs)-1].Path != "body" || r.Equal() {
+		t.Fatalf("diffs = %q, want the comparison marked incomplete at the body", paths(r))
+	}
+	// Equal bodies take the byte-equal path whatever their shape.
+	if r := c.Diff(jsonResp(200, nested(14, 2, "0")), jsonResp(200, nested(14, 2, "0"))); !r.Equal() {
+		t.Fatalf("equal bodies: %q", paths(r))
+	}
+}
