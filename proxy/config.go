@@ -44,6 +44,11 @@ type ShadowConfig struct {
 	// Workers+Queue in flight, copies are skipped and counted (pool_full),
 	// never waited for. Default 256.
 	Queue int `mapstructure:"queue"`
+	// WakeInterval is how long an awake worker waits for more copies
+	// before it parks. Copies queued meanwhile wake no one, so under load
+	// a worker wakes about once per interval instead of once per copy;
+	// comparisons run up to this much later. Default 1ms, at most 1s.
+	WakeInterval time.Duration `mapstructure:"wake_interval"`
 	// LegacyTimeout bounds a legacy candidate call (and a second legacy
 	// call for noise learning), head and body, on its own connection pool
 	// of Workers connections, so shadow traffic never takes the monolith
@@ -117,7 +122,11 @@ const (
 	DefaultShutdownTimeout     = 30 * time.Second
 	DefaultShadowLegacyTimeout = 5 * time.Second
 	DefaultBudgetInterval      = 10 * time.Second
-	minAdminToken              = 16
+
+	// maxWakeInterval bounds shadow.wake_interval: longer only delays
+	// comparisons and holds pool slots.
+	maxWakeInterval = time.Second
+	minAdminToken   = 16
 )
 
 // WithDefaults returns c with every zero field set to its default.
@@ -135,6 +144,7 @@ func (c Config) WithDefaults() Config {
 	sh := &c.Shadow
 	setDefault(&sh.Workers, shadow.DefaultWorkers)
 	setDefault(&sh.Queue, shadow.DefaultQueue)
+	setDefault(&sh.WakeInterval, shadow.DefaultWakeInterval)
 	setDefault(&sh.LegacyTimeout, DefaultShadowLegacyTimeout)
 	setDefault(&sh.BudgetInterval, DefaultBudgetInterval)
 	return c
@@ -203,6 +213,9 @@ func (c Config) Validate() error {
 	sh := c.Shadow
 	if sh.Workers < 0 || sh.Queue < 0 {
 		add("shadow: workers %d and queue %d must not be negative", sh.Workers, sh.Queue)
+	}
+	if sh.WakeInterval < 0 || sh.WakeInterval > maxWakeInterval {
+		add("shadow.wake_interval: %s is outside 0s..%s", sh.WakeInterval, maxWakeInterval)
 	}
 	if sh.LegacyTimeout < 0 {
 		add("shadow.legacy_timeout: %s is negative", sh.LegacyTimeout)

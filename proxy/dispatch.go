@@ -40,7 +40,7 @@ func (s *Server) newShadow(o Options, reg prometheus.Registerer) error {
 		return err
 	}
 	s.engine, err = shadow.New(shadow.Options{
-		Workers: sc.Workers, Queue: sc.Queue, Logger: s.log, Registerer: reg, Now: s.now,
+		Workers: sc.Workers, Queue: sc.Queue, WakeInterval: sc.WakeInterval, Logger: s.log, Registerer: reg, Now: s.now,
 		Recorded: o.Recorded, Tapped: o.Tapped,
 	})
 	if err != nil {

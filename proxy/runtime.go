@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 
 	"github.com/strangler-proxy/strangler/proxy/canary"
@@ -132,8 +131,6 @@ func (s *Server) shadowRoute(t *routes.Table, r *routes.Route, c *shadowreport.C
 		MaxBody:     sh.MaxBodyBytes,
 		Comparator:  sh.Comparator(),
 		Collector:   c,
-		// Path parameters come from the same table the primary matched.
-		Params: func(ctx *fasthttp.RequestCtx) { t.Match(ctx) },
 	}
 	// Never the live Go handler off the client's path: a Go call there runs
 	// with shadow dependencies, or not at all.

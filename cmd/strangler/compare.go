@@ -181,7 +181,6 @@ func newReplay(f compareFlags, stderr io.Writer) (_ *replay, err error) {
 		Candidate: r.route.Handler, Twin: r.fwd,
 		Timeout: sh.Timeout, MaxBody: sh.MaxBodyBytes,
 		Comparator: sh.Comparator(), Collector: r.stats.Route(r.route.Name),
-		Params: func(ctx *fasthttp.RequestCtx) { r.table.Match(ctx) },
 	}
 	if sh.LegacyEventsFile != "" {
 		r.events = shadow.NewEventsFile(sh.LegacyEventsFile, 0)
@@ -287,6 +286,9 @@ func (r *replay) one(rec capture.Record) {
 	ctx.Init(&req, remote, nil)
 	ctx.Response.Header.DisableNormalizing()
 	ctx.Response.Header.SetNoDefaultContentType(true)
+	// As at the front door: matching sets the route's path parameters,
+	// which the job hands to the candidate.
+	r.table.Match(ctx)
 	c := r.sr.Collector
 	start := time.Now()
 	job, reason := r.engine.BeginWait(context.Background(), ctx, r.sr)

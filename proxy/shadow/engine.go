@@ -51,6 +51,10 @@ type Options struct {
 	// Workers+Queue jobs begun and not finished is not shadowed (skipped:
 	// pool_full). Zero: DefaultQueue.
 	Queue int
+	// WakeInterval is how long an awake worker waits for more jobs before
+	// it parks; jobs queued meanwhile wake no one (see dispatcher). Zero:
+	// DefaultWakeInterval; negative: none, every job wakes a worker.
+	WakeInterval time.Duration
 	// Logger gets the engine's own warnings. Nil: none.
 	Logger *zap.Logger
 	// Registerer gets the pool gauges. Nil: a private registry.
@@ -89,9 +93,6 @@ type Route struct {
 	Comparator *compare.Comparator
 	// Collector records the outcome. Required.
 	Collector *shadowreport.Collector
-	// Params sets the route's path parameters on a candidate's ctx (the
-	// route table's Match). Nil: none.
-	Params func(*fasthttp.RequestCtx)
 	// LegacyEvents is what the monolith forwarded (its events file). Nil:
 	// side effects are not compared.
 	LegacyEvents Published
@@ -114,9 +115,9 @@ type Engine struct {
 	published         *compare.Comparator
 
 	slots chan struct{} // a token per begun job: bounds jobs in flight
-	jobs  chan *Job
+	queue *dispatcher
 
-	mu      sync.RWMutex // guards closed against a send on a closed jobs
+	mu      sync.Mutex // guards started against Close
 	closed  bool
 	started bool
 	wg      sync.WaitGroup
@@ -134,6 +135,12 @@ func New(o Options) (*Engine, error) {
 	}
 	if o.Queue <= 0 {
 		o.Queue = DefaultQueue
+	}
+	switch {
+	case o.WakeInterval == 0:
+		o.WakeInterval = DefaultWakeInterval
+	case o.WakeInterval < 0:
+		o.WakeInterval = 0
 	}
 	e := &Engine{
 		workers:  o.Workers,
@@ -154,7 +161,7 @@ func New(o Options) (*Engine, error) {
 		e.now = time.Now
 	}
 	e.slots = make(chan struct{}, e.capacity)
-	e.jobs = make(chan *Job, e.capacity)
+	e.queue = newDispatcher(e.workers, e.capacity, o.WakeInterval)
 	e.ctxs.New = func() any { return new(fasthttp.RequestCtx) }
 	e.jobPool.New = func() any { return new(Job) }
 
@@ -167,6 +174,10 @@ func New(o Options) (*Engine, error) {
 			Name: "strangler_shadow_jobs_capacity",
 			Help: "Shadow jobs that may be in flight at once (shadow.workers + shadow.queue); past it copies are skipped.",
 		}, func() float64 { return float64(e.capacity) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "strangler_shadow_worker_wakeups_total",
+			Help: "Times a shadow job woke a parked worker; under steady load about one per shadow.wake_interval, not one per job.",
+		}, func() float64 { return float64(e.queue.wakes()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "strangler_shadow_workers_busy",
 			Help: "Shadow workers running a candidate now.",
@@ -187,16 +198,14 @@ func (e *Engine) Start() {
 	}
 	e.started = true
 	for range e.workers {
-		e.wg.Go(e.work)
+		e.wg.Go(func() { e.queue.work(e.runJob) })
 	}
 }
 
-func (e *Engine) work() {
-	for j := range e.jobs {
-		e.running.Add(1)
-		e.run(j)
-		e.running.Add(-1)
-	}
+func (e *Engine) runJob(j *Job) {
+	e.running.Add(1)
+	e.run(j)
+	e.running.Add(-1)
 }
 
 // Close stops taking jobs and waits, until ctx ends, for the workers to
@@ -205,18 +214,16 @@ func (e *Engine) work() {
 // ends. It returns an error if jobs were still running when ctx ended.
 func (e *Engine) Close(ctx context.Context) error {
 	e.mu.Lock()
-	if !e.closed {
-		e.closed = true
-		close(e.jobs)
-	}
+	e.closed = true
 	started := e.started
 	e.mu.Unlock()
 	if !started {
-		for j := range e.jobs {
+		for _, j := range e.queue.close(false) {
 			j.skip(SkipShutdown)
 		}
 		return nil
 	}
+	e.queue.close(true)
 	done := make(chan struct{})
 	go func() { e.wg.Wait(); close(done) }()
 	select {
@@ -245,14 +252,9 @@ func (e *Engine) reserve() bool {
 
 // submit hands a begun job to the workers; its slot guarantees room.
 func (e *Engine) submit(j *Job) {
-	e.mu.RLock()
-	if e.closed {
-		e.mu.RUnlock()
+	if !e.queue.push(j) {
 		j.skip(SkipShutdown)
-		return
 	}
-	e.jobs <- j
-	e.mu.RUnlock()
 }
 
 // done recycles j and frees its slot.

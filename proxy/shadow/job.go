@@ -44,7 +44,31 @@ type Job struct {
 	dead        string // a skip reason found while the body still streams
 
 	candBody, twinBody []byte
+
+	// params are the path parameters the front door matched for the
+	// primary (its ctx's user values), set again on the candidate's ctx.
+	params []userValue
+	// heads holds the compared request and response heads' strings,
+	// copied out of fasthttp's buffers into one buffer the job keeps
+	// between uses; hdrs are the three answers' header lists. The
+	// comparison sees views into them, valid until the job is recycled:
+	// the collector copies what it keeps (a mismatch's example, a diff
+	// log entry), and a match keeps nothing, so it allocates nothing.
+	heads []byte
+	hdrs  [3][][2]string
 }
+
+type userValue struct {
+	key string
+	val any
+}
+
+// Indexes of Job.hdrs.
+const (
+	hdrPrimary = iota
+	hdrCandidate
+	hdrTwin
+)
 
 // Begin decides whether the request in ctx is copied for the candidate and,
 // if so, reserves a pool slot, copies the request head and puts a tee in
@@ -100,6 +124,11 @@ func (e *Engine) begin(ctx *fasthttp.RequestCtx, r *Route) *Job {
 	// The body stream is not copied; an in-memory body is.
 	ctx.Request.CopyTo(&j.req)
 	j.remote = ctx.RemoteAddr()
+	ctx.VisitUserValuesAll(func(k, v any) {
+		if name, ok := k.(string); ok {
+			j.params = append(j.params, userValue{name, v})
+		}
+	})
 	if stream {
 		j.orig = ctx.Request.BodyStream()
 		j.reqTee = requestTee{r: j.orig, buf: j.reqTee.buf[:0], max: r.MaxBody, attached: true}
@@ -251,15 +280,21 @@ func (j *Job) reset() {
 	j.primaryBody = keep(j.primaryBody)
 	j.candBody = keep(j.candBody)
 	j.twinBody = keep(j.twinBody)
+	j.heads = keep(j.heads)
+	clear(j.params)
+	j.params = j.params[:0]
+	for i := range j.hdrs {
+		clear(j.hdrs[i])
+		j.hdrs[i] = j.hdrs[i][:0]
+	}
 }
 
-// request identifies the job in the report and the logs.
+// request identifies the job in the report and the logs. Its strings view
+// the job's copy of the request, which nothing writes until the job is
+// recycled; the collector copies them when it keeps them.
 func (j *Job) request() shadowreport.Request {
-	id, method, uri := j.req.Header.Peek("X-Request-Id"), j.req.Header.Method(), j.req.Header.RequestURI()
-	buf := make([]byte, 0, len(id)+len(method)+len(uri)) // one copy for the three, as in toCompare
-	buf = append(append(append(buf, id...), method...), uri...)
-	a, b := len(id), len(id)+len(method)
-	return shadowreport.Request{ID: frozen(buf[:a]), Method: frozen(buf[a:b]), URI: frozen(buf[b:])}
+	h := &j.req.Header
+	return shadowreport.Request{ID: view(h.Peek("X-Request-Id")), Method: view(h.Method()), URI: view(h.RequestURI())}
 }
 
 // run is the worker's part: call the candidate (and a twin on the noise
@@ -270,9 +305,9 @@ func (e *Engine) run(j *Job) {
 	c := r.Collector
 	req := j.request()
 	candSide := r.candidateSide()
-	primary := toCompare(&j.primaryResp.Header, j.primaryBody)
+	primary := j.head(&j.primaryResp.Header, j.primaryBody, hdrPrimary)
 
-	cand, over, d, err := j.call(r.Candidate, &j.candBody)
+	cand, over, d, err := j.call(r.Candidate, &j.candBody, hdrCandidate)
 	if err == nil && r.Timeout > 0 && d > r.Timeout {
 		err = fmt.Errorf("%w: %s > %s", ErrCandidateTimeout, d.Round(time.Millisecond), r.Timeout)
 	}
@@ -288,7 +323,7 @@ func (e *Engine) run(j *Job) {
 
 	var self *compare.Result
 	if twin, base, twinSide := j.twin(primary, cand); twin != nil && c.Noise().Sample() {
-		second, over2, d2, err2 := j.call(twin, &j.twinBody)
+		second, over2, d2, err2 := j.call(twin, &j.twinBody, hdrTwin)
 		c.Called(twinSide, d2, err2 != nil || second.Status >= 500)
 		if twinSide == routes.SidePorted && e.recorded != nil {
 			e.recorded.Take(eventID(second.Body)) // what the twin "published" is not compared
@@ -321,13 +356,14 @@ func (j *Job) twin(primary, cand compare.Response) (routes.Handler, compare.Resp
 }
 
 // call runs h on a fresh copy of the job's request and returns its answer
-// with the body copied into *buf (over: longer than the cap, not kept).
-func (j *Job) call(h routes.Handler, buf *[]byte) (resp compare.Response, over bool, d time.Duration, err error) {
+// with the body copied into *buf (over: longer than the cap, not kept) and
+// the head into j.hdrs[hdr].
+func (j *Job) call(h routes.Handler, buf *[]byte, hdr int) (resp compare.Response, over bool, d time.Duration, err error) {
 	e := j.engine
 	c := e.acquireCtx(&j.req, j.remote)
 	defer e.releaseCtx(c)
-	if j.route.Params != nil {
-		j.route.Params(c)
+	for _, p := range j.params {
+		c.SetUserValue(p.key, p.val)
 	}
 	start := e.now()
 	err = h.Serve(c)
@@ -350,7 +386,7 @@ func (j *Job) call(h routes.Handler, buf *[]byte) (resp compare.Response, over b
 	if len(b) > max {
 		return resp, true, d, nil
 	}
-	return toCompare(&c.Response.Header, b), false, d, nil
+	return j.head(&c.Response.Header, b, hdr), false, d, nil
 }
 
 // readAtMost appends up to n bytes of r to b.
@@ -371,29 +407,24 @@ func readAtMost(b []byte, r io.Reader, n int) ([]byte, error) {
 	}
 }
 
-// toCompare copies a response head into the comparator's shape; body is
-// used as is. The header strings share one fresh buffer (two allocations
-// per head instead of two per header): the buffer is never written again,
-// so the strings stay valid wherever a report keeps them.
-func toCompare(h *fasthttp.ResponseHeader, body []byte) compare.Response {
-	n, size := 0, 0
+// head copies a response head into the comparator's shape, its strings
+// into j.heads and its list into j.hdrs[hdr]; body is used as is. Growing
+// j.heads leaves the earlier strings on the old array, still intact.
+func (j *Job) head(h *fasthttp.ResponseHeader, body []byte, hdr int) compare.Response {
+	list := j.hdrs[hdr][:0]
 	for k, v := range h.All() {
-		n, size = n+1, size+len(k)+len(v)
+		start := len(j.heads)
+		j.heads = append(j.heads, k...)
+		j.heads = append(j.heads, v...)
+		kv := j.heads[start:]
+		list = append(list, [2]string{view(kv[:len(k)]), view(kv[len(k):])})
 	}
-	r := compare.Response{Status: h.StatusCode(), Body: body, Header: make([][2]string, 0, n)}
-	buf := make([]byte, 0, size)
-	for k, v := range h.All() {
-		start := len(buf)
-		buf = append(buf, k...)
-		buf = append(buf, v...)
-		kv := buf[start:]
-		r.Header = append(r.Header, [2]string{frozen(kv[:len(k)]), frozen(kv[len(k):])})
-	}
-	return r
+	j.hdrs[hdr] = list
+	return compare.Response{Status: h.StatusCode(), Body: body, Header: list}
 }
 
-// frozen views b as a string; b must never be written again.
-func frozen(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+// view is b as a string, without a copy: valid while b is not written.
+func view(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // publishedDiffs compares what the two sides published for this request,
 // when both sides' side effects are observable: the monolith's events file

@@ -1,6 +1,7 @@
 package shadowreport
 
 import (
+	"strings"
 	"sync"
 	"time"
 
@@ -42,8 +43,10 @@ type Request struct {
 	URI string `json:"uri,omitempty"`
 }
 
-// Comparison is one primary/candidate pair, compared. Responses are
-// copies: the collector may keep them (redacted) as examples.
+// Comparison is one primary/candidate pair, compared. Its strings and
+// bodies may view the caller's buffers: they need only stay valid while
+// Compared runs, which copies whatever it keeps (an example, a diff log
+// entry).
 type Comparison struct {
 	Request
 	PrimarySide routes.Side
@@ -55,6 +58,11 @@ type Comparison struct {
 	// request was sampled for noise (after Collector.LearnNoise), else
 	// nil.
 	Self *compare.Result
+}
+
+// clone copies r's strings, which may view a caller's buffer.
+func (r Request) clone() Request {
+	return Request{ID: strings.Clone(r.ID), Method: strings.Clone(r.Method), URI: strings.Clone(r.URI)}
 }
 
 // Collector holds one route's figures. Safe for concurrent use; each
@@ -147,7 +155,9 @@ func (c *Collector) Compared(cmp Comparison) compare.Outcome {
 	outcome := c.noise.Classify(&cmp.Result, cmp.Self)
 	now := c.s.now()
 	if outcome != compare.OutcomeMatch {
-		// Only the log line, the store and the diff log show the URI.
+		// Kept by the store and the diff log. Only they and the log line
+		// show the URI.
+		cmp.Request = cmp.Request.clone()
 		cmp.URI = compare.RedactURI(cmp.URI)
 	}
 	c.outcomes[outcome].Inc()
@@ -226,6 +236,7 @@ func (c *Collector) logMismatch(cmp Comparison, signal []compare.Diff) {
 // failed (handler error, timeout, candidate pool refused after start).
 func (c *Collector) Errored(req Request, side routes.Side, err error) {
 	now := c.s.now()
+	req = req.clone()
 	c.outcomes[compare.OutcomeError].Inc()
 	c.mu.Lock()
 	c.total.errors++

@@ -1,6 +1,7 @@
 package shadowreport
 
 import (
+	"bytes"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
@@ -253,5 +255,52 @@ func TestCollectorConcurrent(t *testing.T) {
 	}
 	if top, total := s.UnmatchedTop(5); total != 2400 || len(top) != 1 || top[0].Template != "GET /users/{id}" || top[0].Count != 2400 {
 		t.Errorf("unmatched %v %d", top, total)
+	}
+}
+
+// The shadow engine hands Compared views into buffers it reuses for the
+// next request: whatever the collector keeps must be its own copy.
+func TestCollectorCopiesWhatItKeeps(t *testing.T) {
+	var buf bytes.Buffer
+	d := NewDiffLogWriter(&buf, 0, nil)
+	s, _ := newStats(t, newClock(), func(o *Options) { o.DiffLog = d })
+	c := s.Route("campaign")
+	cmp := compare.MustCompile(compare.Rules{})
+
+	scratch := []byte("req-7GET/api/v1/campaigns/cmp_000042X-Upstreamphp-a")
+	at := func(from, to int) string { return unsafe.String(&scratch[from], to-from) }
+	req := Request{ID: at(0, 5), Method: at(5, 8), URI: at(8, 36)}
+	p := jsonResponse(200, campaign, at(36, 46), at(46, 51))
+	q := jsonResponse(200, strings.Replace(campaign, `"active"`, `"paused"`, 1), at(36, 46), at(46, 51))
+	if o := c.Compared(Comparison{Request: req, PrimarySide: routes.SideLegacy, Primary: p, Candidate: q, Result: cmp.Diff(p, q)}); o != compare.OutcomeMismatch {
+		t.Fatalf("outcome %s, want mismatch", o)
+	}
+	c.Errored(req, routes.SidePorted, errors.New("timeout"))
+	for i := range scratch { // the engine's next request
+		scratch[i] = '#'
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	snap := c.Snapshot()
+	if len(snap.TopDiffs) != 1 || len(snap.TopDiffs[0].Examples) != 1 {
+		t.Fatalf("top diffs %+v, want one group with one example", snap.TopDiffs)
+	}
+	ex := snap.TopDiffs[0].Examples[0]
+	if ex.ID != "req-7" || ex.Method != "GET" || ex.URI != "/api/v1/campaigns/cmp_000042" {
+		t.Errorf("example request %+v changed with the caller's buffer", ex.Request)
+	}
+	if h := ex.Primary.Headers; len(h) != 2 || h[1] != [2]string{"X-Upstream", "php-a"} {
+		t.Errorf("example headers %q changed with the caller's buffer", h)
+	}
+	lines := readLines(t, buf.Bytes())
+	if len(lines) != 2 {
+		t.Fatalf("%d diff log lines, want 2", len(lines))
+	}
+	for _, e := range lines {
+		if e.RequestID != "req-7" || e.Method != "GET" || e.URI != "/api/v1/campaigns/cmp_000042" {
+			t.Errorf("diff log entry %+v changed with the caller's buffer", e)
+		}
 	}
 }

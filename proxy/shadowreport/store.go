@@ -73,7 +73,11 @@ func newExample(c Comparison, now time.Time, maxBody int) *Example {
 				}
 			}
 		}
-		return ResponseView{Side: side, Status: r.Status, Headers: compare.RedactHeaders(r.Header), Body: compare.RedactBody(r.Body, ct, maxBody)}
+		headers := compare.RedactHeaders(r.Header)
+		for i := range headers { // they may view the caller's buffers
+			headers[i] = [2]string{strings.Clone(headers[i][0]), strings.Clone(headers[i][1])}
+		}
+		return ResponseView{Side: side, Status: r.Status, Headers: headers, Body: compare.RedactBody(r.Body, ct, maxBody)}
 	}
 	return &Example{
 		Time: now, Request: c.Request,

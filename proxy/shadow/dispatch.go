@@ -1,0 +1,207 @@
+package shadow
+
+import (
+	"sync"
+	"time"
+)
+
+// DefaultWakeInterval is how long an awake worker waits for more jobs
+// before it parks.
+const DefaultWakeInterval = time.Millisecond
+
+// dispatcher is the queue between the requests that begin jobs and the
+// workers that run them. It exists to avoid waking a worker per job.
+//
+// A channel receive would hand each job to a parked worker, and on a
+// lightly loaded process every hand-off wakes an OS thread (a futex wake,
+// a context switch and a steal) for a few microseconds of work. Measured
+// with wrk on the lookup route, that cost more CPU than the candidate call
+// and the comparison together (see BENCHMARKS.md). Here a job wakes a
+// worker only when no awake worker is free to take it: none is awake, or
+// every awake one is running a job, which may be a slow candidate. An
+// awake worker that finds the queue empty sleeps for one interval, on a
+// timer, and then takes whatever arrived meanwhile in one go; only after
+// a whole interval with nothing to do does it park. Under steady load a
+// worker wakes about once per interval, however many jobs there are.
+// Jobs wait up to an interval longer to run; no client waits for them.
+type dispatcher struct {
+	interval time.Duration // 0: park at once, so every job wakes a worker
+	workers  int
+
+	mu     sync.Mutex
+	ring   []*Job // FIFO of queued jobs; the engine's slots bound it
+	head   int
+	n      int
+	awake  int  // workers not parked, plus wake tokens not yet taken
+	free   int  // of those, the ones not running a job
+	linger bool // a worker is waiting out an interval for more jobs
+	woken  int  // wake tokens sent, ever
+	closed bool
+
+	// wake holds a token per worker told to wake. awake ≤ workers bounds
+	// the tokens, so a send never blocks.
+	wake chan struct{}
+	// done is closed by close: it cuts a worker's wait for more jobs short.
+	done chan struct{}
+}
+
+func newDispatcher(workers, capacity int, interval time.Duration) *dispatcher {
+	return &dispatcher{
+		interval: interval,
+		workers:  workers,
+		ring:     make([]*Job, capacity),
+		wake:     make(chan struct{}, workers),
+		done:     make(chan struct{}),
+	}
+}
+
+// push queues j, waking a worker if needed. It returns false, queueing
+// nothing, once the dispatcher is closed.
+func (d *dispatcher) push(j *Job) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return false
+	}
+	if d.n == len(d.ring) { // the engine's slots make this unreachable
+		d.grow()
+	}
+	d.ring[(d.head+d.n)%len(d.ring)] = j
+	d.n++
+	if d.awake < d.workers && (d.free == 0 || d.interval == 0) {
+		d.awake++
+		d.free++
+		d.woken++
+		d.wake <- struct{}{}
+	}
+	return true
+}
+
+func (d *dispatcher) grow() {
+	ring := make([]*Job, 2*len(d.ring)+1)
+	for i := range d.n {
+		ring[i] = d.ring[(d.head+i)%len(d.ring)]
+	}
+	d.ring, d.head = ring, 0
+}
+
+// wakes counts the times a job woke a worker.
+func (d *dispatcher) wakes() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.woken
+}
+
+// popLocked takes the oldest queued job, nil if none.
+func (d *dispatcher) popLocked() *Job {
+	if d.n == 0 {
+		return nil
+	}
+	j := d.ring[d.head]
+	d.ring[d.head] = nil
+	d.head = (d.head + 1) % len(d.ring)
+	d.n--
+	return j
+}
+
+// maxTake bounds the jobs a worker takes from the queue at once: one lock
+// for several jobs, but few stuck behind a slow one.
+const maxTake = 16
+
+// takeLocked appends up to maxTake queued jobs to batch, oldest first.
+func (d *dispatcher) takeLocked(batch []*Job) []*Job {
+	for range min(d.n, maxTake) {
+		batch = append(batch, d.popLocked())
+	}
+	return batch
+}
+
+// work is a worker's loop: park until woken, run jobs until the queue has
+// stayed empty for an interval, park again. After close it runs what is
+// still queued and returns.
+func (d *dispatcher) work(run func(*Job)) {
+	for range d.wake {
+		d.drain(run)
+	}
+	for {
+		d.mu.Lock()
+		j := d.popLocked()
+		d.mu.Unlock()
+		if j == nil {
+			return
+		}
+		run(j)
+	}
+}
+
+// drain runs queued jobs; when the queue is empty it waits one interval
+// for more, then parks (returns).
+func (d *dispatcher) drain(run func(*Job)) {
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	waited := false
+	var batch []*Job
+	d.mu.Lock()
+	for {
+		batch = d.takeLocked(batch[:0])
+		// One waiting worker is enough to pick up what arrives; a second
+		// would only add timer wake-ups.
+		if len(batch) == 0 && (waited || d.interval == 0 || d.closed || d.linger) {
+			d.awake--
+			d.free--
+			d.mu.Unlock()
+			return
+		}
+		if len(batch) == 0 {
+			d.linger = true
+			d.mu.Unlock()
+			if timer == nil {
+				timer = time.NewTimer(d.interval)
+			} else {
+				timer.Reset(d.interval)
+			}
+			select {
+			case <-timer.C:
+			case <-d.done:
+			}
+			waited = true
+			d.mu.Lock()
+			d.linger = false
+			continue
+		}
+		waited = false
+		d.free--
+		d.mu.Unlock()
+		for i, j := range batch {
+			run(j)
+			batch[i] = nil
+		}
+		d.mu.Lock()
+		d.free++
+	}
+}
+
+// close refuses further jobs and lets the workers finish: each runs what
+// is queued, then returns from work. It returns the jobs queued if no
+// worker will ever run them (started false).
+func (d *dispatcher) close(started bool) []*Job {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.closed {
+		d.closed = true
+		close(d.wake)
+		close(d.done)
+	}
+	if started {
+		return nil
+	}
+	var left []*Job
+	for j := d.popLocked(); j != nil; j = d.popLocked() {
+		left = append(left, j)
+	}
+	return left
+}
