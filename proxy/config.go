@@ -226,7 +226,8 @@ func (c Config) Validate() error {
 	if sh.DiffLog.MaxBytes < 0 || sh.DiffLog.Queue < 0 {
 		add("shadow.diff_log: max_bytes %d and queue %d must not be negative", sh.DiffLog.MaxBytes, sh.DiffLog.Queue)
 	}
-	if n := sh.Noise; n.RelativeThreshold < 0 || n.AbsoluteThreshold < 0 || n.MinDiffs < 0 || n.MaxPaths < 0 || n.Warmup < 0 || n.Every < 0 {
+	if n := sh.Noise; n.RelativeThreshold < 0 || n.AbsoluteThreshold < 0 || n.MinDiffs < 0 || n.MaxPaths < 0 || n.Warmup < 0 || n.Every < 0 ||
+		n.SettleAfter < 0 || n.SettledEvery < 0 {
 		add("shadow.noise: values must not be negative")
 	}
 	if st := sh.Store; st.Groups < 0 || st.Examples < 0 || st.MaxBody < 0 {

@@ -47,6 +47,7 @@ func TestConfigValidate(t *testing.T) {
 			c.Shadow.Workers, c.Shadow.LegacyTimeout, c.Shadow.BudgetInterval = -1, -time.Second, -time.Second
 			c.Shadow.DiffLog.Queue, c.Shadow.Noise.Every, c.Shadow.Store.Groups = -1, -1, -1
 		}, []string{"shadow: workers -1", "shadow.legacy_timeout", "shadow.budget_interval", "shadow.diff_log", "shadow.noise", "shadow.store"}},
+		{"negative settled noise sample", func(c *Config) { c.Shadow.Noise.SettledEvery = -1 }, []string{"shadow.noise"}},
 		{"negative wake interval", func(c *Config) { c.Shadow.WakeInterval = -time.Millisecond }, []string{"shadow.wake_interval: -1ms is outside 0s..1s"}},
 		{"wake interval over a second", func(c *Config) { c.Shadow.WakeInterval = 2 * time.Second }, []string{"shadow.wake_interval: 2s is outside"}},
 	}

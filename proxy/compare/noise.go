@@ -39,6 +39,8 @@ const (
 	DefaultNoiseMaxPaths          = 1000
 	DefaultNoiseWarmup            = 20
 	DefaultNoiseEvery             = 100
+	DefaultNoiseSettleAfter       = 100_000
+	DefaultNoiseSettledEvery      = 1000
 )
 
 // NoiseConfig tunes a Noise learner. Zero values take the defaults above.
@@ -60,6 +62,14 @@ type NoiseConfig struct {
 	Warmup int `mapstructure:"warmup"`
 	// Every: after Warmup, Sample says yes to one request in Every.
 	Every int `mapstructure:"every"`
+	// SettleAfter and SettledEvery: after SettleAfter requests (1,000
+	// pairs at the defaults) the sample thins to one request in
+	// SettledEvery. Each sampled request is a second call to the primary
+	// side — for a legacy primary, more load on the monolith — and by then
+	// the noise rates are known; a thin sample keeps them current.
+	// SettledEvery equal to Every keeps the sample as it is.
+	SettleAfter  int `mapstructure:"settle_after"`
+	SettledEvery int `mapstructure:"settled_every"`
 }
 
 func (c NoiseConfig) withDefaults() NoiseConfig {
@@ -80,6 +90,12 @@ func (c NoiseConfig) withDefaults() NoiseConfig {
 	}
 	if c.Every <= 0 {
 		c.Every = DefaultNoiseEvery
+	}
+	if c.SettleAfter <= 0 {
+		c.SettleAfter = DefaultNoiseSettleAfter
+	}
+	if c.SettledEvery <= 0 {
+		c.SettledEvery = DefaultNoiseSettledEvery
 	}
 	return c
 }
@@ -111,10 +127,14 @@ func NewNoise(cfg NoiseConfig) *Noise {
 
 // Sample says whether this request should also go to the primary side a
 // second time to learn noise: the first Warmup requests, then one in
-// Every.
+// Every, and after SettleAfter requests one in SettledEvery.
 func (n *Noise) Sample() bool {
 	i := n.sampled.Add(1)
-	return i <= uint64(n.cfg.Warmup) || i%uint64(n.cfg.Every) == 0
+	every := n.cfg.Every
+	if i > uint64(n.cfg.SettleAfter) {
+		every = n.cfg.SettledEvery
+	}
+	return i <= uint64(n.cfg.Warmup) || i%uint64(every) == 0
 }
 
 // Learn records the differences between two answers of the primary side

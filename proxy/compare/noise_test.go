@@ -3,6 +3,7 @@ package compare
 import (
 	"crypto/rand"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -220,6 +221,19 @@ func TestNoiseBoundedAndSampling(t *testing.T) {
 	}
 	if yes != 5+10 { // 5 warm-up, then the 10th, 20th, ... 100th
 		t.Fatalf("Sample said yes %d times, want 15", yes)
+	}
+
+	// Settled: one in SettledEvery after SettleAfter requests.
+	s := NewNoise(NoiseConfig{Warmup: 5, Every: 10, SettleAfter: 100, SettledEvery: 50})
+	var at []int
+	for i := 1; i <= 300; i++ {
+		if s.Sample() {
+			at = append(at, i)
+		}
+	}
+	want := []int{1, 2, 3, 4, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 150, 200, 250, 300}
+	if !slices.Equal(at, want) {
+		t.Fatalf("sampled requests %v, want %v", at, want)
 	}
 }
 
