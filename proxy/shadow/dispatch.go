@@ -18,10 +18,11 @@ const DefaultWakeInterval = time.Millisecond
 // with wrk on the lookup route, that cost more CPU than the candidate call
 // and the comparison together (see BENCHMARKS.md). Here a job wakes a
 // worker only when no awake worker is free to take it: none is awake, or
-// every awake one is running a job, which may be a slow candidate. An
-// awake worker that finds the queue empty sleeps for one interval, on a
-// timer, and then takes whatever arrived meanwhile in one go; only after
-// a whole interval with nothing to do does it park. Under steady load a
+// every awake one is running a job, which may be a slow candidate. A
+// worker that finds the queue empty sleeps for one interval, on a timer,
+// and then runs whatever arrived meanwhile; only after a whole interval
+// with nothing to do does it park. Only one worker waits like this at a
+// time: the others park at once, as each timer is a wake-up too. Under steady load a
 // worker wakes about once per interval, however many jobs there are.
 // Jobs wait up to an interval longer to run; no client waits for them.
 type dispatcher struct {
@@ -104,18 +105,6 @@ func (d *dispatcher) popLocked() *Job {
 	return j
 }
 
-// maxTake bounds the jobs a worker takes from the queue at once: one lock
-// for several jobs, but few stuck behind a slow one.
-const maxTake = 16
-
-// takeLocked appends up to maxTake queued jobs to batch, oldest first.
-func (d *dispatcher) takeLocked(batch []*Job) []*Job {
-	for range min(d.n, maxTake) {
-		batch = append(batch, d.popLocked())
-	}
-	return batch
-}
-
 // work is a worker's loop: park until woken, run jobs until the queue has
 // stayed empty for an interval, park again. After close it runs what is
 // still queued and returns.
@@ -144,19 +133,20 @@ func (d *dispatcher) drain(run func(*Job)) {
 		}
 	}()
 	waited := false
-	var batch []*Job
 	d.mu.Lock()
 	for {
-		batch = d.takeLocked(batch[:0])
+		// One job at a time: a job taken waits only for its own worker,
+		// never behind a slow candidate.
+		j := d.popLocked()
 		// One waiting worker is enough to pick up what arrives; a second
 		// would only add timer wake-ups.
-		if len(batch) == 0 && (waited || d.interval == 0 || d.closed || d.linger) {
+		if j == nil && (waited || d.interval == 0 || d.closed || d.linger) {
 			d.awake--
 			d.free--
 			d.mu.Unlock()
 			return
 		}
-		if len(batch) == 0 {
+		if j == nil {
 			d.linger = true
 			d.mu.Unlock()
 			if timer == nil {
@@ -176,10 +166,7 @@ func (d *dispatcher) drain(run func(*Job)) {
 		waited = false
 		d.free--
 		d.mu.Unlock()
-		for i, j := range batch {
-			run(j)
-			batch[i] = nil
-		}
+		run(j)
 		d.mu.Lock()
 		d.free++
 	}
