@@ -56,16 +56,17 @@ func newDispatcher(workers, capacity int, interval time.Duration) *dispatcher {
 	}
 }
 
-// push queues j, waking a worker if needed. It returns false, queueing
-// nothing, once the dispatcher is closed.
-func (d *dispatcher) push(j *Job) bool {
+// push queues j, waking a worker if needed. It returns why nothing was
+// queued, or "": SkipShutdown once the dispatcher is closed, SkipPoolFull
+// when the queue is full (the engine's slots keep it from filling).
+func (d *dispatcher) push(j *Job) string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.closed {
-		return false
-	}
-	if d.n == len(d.ring) { // the engine's slots make this unreachable
-		d.grow()
+	switch {
+	case d.closed:
+		return SkipShutdown
+	case d.n == len(d.ring):
+		return SkipPoolFull
 	}
 	d.ring[(d.head+d.n)%len(d.ring)] = j
 	d.n++
@@ -75,15 +76,7 @@ func (d *dispatcher) push(j *Job) bool {
 		d.woken++
 		d.wake <- struct{}{}
 	}
-	return true
-}
-
-func (d *dispatcher) grow() {
-	ring := make([]*Job, 2*len(d.ring)+1)
-	for i := range d.n {
-		ring[i] = d.ring[(d.head+i)%len(d.ring)]
-	}
-	d.ring, d.head = ring, 0
+	return ""
 }
 
 // wakes counts the times a job woke a worker.

@@ -21,10 +21,10 @@ func startWorkers(d *dispatcher, n int, run func(*Job)) (stop func()) {
 }
 
 func TestDispatcherRunsEveryJobOnceInOrder(t *testing.T) {
-	d := newDispatcher(1, 4, time.Millisecond)
+	jobs := make([]*Job, 200)
+	d := newDispatcher(1, len(jobs), time.Millisecond)
 	var got []*Job
 	done := make(chan struct{})
-	jobs := make([]*Job, 200)
 	stop := startWorkers(d, 1, func(j *Job) {
 		got = append(got, j)
 		if len(got) == len(jobs) {
@@ -33,8 +33,8 @@ func TestDispatcherRunsEveryJobOnceInOrder(t *testing.T) {
 	})
 	for i := range jobs {
 		jobs[i] = new(Job)
-		if !d.push(jobs[i]) {
-			t.Fatal("push refused before close")
+		if r := d.push(jobs[i]); r != "" {
+			t.Fatalf("push refused before close: %s", r)
 		}
 		if i%50 == 0 {
 			time.Sleep(3 * time.Millisecond) // let the worker park now and then
@@ -122,6 +122,21 @@ func TestDispatcherParksAndWakesAgain(t *testing.T) {
 	}
 }
 
+func TestDispatcherRefusesPastItsCapacity(t *testing.T) {
+	d := newDispatcher(1, 2, time.Millisecond) // never started: nothing drains
+	for i := range 2 {
+		if r := d.push(new(Job)); r != "" {
+			t.Fatalf("push %d refused: %s", i, r)
+		}
+	}
+	if r := d.push(new(Job)); r != SkipPoolFull {
+		t.Errorf("push past capacity: %q, want %q", r, SkipPoolFull)
+	}
+	if left := d.close(false); len(left) != 2 {
+		t.Errorf("close handed back %d jobs, want the 2 queued", len(left))
+	}
+}
+
 func TestDispatcherCloseRunsWhatIsQueued(t *testing.T) {
 	d := newDispatcher(1, 16, time.Hour)
 	ran, release, join := hangingFirst(t, d, 1)
@@ -131,8 +146,8 @@ func TestDispatcherCloseRunsWhatIsQueued(t *testing.T) {
 	if left := d.close(true); left != nil {
 		t.Fatalf("close with workers handed back %d jobs", len(left))
 	}
-	if d.push(new(Job)) {
-		t.Error("push accepted after close")
+	if r := d.push(new(Job)); r != SkipShutdown {
+		t.Errorf("push after close: %q, want %q", r, SkipShutdown)
 	}
 	close(release)
 	join()

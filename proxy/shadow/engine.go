@@ -252,8 +252,8 @@ func (e *Engine) reserve() bool {
 
 // submit hands a begun job to the workers; its slot guarantees room.
 func (e *Engine) submit(j *Job) {
-	if !e.queue.push(j) {
-		j.skip(SkipShutdown)
+	if reason := e.queue.push(j); reason != "" {
+		j.skip(reason)
 	}
 }
 
