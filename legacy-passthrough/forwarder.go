@@ -30,6 +30,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 
+	"github.com/strangler-proxy/strangler/internal/ascii"
 	"github.com/strangler-proxy/strangler/internal/promreg"
 )
 
@@ -331,7 +332,7 @@ func requestTarget(uri []byte) (target, authority []byte) {
 // whether it had one.
 func cutScheme(uri []byte) ([]byte, bool) {
 	for _, scheme := range []string{"http://", "https://"} {
-		if len(uri) >= len(scheme) && equalFold(uri[:len(scheme)], scheme) {
+		if len(uri) >= len(scheme) && ascii.EqualFold(uri[:len(scheme)], scheme) {
 			return uri[len(scheme):], true
 		}
 	}

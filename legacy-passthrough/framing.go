@@ -3,6 +3,8 @@ package legacy
 import (
 	"bytes"
 	"errors"
+
+	"github.com/strangler-proxy/strangler/internal/ascii"
 )
 
 // errBadFraming: the upstream's response head breaks HTTP/1.1 message syntax
@@ -89,12 +91,12 @@ func checkResponseHead(h []byte) (int, error) {
 			return 0, err
 		}
 		switch {
-		case equalFoldBytes(name, []byte("Content-Length")):
+		case ascii.EqualFold(name, "Content-Length"):
 			lengths++
 			if len(value) == 0 || !allDigits(value) {
 				return 0, badFraming("Content-Length is not a number")
 			}
-		case equalFoldBytes(name, []byte("Transfer-Encoding")):
+		case ascii.EqualFold(name, "Transfer-Encoding"):
 			codings++
 			coding = value
 		}
@@ -111,7 +113,7 @@ func checkResponseHead(h []byte) (int, error) {
 	case codings > 0 && http10:
 		// §6.1: Transfer-Encoding in an HTTP/1.0 message is faulty framing.
 		return 0, badFraming("Transfer-Encoding in an HTTP/1.0 response")
-	case codings > 0 && !equalFold(coding, "chunked"):
+	case codings > 0 && !ascii.EqualFold(coding, "chunked"):
 		// The only coding the forwarder can frame; fasthttp refuses others.
 		return 0, badFraming("Transfer-Encoding other than chunked")
 	}
@@ -150,7 +152,7 @@ func splitField(line []byte) (name, value []byte, err error) {
 	}
 	name = line[:i]
 	for _, c := range name {
-		if !isTokenChar(c) {
+		if !ascii.IsTokenChar(c) {
 			return nil, nil, badFraming("field name is not a token")
 		}
 	}
@@ -170,19 +172,6 @@ func validFieldValue(v []byte) bool {
 		}
 	}
 	return true
-}
-
-// isTokenChar: tchar, RFC 9110 §5.6.2.
-func isTokenChar(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
-	}
-	switch c {
-	case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
-		return true
-	}
-	return false
 }
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }

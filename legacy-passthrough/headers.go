@@ -8,6 +8,8 @@ import (
 	"strconv"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/strangler-proxy/strangler/internal/ascii"
 )
 
 // Header names the forwarder writes itself. Host must be spelled exactly so:
@@ -82,7 +84,7 @@ func (s *scratch) copyRequestHeader(out, in *fasthttp.RequestHeader, p peer, chu
 	}
 	raw := len(in.RawHeaders()) > 0
 	for k, v := range in.All() {
-		if equalFold(k, "Connection") {
+		if ascii.EqualFold(k, "Connection") {
 			s.tokens = appendTokens(s.tokens, v)
 		}
 		if raw && !specialRequestField(k) && !hopByHop(k) {
@@ -96,7 +98,7 @@ func (s *scratch) copyRequestHeader(out, in *fasthttp.RequestHeader, p peer, chu
 			case hopByHop(k):
 			case specialRequestField(k):
 				s.add(out, k, v, p, chunked)
-			case j < len(s.parsed) && equalFoldBytes(s.parsed[j].k, k):
+			case j < len(s.parsed) && ascii.EqualFoldBytes(s.parsed[j].k, k):
 				s.add(out, k, s.parsed[j].v, p, chunked)
 				j++
 			}
@@ -147,7 +149,7 @@ func (s *scratch) copyRequestHeader(out, in *fasthttp.RequestHeader, p peer, chu
 
 // add copies one client field to out, or drops it.
 func (s *scratch) add(out *fasthttp.RequestHeader, k, v []byte, p peer, chunked bool) {
-	if s.nominated(k) && !equalFold(k, hHost) {
+	if s.nominated(k) && !ascii.EqualFold(k, hHost) {
 		// Host is never a connection option (RFC 9110 §7.6.1 forbids naming
 		// end-to-end fields); dropping it would send the request to the
 		// wrong virtual host.
@@ -178,13 +180,13 @@ func (s *scratch) add(out *fasthttp.RequestHeader, k, v []byte, p peer, chunked 
 		return
 	}
 	switch {
-	case equalFold(k, hHost):
+	case ascii.EqualFold(k, hHost):
 		if s.sawHost {
 			return // fasthttp's server refuses a second Host; be as strict
 		}
 		s.sawHost = true
 		out.AddBytesV(hHost, s.host) // the client's, or an absolute target's authority
-	case equalFold(k, "Content-Length"):
+	case ascii.EqualFold(k, "Content-Length"):
 		// A chunked body may arrive with a Content-Length too (fasthttp's
 		// server lets Transfer-Encoding win, RFC 9112 §6.3); the upstream
 		// request is framed by what the body really is.
@@ -192,7 +194,7 @@ func (s *scratch) add(out *fasthttp.RequestHeader, k, v []byte, p peer, chunked 
 			out.AddBytesKV(k, v)
 		}
 	default:
-		if equalFold(k, "X-Request-Id") {
+		if ascii.EqualFold(k, "X-Request-Id") {
 			s.id = v
 		}
 		out.AddBytesKV(k, v)
@@ -202,7 +204,7 @@ func (s *scratch) add(out *fasthttp.RequestHeader, k, v []byte, p peer, chunked 
 // nominated reports whether a Connection header named k.
 func (s *scratch) nominated(k []byte) bool {
 	for _, t := range s.tokens {
-		if equalFoldBytes(t, k) {
+		if ascii.EqualFoldBytes(t, k) {
 			return true
 		}
 	}
@@ -225,7 +227,7 @@ func (s *scratch) copyResponseHeader(dst, src *fasthttp.ResponseHeader, keepLeng
 	clear(s.tokens)
 	s.tokens = s.tokens[:0]
 	for k, v := range src.All() {
-		if equalFold(k, "Connection") {
+		if ascii.EqualFold(k, "Connection") {
 			s.tokens = appendTokens(s.tokens, v)
 		}
 	}
@@ -237,7 +239,7 @@ func (s *scratch) copyResponseHeader(dst, src *fasthttp.ResponseHeader, keepLeng
 	}
 	b = append(b, "\r\n"...)
 	for k, v := range src.All() {
-		if hopByHop(k) || s.nominated(k) || (!keepLength && equalFold(k, "Content-Length")) {
+		if hopByHop(k) || s.nominated(k) || (!keepLength && ascii.EqualFold(k, "Content-Length")) {
 			continue
 		}
 		b = append(b, k...)
@@ -270,8 +272,8 @@ func (s *scratch) copyResponseHeader(dst, src *fasthttp.ResponseHeader, keepLeng
 // specialRequestField: the fields fasthttp's request header keeps apart from
 // the others (Cookie once collected).
 func specialRequestField(k []byte) bool {
-	return equalFold(k, hHost) || equalFold(k, "Content-Length") || equalFold(k, "Content-Type") ||
-		equalFold(k, "User-Agent") || equalFold(k, "Cookie")
+	return ascii.EqualFold(k, hHost) || ascii.EqualFold(k, "Content-Length") || ascii.EqualFold(k, "Content-Type") ||
+		ascii.EqualFold(k, "User-Agent") || ascii.EqualFold(k, "Cookie")
 }
 
 // hopByHop: RFC 9110 §7.6.1's fields, Proxy-Connection and Keep-Alive which
@@ -281,19 +283,19 @@ func specialRequestField(k []byte) bool {
 func hopByHop(k []byte) bool {
 	switch len(k) {
 	case 2:
-		return equalFold(k, "TE")
+		return ascii.EqualFold(k, "TE")
 	case 7:
-		return equalFold(k, "Trailer") || equalFold(k, "Upgrade")
+		return ascii.EqualFold(k, "Trailer") || ascii.EqualFold(k, "Upgrade")
 	case 10:
-		return equalFold(k, "Connection") || equalFold(k, "Keep-Alive")
+		return ascii.EqualFold(k, "Connection") || ascii.EqualFold(k, "Keep-Alive")
 	case 16:
-		return equalFold(k, "Proxy-Connection")
+		return ascii.EqualFold(k, "Proxy-Connection")
 	case 17:
-		return equalFold(k, "Transfer-Encoding")
+		return ascii.EqualFold(k, "Transfer-Encoding")
 	case 18:
-		return equalFold(k, "Proxy-Authenticate")
+		return ascii.EqualFold(k, "Proxy-Authenticate")
 	case 19:
-		return equalFold(k, "Proxy-Authorization")
+		return ascii.EqualFold(k, "Proxy-Authorization")
 	}
 	return false
 }
@@ -367,38 +369,6 @@ func appendTokens(dst [][]byte, v []byte) [][]byte {
 	return dst
 }
 
-func lower(c byte) byte {
-	if 'A' <= c && c <= 'Z' {
-		return c + 'a' - 'A'
-	}
-	return c
-}
-
-// equalFold reports whether b equals s, ASCII case-insensitively.
-func equalFold(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := range len(b) {
-		if lower(b[i]) != lower(s[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func equalFoldBytes(a, b []byte) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range len(a) {
-		if lower(a[i]) != lower(b[i]) {
-			return false
-		}
-	}
-	return true
-}
-
 // equalFoldDash is equalFold with '_' in b read as '-'.
 func equalFoldDash(b []byte, s string) bool {
 	if len(b) != len(s) {
@@ -409,7 +379,7 @@ func equalFoldDash(b []byte, s string) bool {
 		if c == '_' {
 			c = '-'
 		}
-		if lower(c) != lower(s[i]) {
+		if ascii.Lower(c) != ascii.Lower(s[i]) {
 			return false
 		}
 	}

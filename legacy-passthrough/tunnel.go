@@ -15,6 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
+
+	"github.com/strangler-proxy/strangler/internal/ascii"
 )
 
 // WebSocket passthrough (RFC 6455 over RFC 9110 §7.8 Upgrade).
@@ -55,9 +57,9 @@ func isWebSocketUpgrade(h *fasthttp.RequestHeader) bool {
 	var connection, websocket bool
 	for k, v := range h.All() {
 		switch {
-		case equalFold(k, "Connection"):
+		case ascii.EqualFold(k, "Connection"):
 			connection = connection || hasToken(v, "upgrade")
-		case equalFold(k, "Upgrade"):
+		case ascii.EqualFold(k, "Upgrade"):
 			websocket = websocket || hasToken(v, "websocket")
 		}
 	}
@@ -84,7 +86,7 @@ func hasToken(v []byte, token string) bool {
 		if i := bytes.IndexByte(t, '/'); i >= 0 {
 			t = t[:i]
 		}
-		if equalFold(t, token) {
+		if ascii.EqualFold(t, token) {
 			return true
 		}
 	}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"net/http"
 	"net/netip"
+
+	"github.com/strangler-proxy/strangler/internal/ascii"
 )
 
 // Host policy. The route table matches on the request's host: for an
@@ -61,7 +63,7 @@ func checkHost(host []byte, hosts int, target []byte, http10 bool) error {
 // whether it had one.
 func cutScheme(target []byte) ([]byte, bool) {
 	for _, scheme := range []string{"http://", "https://"} {
-		if len(target) >= len(scheme) && equalFold(target[:len(scheme)], scheme) {
+		if len(target) >= len(scheme) && ascii.EqualFold(target[:len(scheme)], scheme) {
 			return target[len(scheme):], true
 		}
 	}

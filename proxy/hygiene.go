@@ -6,6 +6,8 @@ import (
 	"net/http"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/strangler-proxy/strangler/internal/ascii"
 )
 
 // Request hygiene: the front door is the monolith's security boundary, and
@@ -70,7 +72,7 @@ func screenHead(ctx *fasthttp.RequestCtx) error {
 		return refuse(http.StatusHTTPVersionNotSupported, "protocol version")
 	}
 	for _, c := range h.Method() {
-		if !isTokenChar(c) {
+		if !ascii.IsTokenChar(c) {
 			return refuse(http.StatusBadRequest, "method is not a token")
 		}
 	}
@@ -127,7 +129,7 @@ func scanFields(raw []byte) (fieldSummary, error) {
 		}
 		name := line[:colon]
 		for _, c := range name {
-			if !isTokenChar(c) {
+			if !ascii.IsTokenChar(c) {
 				return f, refuse(http.StatusBadRequest, "field name is not a token")
 			}
 		}
@@ -138,12 +140,12 @@ func scanFields(raw []byte) (fieldSummary, error) {
 			}
 		}
 		switch {
-		case equalFold(name, "Content-Length"):
+		case ascii.EqualFold(name, "Content-Length"):
 			f.lengths++
-		case equalFold(name, "Transfer-Encoding"):
+		case ascii.EqualFold(name, "Transfer-Encoding"):
 			f.codings++
 			f.coding = value
-		case equalFold(name, "Host"):
+		case ascii.EqualFold(name, "Host"):
 			f.hosts++
 		}
 	}
@@ -181,7 +183,7 @@ func checkFraming(f fieldSummary, http10 bool) error {
 			continue
 		}
 		if last != nil {
-			if equalFold(last, "chunked") {
+			if ascii.EqualFold(last, "chunked") {
 				// §6.3: chunked must be the final coding, applied once.
 				return refuse(http.StatusBadRequest, "chunked is not the final transfer coding")
 			}
@@ -190,7 +192,7 @@ func checkFraming(f fieldSummary, http10 bool) error {
 		last = c
 	}
 	switch {
-	case !equalFold(last, "chunked"):
+	case !ascii.EqualFold(last, "chunked"):
 		// §6.3: without chunked last, the length cannot be determined
 		// ("identity", "xchunked", "chunked, identity" land here).
 		return refuse(http.StatusBadRequest, "chunked is not the final transfer coding")
@@ -199,37 +201,4 @@ func checkFraming(f fieldSummary, http10 bool) error {
 		return refuse(http.StatusNotImplemented, "transfer coding other than chunked")
 	}
 	return nil
-}
-
-// isTokenChar: tchar, RFC 9110 §5.6.2.
-func isTokenChar(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
-	}
-	switch c {
-	case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
-		return true
-	}
-	return false
-}
-
-// equalFold reports whether b equals s, ASCII case-insensitively.
-func equalFold(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := range len(b) {
-		x, y := b[i], s[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
 }

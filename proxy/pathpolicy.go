@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"net/http"
+
+	"github.com/strangler-proxy/strangler/internal/ascii"
 )
 
 // Path policy: reject, never normalise.
@@ -62,8 +64,8 @@ func checkPath(target, routed []byte) error {
 		}
 		// PHP's rawurldecode: "%" and two hex digits is one byte; any other
 		// '%' stays as it is. fasthttp decodes the path the same way.
-		if c == '%' && i+2 < len(raw) && isHex(raw[i+1]) && isHex(raw[i+2]) {
-			c = unhex(raw[i+1])<<4 | unhex(raw[i+2])
+		if c == '%' && i+2 < len(raw) && ascii.IsHex(raw[i+1]) && ascii.IsHex(raw[i+2]) {
+			c = ascii.Unhex(raw[i+1])<<4 | ascii.Unhex(raw[i+2])
 			i += 2
 			if c == '\\' {
 				return refuse(http.StatusBadRequest, "encoded backslash in the path")
@@ -122,19 +124,4 @@ func pathOf(target []byte) []byte {
 		}
 	}
 	return target
-}
-
-func isHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
-}
-
-func unhex(c byte) byte {
-	switch {
-	case c <= '9':
-		return c - '0'
-	case c <= 'F':
-		return c - 'A' + 10
-	default:
-		return c - 'a' + 10
-	}
 }

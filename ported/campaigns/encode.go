@@ -2,11 +2,11 @@ package campaigns
 
 import (
 	"encoding/base64"
-	"github.com/strangler-proxy/strangler/ported/phpjson"
 	"strconv"
 	"time"
 
 	"github.com/strangler-proxy/strangler/ported/campaign"
+	"github.com/strangler-proxy/strangler/ported/phpjson"
 )
 
 // The JSON here is written by hand so that it is byte-identical to PHP's

@@ -3,13 +3,14 @@ package campaigns
 import (
 	"bytes"
 	"encoding/base64"
-	"github.com/strangler-proxy/strangler/ported/phpjson"
 	"math/rand/v2"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/strangler-proxy/strangler/ported/phpjson"
 )
 
 // The hand-written string encoder must agree byte for byte with PHP's

@@ -2,6 +2,8 @@ package campaigns
 
 import (
 	"encoding/base64"
+
+	"github.com/strangler-proxy/strangler/internal/ascii"
 )
 
 // The list query is parsed by hand, identically to the PHP side, rather than
@@ -207,29 +209,14 @@ func formDecode(dst, s []byte) []byte {
 		switch {
 		case c == '+':
 			dst = append(dst, ' ')
-		case c == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]):
-			dst = append(dst, unhex(s[i+1])<<4|unhex(s[i+2]))
+		case c == '%' && i+2 < len(s) && ascii.IsHex(s[i+1]) && ascii.IsHex(s[i+2]):
+			dst = append(dst, ascii.Unhex(s[i+1])<<4|ascii.Unhex(s[i+2]))
 			i += 2
 		default:
 			dst = append(dst, c)
 		}
 	}
 	return dst
-}
-
-func isHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
-}
-
-func unhex(c byte) byte {
-	switch {
-	case c <= '9':
-		return c - '0'
-	case c >= 'a':
-		return c - 'a' + 10
-	default:
-		return c - 'A' + 10
-	}
 }
 
 func indexByte(b []byte, c byte) int {

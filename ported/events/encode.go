@@ -1,10 +1,11 @@
 package events
 
 import (
-	"github.com/strangler-proxy/strangler/ported/phpjson"
 	"strconv"
 	"time"
 	"unicode/utf8"
+
+	"github.com/strangler-proxy/strangler/ported/phpjson"
 )
 
 // runeCount is the length in Unicode code points, PHP's

@@ -13,8 +13,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/strangler-proxy/strangler/internal/promreg"
-	"github.com/strangler-proxy/strangler/ported/phpjson"
 	"io"
 	"math"
 	"strconv"
@@ -25,8 +23,11 @@ import (
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 
+	"github.com/strangler-proxy/strangler/internal/ascii"
+	"github.com/strangler-proxy/strangler/internal/promreg"
 	"github.com/strangler-proxy/strangler/ported/campaign"
 	"github.com/strangler-proxy/strangler/ported/delivery"
+	"github.com/strangler-proxy/strangler/ported/phpjson"
 )
 
 // Name is the handler's name in the route table's `handler:` field.
@@ -357,7 +358,7 @@ func requestIDByte(c byte) bool {
 // or tabs around each part.
 func jsonContentType(ct []byte) bool {
 	media, rest, more := cut(ct, ';')
-	if !equalFoldASCII(trimOWS(media), "application/json") {
+	if !ascii.EqualFold(trimOWS(media), "application/json") {
 		return false
 	}
 	for more {
@@ -365,13 +366,13 @@ func jsonContentType(ct []byte) bool {
 		p, rest, more = cut(rest, ';')
 		p = trimOWS(p)
 		name, val, ok := cut(p, '=')
-		if !ok || !equalFoldASCII(name, "charset") {
+		if !ok || !ascii.EqualFold(name, "charset") {
 			return false
 		}
 		if len(val) >= 2 && val[0] == '"' && val[len(val)-1] == '"' {
 			val = val[1 : len(val)-1]
 		}
-		if !equalFoldASCII(val, "utf-8") {
+		if !ascii.EqualFold(val, "utf-8") {
 			return false
 		}
 	}
@@ -395,18 +396,6 @@ func trimOWS(s []byte) []byte {
 		s = s[:len(s)-1]
 	}
 	return s
-}
-
-func equalFoldASCII(s []byte, lower string) bool {
-	if len(s) != len(lower) {
-		return false
-	}
-	for i := range s {
-		if lowerASCII(s[i]) != lower[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // NewUUID returns a random RFC 9562 version 4 UUID in lower-case hex.

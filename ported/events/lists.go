@@ -97,10 +97,3 @@ func upperASCII(c byte) byte {
 	}
 	return c
 }
-
-func lowerASCII(c byte) byte {
-	if c >= 'A' && c <= 'Z' {
-		return c - 'A' + 'a'
-	}
-	return c
-}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/strangler-proxy/strangler/internal/ascii"
 	"github.com/strangler-proxy/strangler/ported/campaign"
 )
 
@@ -241,7 +242,7 @@ func (v *validator) run(raw []byte, now time.Time, campaigns campaign.Lookup) (E
 		s = trimPHP(s)
 		v.buf = v.buf[:0]
 		for _, c := range s {
-			v.buf = append(v.buf, lowerASCII(c))
+			v.buf = append(v.buf, ascii.Lower(c))
 		}
 		if email(v.buf) {
 			sum := sha256.Sum256(v.buf)

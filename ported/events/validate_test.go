@@ -4,12 +4,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"github.com/strangler-proxy/strangler/ported/phpjson"
 	"math"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/strangler-proxy/strangler/ported/phpjson"
 )
 
 func codes(vs []Violation) []string {

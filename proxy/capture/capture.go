@@ -24,6 +24,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 
+	"github.com/strangler-proxy/strangler/internal/ascii"
 	"github.com/strangler-proxy/strangler/internal/dropqueue"
 	"github.com/strangler-proxy/strangler/proxy/compare"
 )
@@ -61,11 +62,11 @@ func (r *Record) Request(req *fasthttp.Request) {
 	req.Header.SetMethod(r.Method)
 	req.Header.SetRequestURI(r.URI)
 	for _, kv := range r.Header {
-		if equalFold(kv[0], "Host") {
+		if ascii.EqualFoldString(kv[0], "Host") {
 			req.Header.SetHost(kv[1])
 			continue
 		}
-		if equalFold(kv[0], "Content-Length") || equalFold(kv[0], "Transfer-Encoding") {
+		if ascii.EqualFoldString(kv[0], "Content-Length") || ascii.EqualFoldString(kv[0], "Transfer-Encoding") {
 			continue // the body below frames itself
 		}
 		req.Header.Add(kv[0], kv[1])
@@ -73,25 +74,6 @@ func (r *Record) Request(req *fasthttp.Request) {
 	if b := r.BodyBytes(); len(b) > 0 {
 		req.SetBody(b)
 	}
-}
-
-func equalFold(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
 }
 
 // Pending is a request being captured: its head is copied, its body is

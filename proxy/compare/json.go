@@ -7,6 +7,8 @@ import (
 	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/strangler-proxy/strangler/internal/ascii"
 )
 
 // A hand-written parser into a flat tape rather than encoding/json into
@@ -293,7 +295,7 @@ func (p *parser) str() (raw string, esc bool, err error) {
 					return "", false, errSyntax
 				}
 				for j := i + 1; j <= i+4; j++ {
-					if !isHex(s[j]) {
+					if !ascii.IsHex(s[j]) {
 						return "", false, errSyntax
 					}
 				}
@@ -349,10 +351,6 @@ func (p *parser) number() bool {
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
-
-func isHex(c byte) bool {
-	return isDigit(c) || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
-}
 
 // unescape decodes the contents of a valid JSON string the way
 // encoding/json does (lone surrogates become U+FFFD).
