@@ -580,14 +580,7 @@ func TestHardeningSlowClients(t *testing.T) {
 func TestHardeningClientGoneCancelsUpstream(t *testing.T) {
 	m := monolithtest.Start(t, monolith.Options{Workers: 1})
 	p := start(t, config{Upstream: m.URL})
-	c, err := net.DialTimeout("tcp", strings.TrimPrefix(p.URL, "http://"), 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-	if _, err := io.WriteString(c, "GET /download/2048 HTTP/1.1\r\nHost: shop.example\r\n\r\n"); err != nil {
-		t.Fatal(err)
-	}
+	c := dialRaw(t, p.URL, "GET /download/2048 HTTP/1.1\r\nHost: shop.example\r\n\r\n", 30*time.Second)
 	br := bufio.NewReader(c)
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil || resp.StatusCode != 200 {
@@ -747,6 +740,16 @@ func startWSEcho(t *testing.T) (addr string, ended <-chan error) {
 const wsHandshake = "GET /socket HTTP/1.1\r\nHost: shop.example\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" +
 	"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n"
 
+// wsOpen sends wsHandshake to addr and reads the answer's head; frames
+// follow on br.
+func wsOpen(t *testing.T, addr string) (net.Conn, *bufio.Reader, *http.Response, error) {
+	t.Helper()
+	c := dialRaw(t, addr, wsHandshake, 20*time.Second)
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	return c, br, resp, err
+}
+
 // TestHardeningWebSocket: a legacy websocket passes through the real binary
 // (101, frames both ways, close both ways); an upgrade to a ported route is
 // an ordinary request answered by Go; against the real monolith, which
@@ -757,17 +760,8 @@ func TestHardeningWebSocket(t *testing.T) {
 
 	for _, clientCloses := range []bool{false, true} {
 		t.Run(fmt.Sprintf("client closes TCP first %v", clientCloses), func(t *testing.T) {
-			c, err := net.DialTimeout("tcp", strings.TrimPrefix(p.URL, "http://"), 5*time.Second)
-			if err != nil {
-				t.Fatal(err)
-			}
+			c, br, resp, err := wsOpen(t, p.URL)
 			defer c.Close()
-			_ = c.SetDeadline(time.Now().Add(20 * time.Second))
-			if _, err := io.WriteString(c, wsHandshake); err != nil {
-				t.Fatal(err)
-			}
-			br := bufio.NewReader(c)
-			resp, err := http.ReadResponse(br, nil)
 			if err != nil || resp.StatusCode != 101 || resp.Header.Get("Sec-WebSocket-Accept") != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" {
 				t.Fatalf("handshake: %v %v", resp, err)
 			}
@@ -818,17 +812,9 @@ func TestHardeningWebSocket(t *testing.T) {
 	t.Run("shadowed legacy route still tunnels", func(t *testing.T) {
 		p := start(t, config{Upstream: up,
 			Routes: "  - {name: socket, methods: [GET], path: /socket, mode: shadow, handler: ping}\n"})
-		c, err := net.DialTimeout("tcp", strings.TrimPrefix(p.URL, "http://"), 5*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
+		c, br, resp, err := wsOpen(t, p.URL)
 		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(20 * time.Second))
-		if _, err := io.WriteString(c, wsHandshake); err != nil {
-			t.Fatal(err)
-		}
-		br := bufio.NewReader(c)
-		if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != 101 {
+		if err != nil || resp.StatusCode != 101 {
 			t.Fatalf("handshake: %v %v", resp, err)
 		}
 		if _, _, err := wsDecode(br); err != nil {

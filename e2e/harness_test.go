@@ -250,19 +250,28 @@ func get(t testing.TB, url string, hdr ...string) (*http.Response, []byte) {
 	return resp, b
 }
 
-// rawExchange sends raw bytes and returns the raw response, so tests can see
-// exactly what crosses the wire (header case, order, duplicates).
-func rawExchange(t testing.TB, addr string, request string) string {
+// dialRaw connects to addr (a URL or host:port), bounds the whole
+// connection by deadline and sends request as is. The caller closes it.
+func dialRaw(t testing.TB, addr, request string, deadline time.Duration) net.Conn {
 	t.Helper()
 	conn, err := net.DialTimeout("tcp", strings.TrimPrefix(addr, "http://"), 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+	_ = conn.SetDeadline(time.Now().Add(deadline))
 	if _, err := io.WriteString(conn, request); err != nil {
+		conn.Close()
 		t.Fatal(err)
 	}
+	return conn
+}
+
+// rawExchange sends raw bytes and returns the raw response, so tests can see
+// exactly what crosses the wire (header case, order, duplicates).
+func rawExchange(t testing.TB, addr string, request string) string {
+	t.Helper()
+	conn := dialRaw(t, addr, request, 30*time.Second)
+	defer conn.Close()
 	b, err := io.ReadAll(conn)
 	if err != nil && !isTimeout(err) {
 		t.Fatal(err)

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"mime/multipart"
-	"net"
 	"net/http"
 	"sort"
 	"strings"
@@ -62,15 +61,8 @@ outer:
 // rawEcho sends a raw request to addr and decodes PHP's echo.
 func rawEcho(t *testing.T, addr, request string) (int, echo) {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp", strings.TrimPrefix(addr, "http://"), 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := dialRaw(t, addr, request, 20*time.Second)
 	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
-	if _, err := io.WriteString(conn, request); err != nil {
-		t.Fatal(err)
-	}
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
 		t.Fatal(err)
