@@ -4,10 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/sha1"
-	"encoding/base64"
-	endian "encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,6 +20,7 @@ import (
 
 	"github.com/strangler-proxy/strangler/internal/monolith"
 	"github.com/strangler-proxy/strangler/internal/monolith/monolithtest"
+	"github.com/strangler-proxy/strangler/internal/wsframe"
 )
 
 // Hardening (issue 6): hostile input against the real binary in front of the
@@ -604,74 +601,6 @@ func TestHardeningClientGoneCancelsUpstream(t *testing.T) {
 	}
 }
 
-// WebSocket framing for the tests (RFC 6455), single-frame messages only.
-func wsEncode(op byte, payload []byte, masked bool) []byte {
-	b := []byte{0x80 | op}
-	var m byte
-	if masked {
-		m = 0x80
-	}
-	switch n := len(payload); {
-	case n < 126:
-		b = append(b, m|byte(n))
-	case n < 1<<16:
-		b = endian.BigEndian.AppendUint16(append(b, m|126), uint16(n))
-	default:
-		b = endian.BigEndian.AppendUint64(append(b, m|127), uint64(n))
-	}
-	if !masked {
-		return append(b, payload...)
-	}
-	var key [4]byte
-	_, _ = rand.Read(key[:])
-	b = append(b, key[:]...)
-	for i, c := range payload {
-		b = append(b, c^key[i%4])
-	}
-	return b
-}
-
-func wsDecode(r io.Reader) (byte, []byte, error) {
-	var h [2]byte
-	if _, err := io.ReadFull(r, h[:]); err != nil {
-		return 0, nil, err
-	}
-	n := uint64(h[1] & 0x7f)
-	switch n {
-	case 126:
-		var l [2]byte
-		if _, err := io.ReadFull(r, l[:]); err != nil {
-			return 0, nil, err
-		}
-		n = uint64(endian.BigEndian.Uint16(l[:]))
-	case 127:
-		var l [8]byte
-		if _, err := io.ReadFull(r, l[:]); err != nil {
-			return 0, nil, err
-		}
-		n = endian.BigEndian.Uint64(l[:])
-	}
-	var key [4]byte
-	if h[1]&0x80 != 0 {
-		if _, err := io.ReadFull(r, key[:]); err != nil {
-			return 0, nil, err
-		}
-	}
-	if n > 8<<20 {
-		return 0, nil, fmt.Errorf("frame of %d bytes", n)
-	}
-	p := make([]byte, n)
-	if _, err := io.ReadFull(r, p); err != nil {
-		return 0, nil, err
-	}
-	if h[1]&0x80 != 0 {
-		for i := range p {
-			p[i] ^= key[i%4]
-		}
-	}
-	return h[0] & 0x0f, p, nil
-}
-
 // startWSEcho is a Go websocket echo server standing in for a legacy
 // websocket endpoint (PHP-FPM cannot hold one open). It answers plain HTTP
 // requests 200 "plain". ended gets how each websocket connection ended.
@@ -707,17 +636,16 @@ func startWSEcho(t *testing.T) (addr string, ended <-chan error) {
 					_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nplain")
 					return
 				}
-				h := sha1.Sum([]byte(req.Header.Get("Sec-WebSocket-Key") + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
 				fmt.Fprintf(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
-					base64.StdEncoding.EncodeToString(h[:]))
-				_, _ = c.Write(wsEncode(0x1, []byte("welcome "+req.Header.Get("X-Forwarded-For")), false))
+					wsframe.Accept(req.Header.Get("Sec-WebSocket-Key")))
+				_, _ = c.Write(wsframe.Encode(0x1, []byte("welcome "+req.Header.Get("X-Forwarded-For")), false))
 				for {
-					op, p, err := wsDecode(br)
+					op, p, err := wsframe.Decode(br)
 					if err != nil {
 						ch <- err
 						return
 					}
-					if _, err := c.Write(wsEncode(op, p, false)); err != nil {
+					if _, err := c.Write(wsframe.Encode(op, p, false)); err != nil {
 						ch <- err
 						return
 					}
@@ -765,14 +693,14 @@ func TestHardeningWebSocket(t *testing.T) {
 			if err != nil || resp.StatusCode != 101 || resp.Header.Get("Sec-WebSocket-Accept") != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" {
 				t.Fatalf("handshake: %v %v", resp, err)
 			}
-			if op, msg, err := wsDecode(br); err != nil || op != 1 || string(msg) != "welcome 127.0.0.1" {
+			if op, msg, err := wsframe.Decode(br); err != nil || op != 1 || string(msg) != "welcome 127.0.0.1" {
 				t.Fatalf("greeting %q %v: want the proxy's X-Forwarded-For, not the client's", msg, err)
 			}
 			for _, msg := range [][]byte{[]byte("hi"), bytes.Repeat([]byte{0xa5}, 200<<10)} {
-				if _, err := c.Write(wsEncode(0x2, msg, true)); err != nil {
+				if _, err := c.Write(wsframe.Encode(0x2, msg, true)); err != nil {
 					t.Fatal(err)
 				}
-				if op, got, err := wsDecode(br); err != nil || op != 2 || !bytes.Equal(got, msg) {
+				if op, got, err := wsframe.Decode(br); err != nil || op != 2 || !bytes.Equal(got, msg) {
 					t.Fatalf("echo of %d bytes: %d bytes, %v", len(msg), len(got), err)
 				}
 			}
@@ -792,10 +720,10 @@ func TestHardeningWebSocket(t *testing.T) {
 				}
 				return
 			}
-			if _, err := c.Write(wsEncode(0x8, []byte{3, 232}, true)); err != nil {
+			if _, err := c.Write(wsframe.Encode(0x8, []byte{3, 232}, true)); err != nil {
 				t.Fatal(err)
 			}
-			if op, _, err := wsDecode(br); err != nil || op != 8 {
+			if op, _, err := wsframe.Decode(br); err != nil || op != 8 {
 				t.Fatalf("close frame %x %v", op, err)
 			}
 			if err := upstreamEnd(); err != nil {
@@ -817,16 +745,16 @@ func TestHardeningWebSocket(t *testing.T) {
 		if err != nil || resp.StatusCode != 101 {
 			t.Fatalf("handshake: %v %v", resp, err)
 		}
-		if _, _, err := wsDecode(br); err != nil {
+		if _, _, err := wsframe.Decode(br); err != nil {
 			t.Fatalf("greeting: %v", err)
 		}
-		if _, err := c.Write(wsEncode(0x1, []byte("through the shadow"), true)); err != nil {
+		if _, err := c.Write(wsframe.Encode(0x1, []byte("through the shadow"), true)); err != nil {
 			t.Fatal(err)
 		}
-		if op, got, err := wsDecode(br); err != nil || op != 1 || string(got) != "through the shadow" {
+		if op, got, err := wsframe.Decode(br); err != nil || op != 1 || string(got) != "through the shadow" {
 			t.Fatalf("echo %q %v", got, err)
 		}
-		if _, err := c.Write(wsEncode(0x8, []byte{3, 232}, true)); err != nil {
+		if _, err := c.Write(wsframe.Encode(0x8, []byte{3, 232}, true)); err != nil {
 			t.Fatal(err)
 		}
 		if err := <-ended; err != nil {

@@ -3,10 +3,6 @@ package legacy
 import (
 	"bufio"
 	"bytes"
-	"crypto/rand"
-	"crypto/sha1"
-	"encoding/base64"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -19,93 +15,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/valyala/fasthttp"
+
+	"github.com/strangler-proxy/strangler/internal/wsframe"
 )
 
 // A minimal RFC 6455 framing for the tests: single-frame messages only.
-
-const (
-	wsText   = 0x1
-	wsBinary = 0x2
-	wsClose  = 0x8
-)
-
-// wsFrame encodes one final frame; clients mask (§5.3), servers do not.
-func wsFrame(op byte, payload []byte, masked bool) []byte {
-	b := []byte{0x80 | op}
-	maskBit := byte(0)
-	if masked {
-		maskBit = 0x80
-	}
-	switch n := len(payload); {
-	case n < 126:
-		b = append(b, maskBit|byte(n))
-	case n < 1<<16:
-		b = append(b, maskBit|126)
-		b = binary.BigEndian.AppendUint16(b, uint16(n))
-	default:
-		b = append(b, maskBit|127)
-		b = binary.BigEndian.AppendUint64(b, uint64(n))
-	}
-	if !masked {
-		return append(b, payload...)
-	}
-	var key [4]byte
-	_, _ = rand.Read(key[:])
-	b = append(b, key[:]...)
-	for i, c := range payload {
-		b = append(b, c^key[i%4])
-	}
-	return b
-}
-
-// readWSFrame reads one frame and unmasks it.
-func readWSFrame(r io.Reader) (op byte, payload []byte, err error) {
-	var h [2]byte
-	if _, err := io.ReadFull(r, h[:]); err != nil {
-		return 0, nil, err
-	}
-	n := uint64(h[1] & 0x7f)
-	switch n {
-	case 126:
-		var l [2]byte
-		if _, err := io.ReadFull(r, l[:]); err != nil {
-			return 0, nil, err
-		}
-		n = uint64(binary.BigEndian.Uint16(l[:]))
-	case 127:
-		var l [8]byte
-		if _, err := io.ReadFull(r, l[:]); err != nil {
-			return 0, nil, err
-		}
-		n = binary.BigEndian.Uint64(l[:])
-	}
-	var key [4]byte
-	masked := h[1]&0x80 != 0
-	if masked {
-		if _, err := io.ReadFull(r, key[:]); err != nil {
-			return 0, nil, err
-		}
-	}
-	if n > 16<<20 {
-		return 0, nil, fmt.Errorf("frame of %d bytes", n)
-	}
-	payload = make([]byte, n)
-	if _, err := io.ReadFull(r, payload); err != nil {
-		return 0, nil, err
-	}
-	if masked {
-		for i := range payload {
-			payload[i] ^= key[i%4]
-		}
-	}
-	return h[0] & 0x0f, payload, nil
-}
-
-// wsAccept is Sec-WebSocket-Accept for key (RFC 6455 §4.2.2).
-func wsAccept(key string) string {
-	h := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
-	return base64.StdEncoding.EncodeToString(h[:])
-}
 
 const wsKey = "dGhlIHNhbXBsZSBub25jZQ=="
 
@@ -131,8 +45,8 @@ func startWSBackend(t *testing.T, push time.Duration) *wsBackend {
 		b.heads <- head
 		key, _ := headField(head, "Sec-WebSocket-Key")
 		resp := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-			"Sec-WebSocket-Accept: " + wsAccept(key) + "\r\nX-Backend: ws\r\n\r\n"
-		if _, err := c.Write(append([]byte(resp), wsFrame(wsText, []byte("hello from upstream"), false)...)); err != nil {
+			"Sec-WebSocket-Accept: " + wsframe.Accept(key) + "\r\nX-Backend: ws\r\n\r\n"
+		if _, err := c.Write(append([]byte(resp), wsframe.Encode(wsframe.Text, []byte("hello from upstream"), false)...)); err != nil {
 			b.ended <- err
 			return
 		}
@@ -140,23 +54,23 @@ func startWSBackend(t *testing.T, push time.Duration) *wsBackend {
 			// Server-only traffic for a while: the tunnel must stay open.
 			for i := range 10 {
 				time.Sleep(push)
-				if _, err := c.Write(wsFrame(wsText, fmt.Appendf(nil, "push %d", i), false)); err != nil {
+				if _, err := c.Write(wsframe.Encode(wsframe.Text, fmt.Appendf(nil, "push %d", i), false)); err != nil {
 					b.ended <- err
 					return
 				}
 			}
 		}
 		for {
-			op, p, err := readWSFrame(br)
+			op, p, err := wsframe.Decode(br)
 			if err != nil {
 				b.ended <- err
 				return
 			}
-			if _, err := c.Write(wsFrame(op, p, false)); err != nil {
+			if _, err := c.Write(wsframe.Encode(op, p, false)); err != nil {
 				b.ended <- err
 				return
 			}
-			if op == wsClose {
+			if op == wsframe.Close {
 				b.ended <- nil
 				return
 			}
@@ -216,11 +130,11 @@ func TestWebSocketPassthrough(t *testing.T) {
 	cl := dial(t, fr.addr)
 
 	head := handshake(t, cl, upgradeRequest("/ws?room=1", "X-Forwarded-For: 6.6.6.6", "Cookie: s=1"),
-		wsFrame(wsText, []byte("pipelined"), true))
+		wsframe.Encode(wsframe.Text, []byte("pipelined"), true))
 	if status(t, head) != 101 {
 		t.Fatalf("handshake answer %q (Serve %v)", head, fr.lastErr(t))
 	}
-	for _, want := range []string{"Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Accept: " + wsAccept(wsKey), "X-Backend: ws"} {
+	for _, want := range []string{"Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Accept: " + wsframe.Accept(wsKey), "X-Backend: ws"} {
 		if !strings.Contains(head, want+"\r\n") {
 			t.Errorf("101 lacks %q:\n%s", want, head)
 		}
@@ -243,15 +157,15 @@ func TestWebSocketPassthrough(t *testing.T) {
 	// frame pipelined behind the request, then a message bigger than the
 	// copy buffers.
 	for _, want := range []string{"hello from upstream", "pipelined"} {
-		if op, p, err := readWSFrame(cl.br); err != nil || op != wsText || string(p) != want {
+		if op, p, err := wsframe.Decode(cl.br); err != nil || op != wsframe.Text || string(p) != want {
 			t.Fatalf("frame: %x %q %v, want %q", op, p, err, want)
 		}
 	}
 	big := bytes.Repeat([]byte("0123456789abcdef"), 20<<10) // 320 KiB
-	if _, err := cl.c.Write(wsFrame(wsBinary, big, true)); err != nil {
+	if _, err := cl.c.Write(wsframe.Encode(wsframe.Binary, big, true)); err != nil {
 		t.Fatal(err)
 	}
-	if op, p, err := readWSFrame(cl.br); err != nil || op != wsBinary || !bytes.Equal(p, big) {
+	if op, p, err := wsframe.Decode(cl.br); err != nil || op != wsframe.Binary || !bytes.Equal(p, big) {
 		t.Fatalf("big frame: op %x, %d bytes, %v", op, len(p), err)
 	}
 	if got := gauge(t, fwd.metrics.tunnelsOpen); got != 1 {
@@ -260,10 +174,10 @@ func TestWebSocketPassthrough(t *testing.T) {
 
 	// The close handshake, then the upstream closes: so does the client's
 	// connection.
-	if _, err := cl.c.Write(wsFrame(wsClose, []byte{0x03, 0xe8}, true)); err != nil {
+	if _, err := cl.c.Write(wsframe.Encode(wsframe.Close, []byte{0x03, 0xe8}, true)); err != nil {
 		t.Fatal(err)
 	}
-	if op, _, err := readWSFrame(cl.br); err != nil || op != wsClose {
+	if op, _, err := wsframe.Decode(cl.br); err != nil || op != wsframe.Close {
 		t.Fatalf("close frame: %x %v", op, err)
 	}
 	if err := b.end(t); err != nil {
@@ -296,7 +210,7 @@ func TestWebSocketClientLeaves(t *testing.T) {
 	if head := handshake(t, cl, upgradeRequest("/ws"), nil); status(t, head) != 101 {
 		t.Fatalf("handshake answer %q", head)
 	}
-	if _, _, err := readWSFrame(cl.br); err != nil {
+	if _, _, err := wsframe.Decode(cl.br); err != nil {
 		t.Fatal(err)
 	}
 	_ = cl.c.Close()
@@ -321,7 +235,7 @@ func TestWebSocketIdleTimeout(t *testing.T) {
 	}
 	// The client never sends; the upstream's pushes last longer than idle.
 	for i := range 11 {
-		if _, _, err := readWSFrame(cl.br); err != nil {
+		if _, _, err := wsframe.Decode(cl.br); err != nil {
 			t.Fatalf("frame %d: %v: a tunnel with traffic one way was closed", i, err)
 		}
 	}
