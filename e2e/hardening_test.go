@@ -669,10 +669,11 @@ const wsHandshake = "GET /socket HTTP/1.1\r\nHost: shop.example\r\nConnection: U
 	"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n"
 
 // wsOpen sends wsHandshake to addr and reads the answer's head; frames
-// follow on br.
+// follow on br. The connection is closed when the test ends.
 func wsOpen(t *testing.T, addr string) (net.Conn, *bufio.Reader, *http.Response, error) {
 	t.Helper()
 	c := dialRaw(t, addr, wsHandshake, 20*time.Second)
+	t.Cleanup(func() { c.Close() })
 	br := bufio.NewReader(c)
 	resp, err := http.ReadResponse(br, nil)
 	return c, br, resp, err
@@ -689,7 +690,6 @@ func TestHardeningWebSocket(t *testing.T) {
 	for _, clientCloses := range []bool{false, true} {
 		t.Run(fmt.Sprintf("client closes TCP first %v", clientCloses), func(t *testing.T) {
 			c, br, resp, err := wsOpen(t, p.URL)
-			defer c.Close()
 			if err != nil || resp.StatusCode != 101 || resp.Header.Get("Sec-WebSocket-Accept") != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" {
 				t.Fatalf("handshake: %v %v", resp, err)
 			}
@@ -741,7 +741,6 @@ func TestHardeningWebSocket(t *testing.T) {
 		p := start(t, config{Upstream: up,
 			Routes: "  - {name: socket, methods: [GET], path: /socket, mode: shadow, handler: ping}\n"})
 		c, br, resp, err := wsOpen(t, p.URL)
-		defer c.Close()
 		if err != nil || resp.StatusCode != 101 {
 			t.Fatalf("handshake: %v %v", resp, err)
 		}
