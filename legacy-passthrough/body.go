@@ -5,6 +5,8 @@ import (
 
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
+
+	"github.com/strangler-proxy/strangler/routes"
 )
 
 // requestBody is the client's request body on its way upstream. It keeps the
@@ -37,7 +39,7 @@ type responseBody struct {
 	eof  bool
 	err  error
 	id   []byte // X-Request-Id, copied: the request is gone when this logs
-	obs  BodyObserver
+	obs  routes.BodyObserver
 }
 
 // Interface guard: the front door's server reports the client-side error to

@@ -32,6 +32,7 @@ import (
 
 	"github.com/strangler-proxy/strangler/internal/ascii"
 	"github.com/strangler-proxy/strangler/internal/promreg"
+	"github.com/strangler-proxy/strangler/routes"
 )
 
 // Errors Serve and Ping return, wrapped with the cause. Check with errors.Is.
@@ -48,7 +49,6 @@ var (
 )
 
 // Forwarder sends requests to the monolith. It is safe for concurrent use.
-// It is a routes.Handler (Serve), without importing routes.
 type Forwarder struct {
 	cfg     Config
 	addr    string // Upstream's host:port
@@ -63,10 +63,8 @@ type Forwarder struct {
 	bodies  sync.Pool // *responseBody
 }
 
-// Interface guard: the shape of routes.Handler.
-var _ interface {
-	Serve(ctx *fasthttp.RequestCtx) error
-} = (*Forwarder)(nil)
+// Interface guard.
+var _ routes.Handler = (*Forwarder)(nil)
 
 // dialFunc opens a connection to addr; tests swap in an in-memory listener.
 type dialFunc func(ctx context.Context, addr string) (net.Conn, error)
@@ -195,27 +193,15 @@ func (f *Forwarder) Serve(ctx *fasthttp.RequestCtx) error {
 	return err
 }
 
-// BodyObserver sees a response body on its way to the client: the shadow
-// engine keeps a copy of a sampled legacy answer this way, without a second
-// stream or a second request context in the client's path.
-type BodyObserver interface {
-	// ObserveBody gets each piece of the body as it is read for the
-	// client. p is only valid during the call.
-	ObserveBody(p []byte)
-	// BodyDone is called once, when the front door closes the stream;
-	// complete says the client got the whole body.
-	BodyDone(complete bool)
-}
-
 // ServeObserved is Serve with obs told about the body streamed to the
-// client. observed reports whether obs will be called: false when Serve
+// client (the shadow engine keeps its copy of a sampled answer this way). observed reports whether obs will be called: false when Serve
 // failed, when the answer has no body (HEAD, 204, 304) or when the request
 // became a WebSocket tunnel.
-func (f *Forwarder) ServeObserved(ctx *fasthttp.RequestCtx, obs BodyObserver) (observed bool, err error) {
+func (f *Forwarder) ServeObserved(ctx *fasthttp.RequestCtx, obs routes.BodyObserver) (observed bool, err error) {
 	return f.serve(ctx, obs)
 }
 
-func (f *Forwarder) serve(ctx *fasthttp.RequestCtx, obs BodyObserver) (bool, error) {
+func (f *Forwarder) serve(ctx *fasthttp.RequestCtx, obs routes.BodyObserver) (bool, error) {
 	deadline := time.Now().Add(f.cfg.Timeout)
 	s := f.scratch.Get().(*scratch)
 	defer func() {

@@ -6,7 +6,7 @@ import (
 	"net"
 	"time"
 
-	"github.com/strangler-proxy/strangler/proxy/compare"
+	"github.com/strangler-proxy/strangler/compare"
 	"github.com/strangler-proxy/strangler/proxy/shadow"
 	"github.com/strangler-proxy/strangler/proxy/shadowreport"
 )

@@ -22,10 +22,10 @@ import (
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 
+	"github.com/strangler-proxy/strangler/compare"
 	"github.com/strangler-proxy/strangler/legacy-passthrough"
 	"github.com/strangler-proxy/strangler/ported/delivery"
 	"github.com/strangler-proxy/strangler/proxy/capture"
-	"github.com/strangler-proxy/strangler/proxy/compare"
 	"github.com/strangler-proxy/strangler/proxy/shadow"
 	"github.com/strangler-proxy/strangler/proxy/shadowreport"
 	"github.com/strangler-proxy/strangler/routes"

@@ -11,6 +11,19 @@ type Handler interface {
 	Serve(ctx *fasthttp.RequestCtx) error
 }
 
+// BodyObserver sees a response body on its way to the client: the shadow
+// engine keeps its copy of a sampled legacy answer this way, without a
+// second stream or a second request context in the client's path. The
+// legacy forwarder reports to it (ServeObserved).
+type BodyObserver interface {
+	// ObserveBody gets each piece of the body as it is read for the
+	// client. p is only valid during the call.
+	ObserveBody(p []byte)
+	// BodyDone is called once, when the front door closes the stream;
+	// complete says the client got the whole body.
+	BodyDone(complete bool)
+}
+
 // HandlerFunc adapts a function to Handler.
 type HandlerFunc func(ctx *fasthttp.RequestCtx) error
 

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/strangler-proxy/strangler/proxy/compare"
+	"github.com/strangler-proxy/strangler/compare"
 )
 
 // Normalise is one shadow.normalise rule: every match of Regex in the

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/strangler-proxy/strangler/proxy/compare"
+	"github.com/strangler-proxy/strangler/compare"
 )
 
 func TestValidate(t *testing.T) {

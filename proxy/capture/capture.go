@@ -24,9 +24,9 @@ import (
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 
+	"github.com/strangler-proxy/strangler/compare"
 	"github.com/strangler-proxy/strangler/internal/ascii"
 	"github.com/strangler-proxy/strangler/internal/dropqueue"
-	"github.com/strangler-proxy/strangler/proxy/compare"
 )
 
 // Record is one captured request: one line of a capture file.

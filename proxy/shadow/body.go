@@ -5,7 +5,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	legacy "github.com/strangler-proxy/strangler/legacy-passthrough"
+	"github.com/strangler-proxy/strangler/routes"
 )
 
 // requestTee sits in front of the client's request body while the primary
@@ -46,7 +46,7 @@ func (t *requestTee) complete() bool { return t.eof && !t.over && !t.failed }
 // the client (legacy.Forwarder). A legacy primary without it is served
 // through a scratch RequestCtx and a responseTee instead.
 type ObservedServer interface {
-	ServeObserved(ctx *fasthttp.RequestCtx, obs legacy.BodyObserver) (observed bool, err error)
+	ServeObserved(ctx *fasthttp.RequestCtx, obs routes.BodyObserver) (observed bool, err error)
 }
 
 // bodyObserver keeps the job's copy of a legacy primary's body as the
@@ -55,7 +55,7 @@ type ObservedServer interface {
 type bodyObserver struct{ j *Job }
 
 // Interface guard: the forwarder reports to it.
-var _ legacy.BodyObserver = (*bodyObserver)(nil)
+var _ routes.BodyObserver = (*bodyObserver)(nil)
 
 func (o *bodyObserver) ObserveBody(p []byte) { o.j.keepPrimary(p) }
 

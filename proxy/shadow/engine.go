@@ -13,8 +13,8 @@ import (
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 
+	"github.com/strangler-proxy/strangler/compare"
 	"github.com/strangler-proxy/strangler/internal/promreg"
-	"github.com/strangler-proxy/strangler/proxy/compare"
 	"github.com/strangler-proxy/strangler/proxy/shadowreport"
 	"github.com/strangler-proxy/strangler/routes"
 )

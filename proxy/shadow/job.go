@@ -13,7 +13,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/strangler-proxy/strangler/proxy/compare"
+	"github.com/strangler-proxy/strangler/compare"
 	"github.com/strangler-proxy/strangler/proxy/shadowreport"
 	"github.com/strangler-proxy/strangler/routes"
 )

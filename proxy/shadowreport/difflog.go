@@ -11,8 +11,8 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/strangler-proxy/strangler/compare"
 	"github.com/strangler-proxy/strangler/internal/dropqueue"
-	"github.com/strangler-proxy/strangler/proxy/compare"
 	"github.com/strangler-proxy/strangler/routes"
 )
 

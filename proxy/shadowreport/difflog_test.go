@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/strangler-proxy/strangler/proxy/compare"
+	"github.com/strangler-proxy/strangler/compare"
 	"github.com/strangler-proxy/strangler/routes"
 )
 

@@ -12,10 +12,10 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/strangler-proxy/strangler/compare"
 	"github.com/strangler-proxy/strangler/ported/delivery"
 	"github.com/strangler-proxy/strangler/ported/kafka"
 	"github.com/strangler-proxy/strangler/ported/kafka/kafkatest"
-	"github.com/strangler-proxy/strangler/proxy/compare"
 	"github.com/strangler-proxy/strangler/routes"
 )
 

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/strangler-proxy/strangler/proxy/compare"
+	"github.com/strangler-proxy/strangler/compare"
 	"github.com/strangler-proxy/strangler/routes"
 )
 

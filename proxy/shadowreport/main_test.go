@@ -10,8 +10,8 @@ import (
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
 
+	"github.com/strangler-proxy/strangler/compare"
 	"github.com/strangler-proxy/strangler/ported/kafka/kafkatest"
-	"github.com/strangler-proxy/strangler/proxy/compare"
 	"github.com/strangler-proxy/strangler/routes"
 )
 

@@ -3,7 +3,7 @@ package shadowreport
 import (
 	"time"
 
-	"github.com/strangler-proxy/strangler/proxy/compare"
+	"github.com/strangler-proxy/strangler/compare"
 )
 
 // Counts are a route's comparison outcomes.

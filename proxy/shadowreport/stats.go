@@ -8,8 +8,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/strangler-proxy/strangler/compare"
 	"github.com/strangler-proxy/strangler/internal/promreg"
-	"github.com/strangler-proxy/strangler/proxy/compare"
 )
 
 // Options configure Stats.

@@ -1,0 +1,17 @@
+// Package layout holds no code: its test enforces which of the module's
+// packages may import which, so the layout in README.md stays true.
+//
+//   - routes, ported/…, legacy-passthrough and compare never import
+//     proxy/…: the front door and its control plane depend on them, not
+//     the other way round;
+//   - ported/… and legacy-passthrough never import each other: a ported
+//     handler and the forwarder meet only in the front door, through
+//     routes.Handler;
+//   - compare imports only internal/…: it is the pure comparison engine
+//     that routes (to validate a route's rules), the shadow side and the
+//     offline compare all use;
+//   - internal/… imports only internal/…: its helpers are leaves.
+//
+// Test files count too: a test that reached across would hide the same
+// coupling.
+package layout
