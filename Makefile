@@ -7,7 +7,7 @@ PKGS  := ./...
 TESTFLAGS ?= -race -count=1 -timeout 30m
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build run test deps deps-test deps-bench lint bench clean
+.PHONY: all build run test deps deps-test deps-bench lint bench bench-short clean
 
 all: build
 
@@ -41,10 +41,16 @@ lint:
 	$(GO) vet $(PKGS)
 	$(GO) run $(STATICCHECK) $(PKGS)
 
-# Load runs with wrk, contenders interleaved round by round; writes bench/results.md.
+# Pinned load runs (servers on CPU 0, wrk on CPU 1), contenders interleaved
+# round by round, plus the Go micro-benchmarks: rewrites the generated part
+# of BENCHMARKS.md and bench/benchmarks.png. Takes about 15 minutes.
 bench: deps-bench build
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./routes ./ported/... ./legacy-passthrough ./proxy
-	$(GO) run ./cmd/benchrun -groups static,php,ping,campaigns,events,shadow -out bench/results.md
+	$(GO) run ./cmd/benchrun
+
+# The same harness in about two minutes (1 round of 1 s, no micro-benchmarks),
+# to check it works; writes bench/short.md and bench/short.png.
+bench-short: deps-bench build
+	$(GO) run ./cmd/benchrun -short
 
 clean:
 	rm -rf $(BIN) var

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the sample monolith needs (Nginx, PHP-FPM 8.2, PHP CLI 8.2) from
-# Debian, plus wrk with --bench and chromium with --browser. Idempotent: does
+# Debian, plus wrk and HAProxy with --bench and chromium with --browser. Idempotent: does
 # nothing when everything is there. As root it installs; otherwise it prints
 # the command to run and exits 1.
 #
@@ -15,7 +15,7 @@ usage() { echo "usage: $0 [--bench] [--browser]" >&2; exit 2; }
 wanted=("nginx nginx-light" "php-fpm8.2 php8.2-fpm" "php8.2 php8.2-cli")
 for arg in "$@"; do
   case "$arg" in
-    --bench) wanted+=("wrk wrk") ;;
+    --bench) wanted+=("wrk wrk" "haproxy haproxy") ;;
     --browser) wanted+=("chromium chromium") ;;
     *) usage ;;
   esac

@@ -1,9 +1,17 @@
 package main
 
 import (
+	"math"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestParseWrk(t *testing.T) {
@@ -63,6 +71,144 @@ func TestMedian(t *testing.T) {
 	for _, tt := range tests {
 		if got := median(tt.give); got != tt.want {
 			t.Errorf("median(%v) = %v, want %v", tt.give, got, tt.want)
+		}
+	}
+}
+
+func TestSplice(t *testing.T) {
+	gen := "figures\n"
+	block := beginMarker + "\n" + gen + endMarker + "\n"
+	tests := []struct {
+		name, give, want string
+	}{
+		{"empty file", "", "# Benchmarks\n\n" + block},
+		{"no markers: after the title", "# B\n\nhistory\n", "# B\n\n" + block + "\nhistory\n"},
+		{"markers: only between them", "# B\nintro\n" + beginMarker + "\nold\nlines\n" + endMarker + "\nhistory\n",
+			"# B\nintro\n" + block + "history\n"},
+	}
+	for _, tt := range tests {
+		if got := splice(tt.give, gen); got != tt.want {
+			t.Errorf("%s: got\n%q\nwant\n%q", tt.name, got, tt.want)
+		}
+	}
+	// Rewriting twice gives the same document.
+	once := splice("# B\n\nhistory\n", gen)
+	if twice := splice(once, gen); twice != once {
+		t.Errorf("second splice changed the document:\n%q\n%q", once, twice)
+	}
+}
+
+func TestHistogramDelta(t *testing.T) {
+	page := func(b1, b2, inf, sum float64) string {
+		return "# HELP x\n# TYPE strangler_spool_commit_seconds histogram\n" +
+			`strangler_spool_commit_seconds_bucket{le="0.001"} ` + ftoa(b1) + "\n" +
+			`strangler_spool_commit_seconds_bucket{le="0.002"} ` + ftoa(b2) + "\n" +
+			`strangler_spool_commit_seconds_bucket{le="+Inf"} ` + ftoa(inf) + "\n" +
+			"strangler_spool_commit_seconds_sum " + ftoa(sum) + "\n" +
+			"strangler_spool_commit_seconds_count " + ftoa(inf) + "\n" +
+			`other_total{route="a b"} 7` + "\n"
+	}
+	before, err := parseSeries(strings.NewReader(page(10, 10, 10, 0.005)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := parseSeries(strings.NewReader(page(60, 109, 110, 0.105)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after[`other_total{route="a b"}`] != 7 {
+		t.Errorf("labelled series with a space: %v", after)
+	}
+	d := after.histogram("strangler_spool_commit_seconds").minus(before.histogram("strangler_spool_commit_seconds"))
+	if d.count != 100 || math.Abs(d.sum-0.1) > 1e-9 {
+		t.Fatalf("delta count %v sum %v", d.count, d.sum)
+	}
+	if q := d.quantile(0.5); q != 0.001 {
+		t.Errorf("p50 = %v, want 0.001 (50 of 100 in the first bucket)", q)
+	}
+	if q := d.quantile(0.99); q != 0.002 {
+		t.Errorf("p99 = %v, want 0.002", q)
+	}
+	if q := d.quantile(1); !math.IsInf(q, 1) {
+		t.Errorf("p100 = %v, want +Inf (one observation past the last bound)", q)
+	}
+	if q := (hist{}).quantile(0.5); !math.IsNaN(q) {
+		t.Errorf("empty histogram p50 = %v, want NaN", q)
+	}
+}
+
+func ftoa(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+
+func TestShippedConfig(t *testing.T) {
+	give := "listen: \":8080\"\nadmin_listen: \"127.0.0.1:9901\"\nlegacy:\n  upstream: \"http://127.0.0.1:8081\"\n" +
+		"  timeout: 30s\nspool:\n  dir: var/spool\nother:\n  dir: keep\n  upstream: keep\n"
+	want := "listen: \"127.0.0.1:1\"\nadmin_listen: \"127.0.0.1:2\"\nlegacy:\n  upstream: \"http://127.0.0.1:3\"\n" +
+		"  timeout: 30s\nspool:\n  dir: \"/tmp/s\"\nother:\n  dir: keep\n  upstream: keep\n"
+	if got := shippedConfig(give, "127.0.0.1:1", "127.0.0.1:2", "http://127.0.0.1:3", "/tmp/s"); got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+}
+
+func TestParseBench(t *testing.T) {
+	out := "goos: linux\nBenchmarkDispatch/legacy         \t 9876543\t       121.5 ns/op\t       0 B/op\t       0 allocs/op\n" +
+		"BenchmarkLookupShadow/shadow-2 \t 3559\t 348334 ns/op\t 0 mismatch/req\t 1942 B/op\t 37 allocs/op\n" +
+		"BenchmarkNoMem \t 100\t 5.5 ns/op\nPASS\n"
+	rs := parseBench("./proxy", out)
+	if len(rs) != 3 {
+		t.Fatalf("got %d results: %+v", len(rs), rs)
+	}
+	if r := rs[0]; r.name != "BenchmarkDispatch/legacy" || r.nsPerOp != 121.5 || r.bytesOp != 0 || r.allocsOp != 0 {
+		t.Errorf("first: %+v", r)
+	}
+	if r := rs[1]; r.allocsOp != 37 || r.extra != "0 mismatch/req" {
+		t.Errorf("custom metric: %+v", r)
+	}
+	if r := rs[2]; r.allocsOp != -1 || r.bytesOp != -1 {
+		t.Errorf("without -benchmem: %+v", r)
+	}
+	if r, ok := find(rs, "BenchmarkLookupShadow"); !ok || r.nsPerOp != 348334 {
+		t.Errorf("find: %+v %v", r, ok)
+	}
+}
+
+func TestWrkDuration(t *testing.T) {
+	for give, want := range map[time.Duration]string{time.Second: "1s", 5 * time.Second: "5s", 200 * time.Millisecond: "1s", 2600 * time.Millisecond: "3s"} {
+		if got := wrkDuration(give); got != want {
+			t.Errorf("wrkDuration(%v) = %q, want %q", give, got, want)
+		}
+	}
+}
+
+func TestPinTreeAndRSS(t *testing.T) {
+	cmd := exec.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	pid := cmd.Process.Pid
+	if err := pinTree([]int{os.Getpid()}, 0); err != nil {
+		t.Fatal(err)
+	}
+	// Pinning the test process pinned its child too (a descendant).
+	if got := allowedCPUs(pid); got != "0" {
+		t.Errorf("child allowed CPUs %q, want 0", got)
+	}
+	if rss := treeRSS([]int{pid}); rss <= 0 {
+		t.Errorf("RSS of a running sleep = %d", rss)
+	}
+	all := make([]int, 0, runtime.NumCPU())
+	for i := range runtime.NumCPU() {
+		all = append(all, i)
+	}
+	var set unix.CPUSet
+	for _, c := range all {
+		set.Set(c)
+	}
+	for _, p := range tree([]int{os.Getpid()}) {
+		tasks, _ := filepath.Glob("/proc/" + strconv.Itoa(p) + "/task/[0-9]*")
+		for _, tk := range tasks {
+			tid, _ := strconv.Atoi(filepath.Base(tk))
+			_ = unix.SchedSetaffinity(tid, &set) // undo for the other tests
 		}
 	}
 }

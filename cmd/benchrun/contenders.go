@@ -22,39 +22,72 @@ const shadowHost = "shadow.bench"
 // forwarded alike, and driven by wrk the same way (a Host header).
 const legacyHost = "legacy.bench"
 
-func contenders(m *monolith.Monolith, px *strangler) []contender {
-	stack := func() []int { return []int{m.NginxPID, m.FPMPID} }
-	withProxy := func() []int { return append(stack(), px.pid()) }
+// Contender names used by the targets table.
+const (
+	nameNginxDirect = "nginx direct"
+	nameNginxProxy  = "nginx proxy_pass"
+	nameHAProxy     = "haproxy"
+	nameBare        = "bare fasthttp proxy"
+	nameLogOff      = "strangler, access log off"
+	nameLogFile     = "strangler, access log to a file"
+	nameLogPipe     = "strangler, access log to a pipe"
+	nameGo          = "go via strangler"
+	namePHP         = "php via strangler"
+	nameLegacyOnly  = "legacy only"
+	nameShadow      = "shadow 100%"
+)
+
+// proxies are the passthrough contenders' processes.
+type proxies struct {
+	nginx, haproxy, bare *server
+	logOff, logFile      *server
+	logPipe              *server
+}
+
+// The passthrough groups' paths: a 1 KiB file Nginx serves itself, and the
+// campaign lookup through PHP-FPM (moderate load: PHP is the bottleneck).
+const (
+	staticPath = "/static/1k.txt"
+	phpPath    = "/api/v1/campaigns/cmp_004242"
+)
+
+func contenders(m *monolith.Monolith, p proxies, staticConns, phpConns int) []contender {
 	goHdr := map[string]string{"Host": goHost}
 	event := benchEvent(time.Now())
 	jsonHdr := map[string]string{"Content-Type": "application/json"}
 	goJSON := map[string]string{"Content-Type": "application/json", "Host": goHost}
+	front := p.logFile // the Go-vs-PHP and shadow groups run with the access log on, as shipped
 
 	var cs []contender
-	for _, g := range []struct{ group, path string }{
-		{"static", "/static/hello.txt"},
-		{"php", "/api/v1/ping"},
-	} {
+	for _, g := range []struct {
+		group, path string
+		conns       int
+	}{{"static", staticPath, staticConns}, {"php", phpPath, phpConns}} {
 		cs = append(cs,
-			contender{Group: g.group, Name: "nginx direct", Baseline: true, URL: m.URL + g.path, Procs: stack},
-			contender{Group: g.group, Name: "nginx proxy_pass", Baseline: true, URL: m.ProxyPassURL + g.path, Procs: stack},
-			contender{Group: g.group, Name: "strangler (legacy)", URL: px.url + g.path, Procs: withProxy, Strangler: true},
+			contender{Group: g.group, Name: nameNginxDirect, URL: m.URL + g.path, Conns: g.conns},
+			contender{Group: g.group, Name: nameNginxProxy, Baseline: true, URL: p.nginx.url + g.path, Proxy: p.nginx, Conns: g.conns},
+			contender{Group: g.group, Name: nameHAProxy, URL: p.haproxy.url + g.path, Proxy: p.haproxy, Conns: g.conns},
+			contender{Group: g.group, Name: nameBare, URL: p.bare.url + g.path, Proxy: p.bare, Conns: g.conns},
+			contender{Group: g.group, Name: nameLogOff, URL: p.logOff.url + g.path, Proxy: p.logOff, Conns: g.conns},
+			contender{Group: g.group, Name: nameLogFile, URL: p.logFile.url + g.path, Proxy: p.logFile, Conns: g.conns},
 		)
+		if p.logPipe != nil {
+			cs = append(cs, contender{Group: g.group, Name: nameLogPipe, URL: p.logPipe.url + g.path, Proxy: p.logPipe, Conns: g.conns})
+		}
 	}
 	cs = append(cs,
-		contender{Group: "ping", Name: "php via strangler", Baseline: true, URL: px.url + "/api/v1/ping", Procs: withProxy, Strangler: true},
-		contender{Group: "ping", Name: "go via strangler", URL: px.url + "/api/v1/ping", Headers: goHdr, Procs: withProxy, Strangler: true},
+		contender{Group: "intake", Name: namePHP, Baseline: true, Method: "POST", Body: event, Headers: jsonHdr,
+			URL: front.url + "/api/v1/events", Proxy: front, Conns: phpConns, Spool: true},
+		contender{Group: "intake", Name: nameGo, Method: "POST", Body: event, Headers: goJSON,
+			URL: front.url + "/api/v1/events", Proxy: front, Conns: phpConns, Spool: true},
 
-		contender{Group: "campaigns", Name: "php direct", URL: m.URL + "/api/v1/campaigns/cmp_004242", Procs: stack},
-		contender{Group: "campaigns", Name: "php via strangler", Baseline: true, URL: px.url + "/api/v1/campaigns/cmp_004242", Procs: withProxy, Strangler: true},
-		contender{Group: "campaigns", Name: "go via strangler", URL: px.url + "/api/v1/campaigns/cmp_004242", Headers: goHdr, Procs: withProxy, Strangler: true},
+		contender{Group: "lookups", Name: namePHP, Baseline: true, URL: front.url + phpPath, Proxy: front, Conns: phpConns},
+		contender{Group: "lookups", Name: nameGo, URL: front.url + phpPath, Headers: goHdr, Proxy: front, Conns: phpConns},
 
-		contender{Group: "shadow", Name: "legacy only", Baseline: true, URL: px.url + "/api/v1/campaigns/cmp_004242", Headers: map[string]string{"Host": legacyHost}, Procs: withProxy, Strangler: true},
-		contender{Group: "shadow", Name: "shadow 100%", URL: px.url + "/api/v1/campaigns/cmp_004242", Headers: map[string]string{"Host": shadowHost}, Procs: withProxy, Strangler: true},
-
-		contender{Group: "events", Name: "php direct", Method: "POST", Body: event, Headers: jsonHdr, URL: m.URL + "/api/v1/events", Procs: stack},
-		contender{Group: "events", Name: "php via strangler", Baseline: true, Method: "POST", Body: event, Headers: jsonHdr, URL: px.url + "/api/v1/events", Procs: withProxy, Strangler: true},
-		contender{Group: "events", Name: "go via strangler", Method: "POST", Body: event, Headers: goJSON, URL: px.url + "/api/v1/events", Procs: withProxy, Strangler: true},
+		contender{Group: "shadow", Name: nameLegacyOnly, Baseline: true, URL: front.url + phpPath,
+			Headers: map[string]string{"Host": legacyHost}, Proxy: front, Conns: phpConns},
+		contender{Group: "shadow", Name: nameShadow, URL: front.url + phpPath,
+			Headers: map[string]string{"Host": shadowHost}, Proxy: front, Conns: phpConns},
 	)
 	return cs
 }
@@ -73,9 +106,9 @@ func benchEvent(now time.Time) string {
 // benchConfig is the proxy's config for the run: every path legacy, the
 // ported handlers on the bench host only, and the lookup route shadowed on
 // the shadow host.
-func benchConfig(listen, admin, upstream, dir, campaigns string) string {
+func benchConfig(listen, admin, upstream, dir, campaigns, level string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "listen: %q\nadmin_listen: %q\nlog:\n  level: warn\n", listen, admin)
+	fmt.Fprintf(&b, "listen: %q\nadmin_listen: %q\nlog:\n  level: %s\n", listen, admin, level)
 	fmt.Fprintf(&b, "legacy:\n  upstream: %q\n", upstream)
 	fmt.Fprintf(&b, "spool:\n  dir: %q\n", dir+"/spool")
 	fmt.Fprintf(&b, "hotcache:\n  source: %q\n", "file://"+campaigns)

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // clockTick is USER_HZ; 100 on every Linux this runs on (sysconf(_SC_CLK_TCK)).
@@ -40,22 +43,29 @@ func procStat(pid int) (ppid int, ticks int64, err error) {
 
 // treeCPU is the CPU time of roots and all their descendants.
 func treeCPU(roots []int) time.Duration {
+	var total int64
+	for _, pid := range tree(roots) {
+		if _, t, err := procStat(pid); err == nil {
+			total += t
+		}
+	}
+	return time.Duration(total) * time.Second / clockTick
+}
+
+// tree is roots and all their descendants, from one walk of /proc.
+func tree(roots []int) []int {
 	children := map[int][]int{}
-	ticks := map[int]int64{}
 	dirs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, d := range dirs {
 		pid, err := strconv.Atoi(filepath.Base(d))
 		if err != nil {
 			continue
 		}
-		ppid, t, err := procStat(pid)
-		if err != nil {
-			continue
+		if ppid, _, err := procStat(pid); err == nil {
+			children[ppid] = append(children[ppid], pid)
 		}
-		children[ppid] = append(children[ppid], pid)
-		ticks[pid] = t
 	}
-	var total int64
+	var out []int
 	seen := map[int]bool{}
 	var walk func(int)
 	walk = func(p int) {
@@ -63,7 +73,7 @@ func treeCPU(roots []int) time.Duration {
 			return
 		}
 		seen[p] = true
-		total += ticks[p]
+		out = append(out, p)
 		for _, c := range children[p] {
 			walk(c)
 		}
@@ -71,5 +81,103 @@ func treeCPU(roots []int) time.Duration {
 	for _, r := range roots {
 		walk(r)
 	}
-	return time.Duration(total) * time.Second / clockTick
+	return out
+}
+
+// treeRSS is the sum of VmRSS over roots and their descendants (shared
+// pages count once per process, as ps shows them).
+func treeRSS(roots []int) int64 {
+	var total int64
+	for _, pid := range tree(roots) {
+		total += statusKB(pid, "VmRSS:") * 1024
+	}
+	return total
+}
+
+// statusKB reads one "Key: N kB" line of /proc/PID/status.
+func statusKB(pid int, key string) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, key); ok {
+			f := strings.Fields(rest)
+			if len(f) > 0 {
+				n, _ := strconv.ParseInt(f[0], 10, 64)
+				return n
+			}
+		}
+	}
+	return 0
+}
+
+// pinTree restricts every thread of roots and their descendants to cpu.
+// Processes forked later inherit it.
+func pinTree(roots []int, cpu int) error {
+	var set unix.CPUSet
+	set.Set(cpu)
+	for _, pid := range tree(roots) {
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/[0-9]*", pid))
+		for _, t := range tasks {
+			tid, err := strconv.Atoi(filepath.Base(t))
+			if err != nil {
+				continue
+			}
+			if err := unix.SchedSetaffinity(tid, &set); err != nil && !errors.Is(err, unix.ESRCH) {
+				return fmt.Errorf("pin pid %d tid %d to CPU %d: %w", pid, tid, cpu, err)
+			}
+		}
+	}
+	return nil
+}
+
+// allowedCPUs is /proc/PID/status's Cpus_allowed_list, to show the pinning
+// took.
+func allowedCPUs(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return "?"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "Cpus_allowed_list:"); ok {
+			return strings.TrimSpace(rest)
+		}
+	}
+	return "?"
+}
+
+// loadavg is /proc/loadavg's first three fields.
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// cpuSteal is the machine's total and steal time in ticks, from /proc/stat,
+// to say how much the hypervisor took during a run.
+func cpuSteal() (total, steal int64) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	for i, s := range f[1:] {
+		if i >= 8 {
+			break // guest time is already counted in user time
+		}
+		n, _ := strconv.ParseInt(s, 10, 64)
+		total += n
+		if i == 7 {
+			steal = n
+		}
+	}
+	return total, steal
 }

@@ -68,10 +68,10 @@ func parseWrk(out string) (wrkResult, error) {
 	return r, nil
 }
 
-// runWrk drives one contender for d. A POST body goes through a generated Lua
-// script, since wrk has no flag for it.
-func runWrk(ctx context.Context, c contender, d time.Duration, threads, conns int, tmp string) (wrkResult, error) {
-	args := []string{"-t", strconv.Itoa(threads), "-c", strconv.Itoa(conns), "-d", d.String(), "--latency", "--timeout", "10s"}
+// runWrk drives one contender for d, pinned to cpu unless it is negative. A
+// POST body goes through a generated Lua script, since wrk has no flag for it.
+func runWrk(ctx context.Context, c contender, d time.Duration, threads, cpu int, tmp string) (wrkResult, error) {
+	args := []string{"-t", strconv.Itoa(threads), "-c", strconv.Itoa(max(c.Conns, threads)), "-d", wrkDuration(d), "--latency", "--timeout", "10s"}
 	if c.Method != "" && c.Method != "GET" || len(c.Headers) > 0 {
 		script := filepath.Join(tmp, sanitize(c.Group+"-"+c.Name)+".lua")
 		var b strings.Builder
@@ -90,11 +90,20 @@ func runWrk(ctx context.Context, c contender, d time.Duration, threads, conns in
 	args = append(args, c.URL)
 	cctx, cancel := context.WithTimeout(ctx, d+30*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(cctx, "wrk", args...).CombinedOutput()
+	name := "wrk"
+	if cpu >= 0 {
+		name, args = "taskset", append([]string{"-c", strconv.Itoa(cpu), "wrk"}, args...)
+	}
+	out, err := exec.CommandContext(cctx, name, args...).CombinedOutput()
 	if err != nil {
 		return wrkResult{}, fmt.Errorf("wrk %s: %w: %s", c.URL, err, out)
 	}
 	return parseWrk(string(out))
+}
+
+// wrkDuration is d in wrk's syntax, whole seconds (at least one).
+func wrkDuration(d time.Duration) string {
+	return strconv.Itoa(max(int((d+time.Second/2)/time.Second), 1)) + "s"
 }
 
 func sanitize(s string) string {

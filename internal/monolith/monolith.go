@@ -28,6 +28,9 @@ type Options struct {
 	Host string
 	// Workers is the number of PHP-FPM children (pm = static). Zero means 4.
 	Workers int
+	// NginxWorkers is Nginx's worker_processes. Zero means "auto" (one per
+	// CPU); the benchmarks pin the servers to one CPU and use 1.
+	NginxWorkers int
 	// Env is extra environment for the PHP pool; it overrides the defaults of
 	// STRANGLER_CAMPAIGNS_FILE (the shipped examples/monolith/data/campaigns.json)
 	// and STRANGLER_EVENTS_FILE (<Dir>/forwarded-events.jsonl). Keys are
@@ -170,7 +173,7 @@ func start(ctx context.Context, o Options, root string, bins binaries) (_ *Monol
 		Listen:       net.JoinHostPort(o.Host, strconv.Itoa(port)),
 		Upstream:     net.JoinHostPort(dial, strconv.Itoa(port)),
 		AsRoot:       os.Geteuid() == 0,
-		NginxWorkers: "auto",
+		NginxWorkers: nginxWorkers(o.NginxWorkers),
 		Workers:      o.Workers,
 		Env: map[string]string{
 			"STRANGLER_CAMPAIGNS_FILE": filepath.Join(root, "examples", "monolith", "data", "campaigns.json"),
@@ -223,6 +226,13 @@ func start(ctx context.Context, o Options, root string, bins binaries) (_ *Monol
 		return nil, fmt.Errorf("%w\n%s", err, tail)
 	}
 	return m, nil
+}
+
+func nginxWorkers(n int) string {
+	if n <= 0 {
+		return "auto"
+	}
+	return strconv.Itoa(n)
 }
 
 // waitSocket waits until PHP-FPM accepts connections on its socket.

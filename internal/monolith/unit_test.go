@@ -174,3 +174,11 @@ func TestConfRender(t *testing.T) {
 		})
 	}
 }
+
+func TestNginxWorkers(t *testing.T) {
+	for give, want := range map[int]string{0: "auto", -1: "auto", 1: "1", 3: "3"} {
+		if got := nginxWorkers(give); got != want {
+			t.Errorf("nginxWorkers(%d) = %q, want %q", give, got, want)
+		}
+	}
+}
