@@ -14,5 +14,8 @@ func TestMain(m *testing.M) {
 		crashChild(dir) // runs until TestKill9 kills it
 		os.Exit(3)
 	}
+	if dir := os.Getenv(lockChildEnv); dir != "" {
+		lockChild(dir) // holds the spool until its stdin closes
+	}
 	goleak.VerifyTestMain(m, kafkatest.LeakOptions()...)
 }

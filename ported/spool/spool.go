@@ -55,6 +55,7 @@ type Spool struct {
 	now  func() time.Time
 	m    *metrics
 	reg  prometheus.Registerer
+	lock *dirLock // held from Open to Close
 	wal  *wal.Log
 	ckpt *checkpointFile
 	segs *segmentWatch // owned by the committer
@@ -101,9 +102,11 @@ type appendReq struct {
 	done chan error
 }
 
-// Open opens (or creates) the spool in cfg.Dir: it cuts a torn tail back to
-// the last whole record, drops acked entries, and leaves every un-acked
-// entry for the forwarder to replay. Close it before exit.
+// Open opens (or creates) the spool in cfg.Dir: it takes the directory's
+// lock (ErrLocked, naming the holder's pid, while another process has it),
+// cuts a torn tail back to the last whole record, drops acked entries, and
+// leaves every un-acked entry for the forwarder to replay. Close it before
+// exit.
 func Open(cfg Config, log *zap.Logger, reg prometheus.Registerer, opts ...Option) (*Spool, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -125,16 +128,25 @@ func Open(cfg Config, log *zap.Logger, reg prometheus.Registerer, opts ...Option
 	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("spool dir: %w", err)
 	}
+	// The lock comes before anything that writes to the directory.
+	lock, err := lockDir(cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	s.lock = lock
 	if err := removeTempFiles(cfg.Dir); err != nil {
+		_ = lock.unlock()
 		return nil, fmt.Errorf("spool dir: %w", err)
 	}
 	if err := s.openLog(); err != nil {
+		_ = lock.unlock()
 		return nil, err
 	}
 	m, err := newMetrics(reg, s)
 	if err != nil {
 		_ = s.wal.Close()
 		_ = s.ckpt.close()
+		_ = lock.unlock()
 		return nil, err
 	}
 	s.m = m
@@ -585,6 +597,9 @@ func (s *Spool) Close(ctx context.Context) error {
 	}
 	if err := s.ckpt.close(); err != nil {
 		errs = append(errs, fmt.Errorf("spool close checkpoint: %w", err))
+	}
+	if err := s.lock.unlock(); err != nil {
+		errs = append(errs, fmt.Errorf("spool unlock: %w", err))
 	}
 	s.m.unregister(s.reg)
 	return errors.Join(errs...)
