@@ -32,6 +32,7 @@ func (b *requestBody) Read(p []byte) (int, error) {
 // and releases the upstream response.
 type responseBody struct {
 	f    *Forwarder
+	b    *backend
 	resp *fasthttp.Response
 	r    io.Reader
 	n    int64
@@ -70,6 +71,11 @@ func (b *responseBody) CloseWithError(err error) error {
 	f := b.f
 	_ = b.resp.CloseBodyStream()
 	fasthttp.ReleaseResponse(b.resp)
+	if b.err != nil {
+		// The head was counted a success; the backend failed after all.
+		f.pool.observe(b.b, true)
+	}
+	b.b.outstanding.Add(-1)
 	switch {
 	case b.err != nil:
 		f.metrics.body.Inc()

@@ -6,8 +6,12 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"reflect"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/strangler-proxy/strangler/internal/ascii"
 )
 
 // Config is the `legacy:` section: where the monolith's Nginx listens and how
@@ -17,11 +21,41 @@ import (
 // only names what it changes. There is no way to switch a timeout off: every
 // network call here is bounded.
 type Config struct {
-	// Upstream is the monolith's Nginx as http://host:port. Required. Only
-	// plain HTTP: the monolith sits on a private network next to the proxy.
-	// A missing port means 80. No path: request targets are forwarded as the
-	// client sent them.
+	// Upstream is the monolith's Nginx as http://host:port (or https://,
+	// see TLS): the one-backend form. A missing port means 80 (443 for
+	// https). No path: request targets are forwarded as the client sent
+	// them. Set either Upstream or Upstreams.
 	Upstream string `mapstructure:"upstream"`
+
+	// Upstreams lists the monolith's backends when there is more than one,
+	// each a URL like Upstream with an optional weight (default 1). Requests
+	// are balanced by least outstanding requests per weight between two
+	// backends drawn at random by weight (see pool.go); backends failing
+	// active health checks (Health) or ejected for consecutive failures
+	// (Ejection) get none while another is usable. Empty: Upstream is the
+	// one backend.
+	Upstreams []Backend `mapstructure:"upstreams"`
+
+	// Health is the active health check each backend gets in the
+	// background. Its verdict also makes /readyz: ready while at least one
+	// backend is healthy.
+	Health HealthConfig `mapstructure:"health"`
+
+	// Ejection takes a backend out of rotation after consecutive failures
+	// seen on real requests (passive ejection).
+	Ejection EjectionConfig `mapstructure:"ejection"`
+
+	// StickyCookie, when set, keeps a client on one backend: an answer to a
+	// client without a valid cookie of this name gets Set-Cookie naming the
+	// backend that served it, and later requests carrying it go there while
+	// it is usable. For monoliths whose PHP sessions live on each backend's
+	// disk. Default "": off, every request is balanced (right when sessions
+	// are shared, in Redis or on a shared disk). The cookie is passed on to
+	// PHP like any other.
+	StickyCookie string `mapstructure:"sticky_cookie"`
+
+	// TLS is how https:// backends are dialed. Unused for http://.
+	TLS UpstreamTLS `mapstructure:"tls"`
 
 	// Timeout bounds one exchange up to the response head: waiting for a
 	// free connection, dialing, sending the request (body included), and
@@ -57,7 +91,7 @@ type Config struct {
 	// only together with Nginx's setting. Default 75s, Nginx's default.
 	UpstreamKeepaliveTimeout time.Duration `mapstructure:"upstream_keepalive_timeout"`
 
-	// MaxConns caps the connections open to Upstream, idle or busy. A
+	// MaxConns caps the connections open to each backend, idle or busy. A
 	// request that finds them all busy waits for one within Timeout, then
 	// gets 504. Default 1024.
 	MaxConns int `mapstructure:"max_conns"`
@@ -88,6 +122,90 @@ type Config struct {
 	MaxResponseHeaderBytes int `mapstructure:"max_response_header_bytes"`
 }
 
+// Backend is one entry of Config.Upstreams. In YAML either a map
+// ({url: "http://10.0.0.1:80", weight: 2}) or the URL alone.
+type Backend struct {
+	// URL is http://host:port or https://host:port, as Config.Upstream.
+	URL string `mapstructure:"url"`
+	// Weight is the backend's share of requests relative to the others,
+	// 1 to 1000. Default 1.
+	Weight int `mapstructure:"weight"`
+}
+
+// BackendFromString is a mapstructure decode hook that reads a bare URL in
+// legacy.upstreams as a Backend of weight 1.
+func BackendFromString(from, to reflect.Type, data any) (any, error) {
+	if to != reflect.TypeFor[Backend]() || from.Kind() != reflect.String {
+		return data, nil
+	}
+	return Backend{URL: data.(string)}, nil
+}
+
+// HealthConfig is legacy.health: each backend is checked every Interval,
+// on a new connection each time.
+type HealthConfig struct {
+	// Path is the target of a GET each check sends; a 2xx or 3xx within
+	// Timeout passes. Pick one that reaches PHP (the sample monolith's
+	// /healthz-php does), or a dead PHP-FPM behind a live Nginx passes.
+	// Default "": the check only opens a TCP connection (and the TLS
+	// handshake, for https), which is what /readyz did before.
+	Path string `mapstructure:"path"`
+	// Host is the Host header of the check. Default "": the backend's
+	// host:port.
+	Host string `mapstructure:"host"`
+	// Interval between two checks of one backend. Default 5s.
+	Interval time.Duration `mapstructure:"interval"`
+	// Timeout bounds one check, connection included. At most Interval.
+	// Default 2s.
+	Timeout time.Duration `mapstructure:"timeout"`
+	// HealthyAfter is how many checks in a row must pass before an
+	// unhealthy backend gets requests again. Default 2.
+	HealthyAfter int `mapstructure:"healthy_after"`
+	// UnhealthyAfter is how many checks in a row must fail before a
+	// healthy backend gets no more requests. Default 3. A backend's first
+	// check decides at once: a backend found down at start gets nothing.
+	UnhealthyAfter int `mapstructure:"unhealthy_after"`
+}
+
+// EjectionConfig is legacy.ejection. A failure is a connection refused,
+// reset or timed out, a broken answer, or a 5xx status; any other answer
+// resets the count.
+type EjectionConfig struct {
+	// ConsecutiveFailures ejects a backend after this many failures in a
+	// row. Default 5.
+	ConsecutiveFailures int `mapstructure:"consecutive_failures"`
+	// BaseTime is the first ejection's length; each ejection that follows
+	// soon after lasts one BaseTime longer (the count drops by one for
+	// every BaseTime the backend then serves without one). An active check
+	// that finds an ejected, unhealthy backend healthy again readmits it
+	// early. Default 30s.
+	BaseTime time.Duration `mapstructure:"base_time"`
+	// MaxTime caps one ejection. Default 5m.
+	MaxTime time.Duration `mapstructure:"max_time"`
+	// MaxPercent caps the backends ejected at once, as a percentage of
+	// them (rounded down, but at least one of two or more). Never all: a
+	// lone backend is never ejected. 1 to 100. Default 50.
+	MaxPercent int `mapstructure:"max_percent"`
+}
+
+// UpstreamTLS is legacy.tls, for https:// backends.
+type UpstreamTLS struct {
+	// CAFile is a PEM bundle of the CAs that sign the backends'
+	// certificates. Default "": the system roots.
+	CAFile string `mapstructure:"ca_file"`
+	// ServerName is checked against the backends' certificates and sent as
+	// SNI. Default "": each backend's host from its URL.
+	ServerName string `mapstructure:"server_name"`
+	// CertFile and KeyFile are a client certificate and key (PEM) the
+	// proxy presents, for backends that require one. Both or neither.
+	// Read at start.
+	CertFile string `mapstructure:"cert_file"`
+	KeyFile  string `mapstructure:"key_file"`
+	// InsecureSkipVerify accepts any certificate. For tests only: it lets
+	// anyone on the path read and change the traffic.
+	InsecureSkipVerify bool `mapstructure:"insecure_skip_verify"`
+}
+
 // Defaults of Config; see the field comments.
 const (
 	DefaultTimeout                  = 30 * time.Second
@@ -100,6 +218,23 @@ const (
 	DefaultMaxResponseHeaderBytes   = 16 << 10
 	DefaultTunnelIdleTimeout        = 60 * time.Second
 	DefaultMaxTunnels               = 1024
+
+	DefaultHealthInterval      = 5 * time.Second
+	DefaultHealthTimeout       = 2 * time.Second
+	DefaultHealthyAfter        = 2
+	DefaultUnhealthyAfter      = 3
+	DefaultConsecutiveFailures = 5
+	DefaultEjectionBaseTime    = 30 * time.Second
+	DefaultEjectionMaxTime     = 5 * time.Minute
+	DefaultEjectionMaxPercent  = 50
+	DefaultBackendWeight       = 1
+)
+
+// Upper bounds that catch a misplaced zero rather than limit anyone.
+const (
+	maxBackendWeight       = 1000
+	maxHealthAfter         = 100
+	maxConsecutiveFailures = 1000
 )
 
 // Bounds on MaxResponseHeaderBytes: below the lower one even a plain Nginx
@@ -122,6 +257,20 @@ func (c Config) WithDefaults() Config {
 	setDefault(&c.MaxResponseHeaderBytes, DefaultMaxResponseHeaderBytes)
 	setDefault(&c.TunnelIdleTimeout, DefaultTunnelIdleTimeout)
 	setDefault(&c.MaxTunnels, DefaultMaxTunnels)
+	c.Upstreams = slices.Clone(c.Upstreams)
+	for i := range c.Upstreams {
+		setDefault(&c.Upstreams[i].Weight, DefaultBackendWeight)
+	}
+	h := &c.Health
+	setDefault(&h.Interval, DefaultHealthInterval)
+	setDefault(&h.Timeout, min(DefaultHealthTimeout, h.Interval))
+	setDefault(&h.HealthyAfter, DefaultHealthyAfter)
+	setDefault(&h.UnhealthyAfter, DefaultUnhealthyAfter)
+	e := &c.Ejection
+	setDefault(&e.ConsecutiveFailures, DefaultConsecutiveFailures)
+	setDefault(&e.BaseTime, DefaultEjectionBaseTime)
+	setDefault(&e.MaxTime, max(DefaultEjectionMaxTime, e.BaseTime))
+	setDefault(&e.MaxPercent, DefaultEjectionMaxPercent)
 	return c
 }
 
@@ -139,8 +288,8 @@ func (c Config) Validate() error {
 	var errs []error
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 
-	if _, err := parseUpstream(c.Upstream); err != nil {
-		add("upstream: %v", err)
+	if _, err := c.backends(); err != nil {
+		errs = append(errs, err)
 	}
 	for _, d := range []struct {
 		key string
@@ -153,6 +302,10 @@ func (c Config) Validate() error {
 		{"idle_conn_timeout", c.IdleConnTimeout},
 		{"upstream_keepalive_timeout", c.UpstreamKeepaliveTimeout},
 		{"tunnel_idle_timeout", c.TunnelIdleTimeout},
+		{"health.interval", c.Health.Interval},
+		{"health.timeout", c.Health.Timeout},
+		{"ejection.base_time", c.Ejection.BaseTime},
+		{"ejection.max_time", c.Ejection.MaxTime},
 	} {
 		if d.v <= 0 {
 			add("%s: %s is not positive: write it like 30s, or leave it out for the default", d.key, d.v)
@@ -175,6 +328,10 @@ func (c Config) Validate() error {
 	if _, err := parseTrusted(c.TrustedProxies); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, c.Health.validate(), c.Ejection.validate(), c.TLS.validate())
+	if !validCookieName(c.StickyCookie) {
+		add("sticky_cookie: %q is not a cookie name (letters, digits and !#$%%&'*+-.^_`|~): write it like SRVID, or leave it out", c.StickyCookie)
+	}
 	if c.MaxResponseHeaderBytes < minResponseHeaderBytes || c.MaxResponseHeaderBytes > maxResponseHeaderBytes {
 		add("max_response_header_bytes: %d is outside %d..%d: leave it out for %d",
 			c.MaxResponseHeaderBytes, minResponseHeaderBytes, maxResponseHeaderBytes, DefaultMaxResponseHeaderBytes)
@@ -182,38 +339,146 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// parseUpstream turns Upstream into the host:port to dial.
-func parseUpstream(s string) (string, error) {
+// target is one backend as dialed.
+type target struct {
+	url    string // as configured
+	addr   string // host:port
+	host   string // the host alone, for TLS server names
+	tls    bool
+	weight int
+}
+
+// backends is Upstream or Upstreams, parsed. Exactly one must be set.
+func (c Config) backends() ([]target, error) {
+	switch {
+	case c.Upstream != "" && len(c.Upstreams) > 0:
+		return nil, errors.New("upstream and upstreams are both set: keep upstream for one backend, or list every backend under upstreams")
+	case len(c.Upstreams) == 0:
+		t, err := parseUpstream(c.Upstream)
+		if err != nil {
+			return nil, fmt.Errorf("upstream: %w", err)
+		}
+		t.weight = DefaultBackendWeight
+		return []target{t}, nil
+	}
+	var (
+		out  []target
+		errs []error
+		seen = map[string]int{}
+	)
+	for i, b := range c.Upstreams {
+		t, err := parseUpstream(b.URL)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("upstreams[%d]: %w", i, err))
+			continue
+		}
+		if b.Weight < 1 || b.Weight > maxBackendWeight {
+			errs = append(errs, fmt.Errorf("upstreams[%d]: weight %d is outside 1..%d", i, b.Weight, maxBackendWeight))
+			continue
+		}
+		if j, dup := seen[t.addr]; dup {
+			errs = append(errs, fmt.Errorf("upstreams[%d]: %s is upstreams[%d] again: list each backend once, with a weight", i, t.addr, j))
+			continue
+		}
+		seen[t.addr] = i
+		t.weight = b.Weight
+		out = append(out, t)
+	}
+	return out, errors.Join(errs...)
+}
+
+// parseUpstream parses one backend URL.
+func parseUpstream(s string) (target, error) {
 	const want = "write it like http://127.0.0.1:8081"
+	var t target
 	if s == "" {
-		return "", fmt.Errorf("missing: %s", want)
+		return t, fmt.Errorf("missing: %s", want)
 	}
 	if !strings.Contains(s, "://") {
-		return "", fmt.Errorf("%q has no http:// scheme: %s", s, want)
+		return t, fmt.Errorf("%q has no http:// scheme: %s", s, want)
 	}
 	u, err := url.Parse(s)
 	if err != nil {
-		return "", fmt.Errorf("%q does not parse (%v): %s", s, err, want)
+		return t, fmt.Errorf("%q does not parse (%v): %s", s, err, want)
 	}
 	switch {
-	case u.Scheme == "https":
-		return "", fmt.Errorf("%q: https to the monolith is not supported: use http:// on a private network", s)
-	case u.Scheme != "http":
-		return "", fmt.Errorf("%q has no http:// scheme: %s", s, want)
+	case u.Scheme != "http" && u.Scheme != "https":
+		return t, fmt.Errorf("%q has no http:// or https:// scheme: %s", s, want)
 	case u.Host == "" || u.Hostname() == "":
-		return "", fmt.Errorf("%q has no host: %s", s, want)
+		return t, fmt.Errorf("%q has no host: %s", s, want)
 	case u.User != nil:
-		return "", fmt.Errorf("%q has user info: remove it", s)
+		return t, fmt.Errorf("%q has user info: remove it", s)
 	case (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "":
-		return "", fmt.Errorf("%q has a path or query: remove it, requests keep the path the client sent", s)
+		return t, fmt.Errorf("%q has a path or query: remove it, requests keep the path the client sent", s)
 	}
+	t.tls = u.Scheme == "https"
 	port := u.Port()
-	if port == "" {
+	switch {
+	case port == "" && t.tls:
+		port = "443"
+	case port == "":
 		port = "80"
-	} else if p, err := parsePort(port); err != nil || p == 0 {
-		return "", fmt.Errorf("%q: port %q is not 1..65535: %s", s, port, want)
+	default:
+		if p, err := parsePort(port); err != nil || p == 0 {
+			return t, fmt.Errorf("%q: port %q is not 1..65535: %s", s, port, want)
+		}
 	}
-	return net.JoinHostPort(u.Hostname(), port), nil
+	t.url, t.host, t.addr = s, u.Hostname(), net.JoinHostPort(u.Hostname(), port)
+	return t, nil
+}
+
+func (h HealthConfig) validate() error {
+	var errs []error
+	if h.Path != "" && (h.Path[0] != '/' || strings.ContainsAny(h.Path, " \t\r\n#")) {
+		errs = append(errs, fmt.Errorf("health.path: %q is not a request target: write it like /healthz, or leave it out for a TCP check", h.Path))
+	}
+	if strings.ContainsAny(h.Host, " \t\r\n/") {
+		errs = append(errs, fmt.Errorf("health.host: %q is not a host name", h.Host))
+	}
+	if h.Timeout > h.Interval {
+		errs = append(errs, fmt.Errorf("health.timeout: %s is longer than health.interval %s: checks would overlap", h.Timeout, h.Interval))
+	}
+	for _, n := range []struct {
+		key string
+		v   int
+	}{{"health.healthy_after", h.HealthyAfter}, {"health.unhealthy_after", h.UnhealthyAfter}} {
+		if n.v < 1 || n.v > maxHealthAfter {
+			errs = append(errs, fmt.Errorf("%s: %d is outside 1..%d", n.key, n.v, maxHealthAfter))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (e EjectionConfig) validate() error {
+	var errs []error
+	if e.ConsecutiveFailures < 1 || e.ConsecutiveFailures > maxConsecutiveFailures {
+		errs = append(errs, fmt.Errorf("ejection.consecutive_failures: %d is outside 1..%d", e.ConsecutiveFailures, maxConsecutiveFailures))
+	}
+	if e.MaxTime < e.BaseTime {
+		errs = append(errs, fmt.Errorf("ejection.max_time: %s is below ejection.base_time %s", e.MaxTime, e.BaseTime))
+	}
+	if e.MaxPercent < 1 || e.MaxPercent > 100 {
+		errs = append(errs, fmt.Errorf("ejection.max_percent: %d is outside 1..100", e.MaxPercent))
+	}
+	return errors.Join(errs...)
+}
+
+func (t UpstreamTLS) validate() error {
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		return errors.New("tls: cert_file and key_file go together: set both for a client certificate, or neither")
+	}
+	return nil
+}
+
+// validCookieName: a cookie-name is an RFC 9110 token (RFC 6265 §4.1.1).
+// Empty is valid: no sticky cookie.
+func validCookieName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !ascii.IsTokenChar(s[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 func parsePort(s string) (int, error) {

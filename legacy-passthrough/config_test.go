@@ -24,6 +24,8 @@ func TestWithDefaults(t *testing.T) {
 		MaxResponseHeaderBytes:   16384,
 		TunnelIdleTimeout:        60 * time.Second,
 		MaxTunnels:               1024,
+		Health:                   HealthConfig{Interval: 5 * time.Second, Timeout: 2 * time.Second, HealthyAfter: 2, UnhealthyAfter: 3},
+		Ejection:                 EjectionConfig{ConsecutiveFailures: 5, BaseTime: 30 * time.Second, MaxTime: 5 * time.Minute, MaxPercent: 50},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("WithDefaults:\n got %+v\nwant %+v", got, want)
@@ -47,8 +49,9 @@ func TestValidate(t *testing.T) {
 			want: []string{"upstream: missing", "http://127.0.0.1:8081"}},
 		{name: "no scheme", give: func(c *Config) { c.Upstream = "127.0.0.1:8081" },
 			want: []string{"upstream:", "no http:// scheme"}},
-		{name: "https", give: func(c *Config) { c.Upstream = "https://nginx" },
-			want: []string{"upstream:", "https to the monolith is not supported"}},
+		{name: "https", give: func(c *Config) { c.Upstream = "https://nginx" }},
+		{name: "other scheme", give: func(c *Config) { c.Upstream = "ftp://nginx" },
+			want: []string{"upstream:", "no http:// or https:// scheme"}},
 		{name: "path", give: func(c *Config) { c.Upstream = "http://nginx/app" },
 			want: []string{"upstream:", "remove it"}},
 		{name: "bad port", give: func(c *Config) { c.Upstream = "http://nginx:99999" },
@@ -74,6 +77,32 @@ func TestValidate(t *testing.T) {
 			want: []string{`trusted_proxies[0]: "10.0.0.0/33" is not a CIDR`, `trusted_proxies[1]: "ten"`, `trusted_proxies[2]`}},
 		{name: "head limit", give: func(c *Config) { c.MaxResponseHeaderBytes = 100 },
 			want: []string{"max_response_header_bytes: 100 is outside"}},
+		{name: "several backends", give: func(c *Config) {
+			c.Upstream = ""
+			c.Upstreams = []Backend{{URL: "http://10.0.0.1", Weight: 1}, {URL: "https://10.0.0.2", Weight: 3}}
+		}},
+		{name: "both forms", give: func(c *Config) { c.Upstreams = []Backend{{URL: "http://10.0.0.1", Weight: 1}} },
+			want: []string{"upstream and upstreams are both set"}},
+		{name: "bad backends", give: func(c *Config) {
+			c.Upstream = ""
+			c.Upstreams = []Backend{{URL: "http://10.0.0.1:80", Weight: 1}, {URL: "10.0.0.2", Weight: 1},
+				{URL: "http://10.0.0.1", Weight: 1}, {URL: "http://10.0.0.3", Weight: 1001}}
+		}, want: []string{"upstreams[1]: \"10.0.0.2\" has no http:// scheme", "upstreams[2]: 10.0.0.1:80 is upstreams[0] again",
+			"upstreams[3]: weight 1001 is outside 1..1000"}},
+		{name: "health", give: func(c *Config) {
+			c.Health.Path, c.Health.Host = "healthz", "a b"
+			c.Health.Timeout, c.Health.Interval = 2*time.Second, time.Second
+			c.Health.HealthyAfter, c.Health.UnhealthyAfter = 0, 101
+		}, want: []string{`health.path: "healthz"`, `health.host: "a b"`, "health.timeout: 2s is longer than health.interval 1s",
+			"health.healthy_after: 0 is outside 1..100", "health.unhealthy_after: 101"}},
+		{name: "ejection", give: func(c *Config) {
+			c.Ejection = EjectionConfig{ConsecutiveFailures: -1, BaseTime: time.Minute, MaxTime: time.Second, MaxPercent: 101}
+		}, want: []string{"ejection.consecutive_failures: -1", "ejection.max_time: 1s is below ejection.base_time 1m0s",
+			"ejection.max_percent: 101 is outside 1..100"}},
+		{name: "sticky cookie", give: func(c *Config) { c.StickyCookie = "SRV;ID" },
+			want: []string{`sticky_cookie: "SRV;ID" is not a cookie name`}},
+		{name: "client cert without key", give: func(c *Config) { c.TLS.CertFile = "/etc/c.pem" },
+			want: []string{"tls: cert_file and key_file go together"}},
 		{name: "every problem at once", give: func(c *Config) {
 			c.Upstream = ""
 			c.MaxConns = -5
@@ -100,6 +129,30 @@ func TestValidate(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestBackends: the one-backend form and the list parse to the same
+// targets; ports default by scheme; weights default to 1.
+func TestBackends(t *testing.T) {
+	one, err := Config{Upstream: "https://monolith.internal"}.WithDefaults().backends()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []target{{url: "https://monolith.internal", addr: "monolith.internal:443", host: "monolith.internal", tls: true, weight: 1}}
+	if !reflect.DeepEqual(one, want) {
+		t.Errorf("upstream: %+v, want %+v", one, want)
+	}
+	many, err := Config{Upstreams: []Backend{{URL: "http://[::1]"}, {URL: "http://10.0.0.2:8081", Weight: 4}}}.WithDefaults().backends()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = []target{
+		{url: "http://[::1]", addr: "[::1]:80", host: "::1", weight: 1},
+		{url: "http://10.0.0.2:8081", addr: "10.0.0.2:8081", host: "10.0.0.2", weight: 4},
+	}
+	if !reflect.DeepEqual(many, want) {
+		t.Errorf("upstreams: %+v, want %+v", many, want)
 	}
 }
 
@@ -134,10 +187,16 @@ func TestDecode(t *testing.T) {
 		"max_response_header_bytes":  8192,
 		"tunnel_idle_timeout":        "5m",
 		"max_tunnels":                10,
+		"upstreams":                  []any{"http://10.0.0.1:80", map[string]any{"url": "https://10.0.0.2", "weight": 2}},
+		"health":                     map[string]any{"path": "/healthz-php", "interval": "1s", "unhealthy_after": 2},
+		"ejection":                   map[string]any{"base_time": "10s", "max_percent": 34},
+		"sticky_cookie":              "SRVID",
+		"tls":                        map[string]any{"ca_file": "/etc/ca.pem", "server_name": "monolith.internal"},
 	}
 	var c Config
 	d, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
-		DecodeHook:  mapstructure.ComposeDecodeHookFunc(mapstructure.StringToTimeDurationHookFunc(), mapstructure.StringToSliceHookFunc(",")),
+		DecodeHook: mapstructure.ComposeDecodeHookFunc(BackendFromString,
+			mapstructure.StringToTimeDurationHookFunc(), mapstructure.StringToSliceHookFunc(",")),
 		ErrorUnused: true,
 		Result:      &c,
 	})
@@ -153,10 +212,16 @@ func TestDecode(t *testing.T) {
 		UpstreamKeepaliveTimeout: 65 * time.Second, MaxConns: 64,
 		TrustedProxies: []string{"10.0.0.0/8", "192.0.2.7"}, MaxResponseHeaderBytes: 8192,
 		TunnelIdleTimeout: 5 * time.Minute, MaxTunnels: 10,
+		Upstreams:    []Backend{{URL: "http://10.0.0.1:80"}, {URL: "https://10.0.0.2", Weight: 2}},
+		Health:       HealthConfig{Path: "/healthz-php", Interval: time.Second, UnhealthyAfter: 2},
+		Ejection:     EjectionConfig{BaseTime: 10 * time.Second, MaxPercent: 34},
+		StickyCookie: "SRVID",
+		TLS:          UpstreamTLS{CAFile: "/etc/ca.pem", ServerName: "monolith.internal"},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("decoded\n %+v\nwant %+v", c, want)
 	}
+	c.Upstream = "" // one form or the other
 	if err := c.WithDefaults().Validate(); err != nil {
 		t.Errorf("Validate: %v", err)
 	}

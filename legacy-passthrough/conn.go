@@ -191,13 +191,6 @@ func (c *upstreamConn) streamBody() error {
 	return c.Conn.SetReadDeadline(now.Add(c.readIdle))
 }
 
-// silentReuse reports whether the current exchange ran on a connection that
-// had served before and got nothing back: the signature of a keep-alive
-// connection the upstream had already closed.
-func (c *upstreamConn) silentReuse() bool {
-	return c.exchanges > 1 && c.readBytes == 0
-}
-
 // earliest is the earlier of a and b; a zero a means no limit.
 func earliest(a, b time.Time) time.Time {
 	if a.IsZero() || b.Before(a) {
@@ -217,13 +210,23 @@ func connOf(resp *fasthttp.Response) *upstreamConn {
 // needs and HostClient has no option for.
 type transport struct{}
 
-// errStaleConn marks a failure on a reused keep-alive connection the
-// upstream had closed: nothing came back, so the request was not answered
-// and, for an idempotent method, may be sent again (RFC 9110 §9.2.2).
-type errStaleConn struct{ err error }
+// errNoAnswer marks a request that failed with nothing read back because
+// the backend closed or reset the connection. reused: the connection had
+// served before (or was found broken in the pool), the signature of a
+// kept-alive connection the backend had already closed, where the request
+// most likely never reached it. See Forwarder.exchange for what is retried.
+type errNoAnswer struct {
+	err    error
+	reused bool
+}
 
-func (e *errStaleConn) Error() string { return "stale keep-alive connection: " + e.err.Error() }
-func (e *errStaleConn) Unwrap() error { return e.err }
+func (e *errNoAnswer) Error() string {
+	if e.reused {
+		return "stale keep-alive connection: " + e.err.Error()
+	}
+	return "closed before answering: " + e.err.Error()
+}
+func (e *errNoAnswer) Unwrap() error { return e.err }
 
 func (transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response) (bool, error) {
 	// HostClient.Do parses the request target into a URI and Request.Write
@@ -236,8 +239,8 @@ func (transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp 
 	retry, err := fasthttp.DefaultTransport.RoundTrip(hc, req, resp)
 	c := connOf(resp)
 	if err != nil {
-		if retry && c != nil && (c.poisoned || c.silentReuse() && closedByPeer(err)) {
-			err = &errStaleConn{err: err}
+		if retry && c != nil && (c.poisoned || c.readBytes == 0 && closedByPeer(err)) {
+			err = &errNoAnswer{err: err, reused: c.poisoned || c.exchanges > 1}
 		}
 		return retry, err
 	}

@@ -48,16 +48,20 @@ var (
 	ErrBadUpstreamResponse = errors.New("bad upstream response")
 )
 
-// Forwarder sends requests to the monolith. It is safe for concurrent use.
+// Forwarder sends requests to the monolith's backends (pool.go). It is
+// safe for concurrent use.
 type Forwarder struct {
 	cfg     Config
-	addr    string // Upstream's host:port
+	pool    *pool
+	owner   bool                   // New built the pool, and Close stops it
+	clients []*fasthttp.HostClient // connections to each backend, by backend.i
 	trusted []netip.Prefix
 	log     *zap.Logger
 	metrics *metrics
-	hc      *fasthttp.HostClient
-	dial    dialFunc
 	tunnels *tunnels // upgraded (websocket) connections, see tunnel.go
+	// setSticky: answers carry Config.StickyCookie. Never on a derived
+	// forwarder, whose answers reach no client.
+	setSticky bool
 
 	scratch sync.Pool // *scratch
 	bodies  sync.Pool // *responseBody
@@ -71,7 +75,8 @@ type dialFunc func(ctx context.Context, addr string) (net.Conn, error)
 
 // New builds a Forwarder for cfg (defaults applied, then validated). log may
 // be nil; reg nil means a private registry (metrics not exported). New does
-// no I/O: the first request dials.
+// no network I/O (it reads legacy.tls's files): the first request dials,
+// and Run starts the health checks.
 func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Forwarder, error) {
 	return newForwarder(cfg, log, reg, nil)
 }
@@ -81,40 +86,89 @@ func newForwarder(cfg Config, log *zap.Logger, reg prometheus.Registerer, dial d
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("legacy config: %w", err)
 	}
-	addr, _ := parseUpstream(cfg.Upstream)         // validated above
-	trusted, _ := parseTrusted(cfg.TrustedProxies) // validated above
 	if log == nil {
 		log = zap.NewNop()
-	}
-	if reg == nil {
-		reg = prometheus.NewRegistry()
-	}
-	m, err := newMetrics(reg)
-	if err != nil {
-		return nil, err
 	}
 	if dial == nil {
 		var d net.Dialer
 		dial = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
 	}
+	p, err := newPool(cfg, dial, log.Named("legacy"))
+	if err != nil {
+		return nil, err
+	}
+	f, err := build(cfg, p, log, reg, p.series...)
+	if err != nil {
+		return nil, err
+	}
+	f.owner, f.setSticky = true, cfg.StickyCookie != ""
+	return f, nil
+}
+
+// Derive returns a forwarder to f's backends, sharing their health,
+// ejections and outstanding counts (so its traffic and f's steer by the
+// same load), with connections and limits of its own from cfg: timeouts,
+// max_conns, max_tunnels, max_response_header_bytes, trusted_proxies.
+// cfg's backends, health, ejection, tls and sticky_cookie are f's, whatever
+// it says. It follows the sticky cookie but never sets one. The shadow
+// engine's legacy calls use one. Close it before or after f.
+func (f *Forwarder) Derive(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Forwarder, error) {
+	cfg = cfg.WithDefaults()
+	cfg.Upstream, cfg.Upstreams, cfg.Health, cfg.Ejection, cfg.TLS, cfg.StickyCookie =
+		f.cfg.Upstream, f.cfg.Upstreams, f.cfg.Health, f.cfg.Ejection, f.cfg.TLS, f.cfg.StickyCookie
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("legacy config: %w", err)
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return build(cfg, f.pool, log, reg)
+}
+
+// build makes a forwarder on p and registers its metrics (and more) with
+// reg, all or none.
+func build(cfg Config, p *pool, log *zap.Logger, reg prometheus.Registerer, more ...prometheus.Collector) (*Forwarder, error) {
+	trusted, _ := parseTrusted(cfg.TrustedProxies) // validated by the caller
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	m, cs := newMetrics()
+	if err := promreg.Register(reg, "legacy", append(cs, more...)...); err != nil {
+		return nil, err
+	}
 	f := &Forwarder{
 		cfg:     cfg,
-		addr:    addr,
+		pool:    p,
 		trusted: trusted,
 		log:     log.Named("legacy"),
 		metrics: m,
-		dial:    dial,
 	}
 	f.tunnels = newTunnels(cfg.MaxTunnels, cfg.TunnelIdleTimeout, f.log, m.tunnelsOpen)
 	f.scratch.New = func() any { return new(scratch) }
 	f.bodies.New = func() any { return new(responseBody) }
-	f.hc = &fasthttp.HostClient{
-		Addr:        addr,
-		DialTimeout: f.dialUpstream,
-		Transport:   transport{},
-		// One retry, and only for what retryIf allows.
-		MaxIdemponentCallAttempts: 2,
-		RetryIfErr:                f.retryIf,
+	for _, b := range p.backends {
+		f.clients = append(f.clients, f.hostClient(b))
+	}
+	return f, nil
+}
+
+// hostClient is the connection pool to b.
+func (f *Forwarder) hostClient(b *backend) *fasthttp.HostClient {
+	cfg := f.cfg
+	return &fasthttp.HostClient{
+		Addr: b.addr,
+		// timeout is what is left of the exchange; DialTimeout caps it.
+		DialTimeout: func(_ string, timeout time.Duration) (net.Conn, error) {
+			c, err := f.dialConn(b, timeout)
+			if err != nil {
+				return nil, err
+			}
+			return c, nil
+		},
+		Transport: transport{},
+		// No retry in here: exchange retries, on another backend where
+		// there is one.
+		MaxIdemponentCallAttempts: 1,
 
 		MaxConns:            cfg.MaxConns,
 		MaxConnWaitTimeout:  cfg.Timeout, // the exchange deadline cuts it shorter
@@ -125,7 +179,9 @@ func newForwarder(cfg Config, log *zap.Logger, reg prometheus.Registerer, dial d
 		ConnPoolStrategy: fasthttp.LIFO,
 		ReadBufferSize:   cfg.MaxResponseHeaderBytes,
 		// ReadTimeout and WriteTimeout stay zero: upstreamConn enforces the
-		// idle timeouts, and the Do deadline bounds the rest.
+		// idle timeouts, and the Do deadline bounds the rest. TLS, for an
+		// https backend, is the dialer's (pool.dial), under upstreamConn's
+		// byte counts and head capture.
 
 		// Fidelity: names and targets as the client wrote them, nothing the
 		// client did not send (no User-Agent), never a redirect followed.
@@ -136,29 +192,18 @@ func newForwarder(cfg Config, log *zap.Logger, reg prometheus.Registerer, dial d
 		// fasthttp's messages would otherwise quote response heads.
 		SecureErrorLogMessage: true,
 	}
-	return f, nil
 }
 
 // headSlack is room for interim 1xx heads in the response-head capture.
 const headSlack = 1 << 10
 
-// dialUpstream is the HostClient's dialer. timeout is what is left of the
-// exchange; DialTimeout caps it.
-func (f *Forwarder) dialUpstream(addr string, timeout time.Duration) (net.Conn, error) {
-	c, err := f.dialConn(addr, timeout)
-	if err != nil {
-		return nil, err
-	}
-	return c, nil
-}
-
-func (f *Forwarder) dialConn(addr string, timeout time.Duration) (*upstreamConn, error) {
+func (f *Forwarder) dialConn(b *backend, timeout time.Duration) (*upstreamConn, error) {
 	if timeout <= 0 || timeout > f.cfg.DialTimeout {
 		timeout = f.cfg.DialTimeout
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	c, err := f.dial(ctx, addr)
+	c, err := f.pool.dial(ctx, b)
 	if err != nil {
 		return nil, err
 	}
@@ -167,21 +212,109 @@ func (f *Forwarder) dialConn(addr string, timeout time.Duration) (*upstreamConn,
 	return newUpstreamConn(c, f.cfg.ReadTimeout, f.cfg.WriteTimeout, f.cfg.MaxResponseHeaderBytes+headSlack), nil
 }
 
-// retryIf lets HostClient send a request a second time only when it is
-// idempotent (RFC 9110 §9.2.2) and failed on a keep-alive connection the
-// upstream had already closed, with nothing read back (transport marks those
-// errStaleConn). A request with a streamed body is never retried: its body
-// is gone (HostClient checks that too).
-func (f *Forwarder) retryIf(req *fasthttp.Request, _ int, err error) (resetTimeout, retry bool) {
-	var stale *errStaleConn
-	if !errors.As(err, &stale) || !idempotent(req.Header.Method()) || req.IsBodyStream() {
-		return false, false
+// exchange sends req to b and returns the backend that answered, or the
+// last one tried and its error. A request that never reached a backend is
+// sent again, at most maxAttempts times in all, to another backend where
+// there is one:
+//
+//   - a connection that could not be opened (refused, timed out, failed
+//     TLS handshake): nothing was sent, so any method, body or not (Nginx's
+//     proxy_next_upstream error does the same);
+//   - a kept-alive connection the backend had closed, nothing read back
+//     (transport marks those): idempotent requests (RFC 9110 §9.2.2)
+//     without a streamed body, whose body would be gone; with one backend,
+//     again to it on a fresh connection;
+//   - a new connection closed or reset before a byte of the answer: the
+//     same idempotent requests, to another backend only (this one may have
+//     run it and crashed).
+//
+// A timeout is never retried: the backend may still be working on it.
+func (f *Forwarder) exchange(b *backend, req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time, s *scratch) (*backend, error) {
+	var tried [maxAttempts]*backend
+	attempts := min(maxAttempts, max(2, len(f.pool.backends)))
+	// Request.Write closes a body stream: read it before the first try.
+	stream := req.IsBodyStream()
+	for k := 0; ; k++ {
+		tried[k] = b
+		b.requests.Inc()
+		b.outstanding.Add(1)
+		err := f.clients[b.i].DoDeadline(req, resp, deadline)
+		if err == nil {
+			return b, nil
+		}
+		b.outstanding.Add(-1)
+		if s.body.err != nil {
+			return b, err // the client's side failed, not the backend
+		}
+		retry, same, failure := retryable(err, req.Header.Method(), stream)
+		if failure {
+			f.pool.observe(b, true)
+		}
+		if !retry || k+1 >= attempts {
+			return b, err
+		}
+		next := f.pool.fallback(tried[:k+1])
+		if next == nil {
+			if !same {
+				return b, err
+			}
+			next = b
+		}
+		f.metrics.retries.Inc()
+		if ce := f.log.Check(zap.DebugLevel, "retrying"); ce != nil {
+			ce.Write(zap.ByteString("method", req.Header.Method()), zap.String("failed", b.addr),
+				zap.String("next", next.addr), zap.Error(err))
+		}
+		b = next
 	}
-	f.metrics.retries.Inc()
-	if ce := f.log.Check(zap.DebugLevel, "retrying on a fresh connection"); ce != nil {
-		ce.Write(zap.ByteString("method", req.Header.Method()), zap.Error(err))
+}
+
+// retryable says whether a failed exchange may be sent again (see
+// exchange), whether to the same backend too, and whether the failure
+// counts against the backend for passive ejection (a kept-alive connection
+// closed under a request is the ordinary keep-alive race, and a full
+// connection pool is this proxy's limit).
+func retryable(err error, method []byte, stream bool) (retry, same, failure bool) {
+	var (
+		op *net.OpError
+		na *errNoAnswer
+	)
+	switch {
+	case errors.As(err, &op) && op.Op == "dial", errors.Is(err, fasthttp.ErrDialTimeout):
+		return true, false, true
+	case errors.As(err, &na):
+		return idempotent(method) && !stream, na.reused, !na.reused
+	case errors.Is(err, fasthttp.ErrNoFreeConns):
+		return false, false, false
 	}
-	return false, true // the retry shares the exchange deadline
+	return false, false, true
+}
+
+// choose picks the backend for ctx: the one its sticky cookie names while
+// that one is usable, else the balancer's. assign: the answer should set
+// the cookie.
+func (f *Forwarder) choose(ctx *fasthttp.RequestCtx) (b *backend, assign bool) {
+	if f.cfg.StickyCookie == "" {
+		return f.pool.pick(), false
+	}
+	if b := f.pool.byCookie(ctx.Request.Header.Cookie(f.cfg.StickyCookie)); b != nil {
+		return b, false
+	}
+	return f.pool.pick(), true
+}
+
+// stickyField is the Set-Cookie line naming b. Secure when the client
+// came over TLS; HttpOnly, since no script needs it.
+func (f *Forwarder) stickyField(dst []byte, ctx *fasthttp.RequestCtx, b *backend) []byte {
+	dst = append(dst, "Set-Cookie: "...)
+	dst = append(dst, f.cfg.StickyCookie...)
+	dst = append(dst, '=')
+	dst = append(dst, b.id...)
+	dst = append(dst, "; Path=/; HttpOnly; SameSite=Lax"...)
+	if ctx.IsTLS() {
+		dst = append(dst, "; Secure"...)
+	}
+	return append(dst, "\r\n"...)
 }
 
 // Serve forwards the request in ctx and puts the upstream's answer in
@@ -194,9 +327,12 @@ func (f *Forwarder) Serve(ctx *fasthttp.RequestCtx) error {
 }
 
 // ServeObserved is Serve with obs told about the body streamed to the
-// client (the shadow engine keeps its copy of a sampled answer this way). observed reports whether obs will be called: false when Serve
-// failed, when the answer has no body (HEAD, 204, 304) or when the request
-// became a WebSocket tunnel.
+// client (the shadow engine keeps its copy of a sampled answer this way).
+// observed reports whether obs will be called: false when Serve failed,
+// when the answer has no body (HEAD, 204, 304) or when the request became a
+// WebSocket tunnel. An observed answer never gets the sticky cookie: the
+// comparison would see it as a difference (the client gets it from its
+// next legacy answer that is not compared).
 func (f *Forwarder) ServeObserved(ctx *fasthttp.RequestCtx, obs routes.BodyObserver) (observed bool, err error) {
 	return f.serve(ctx, obs)
 }
@@ -209,34 +345,43 @@ func (f *Forwarder) serve(ctx *fasthttp.RequestCtx, obs routes.BodyObserver) (bo
 		f.scratch.Put(s)
 	}()
 
+	chosen, assign := f.choose(ctx)
 	if isWebSocketUpgrade(&ctx.Request.Header) && servedConn(ctx) {
-		return false, f.serveUpgrade(ctx, s)
+		return false, f.serveUpgrade(ctx, s, chosen)
 	}
 
 	req := fasthttp.AcquireRequest()
 	defer fasthttp.ReleaseRequest(req)
-	f.buildRequest(ctx, req, s)
+	f.buildRequest(ctx, req, s, chosen)
 
 	resp := fasthttp.AcquireResponse()
 	resp.Header.SetNoDefaultContentType(true) // else Content-Type reads as text/plain when absent
-	if err := f.hc.DoDeadline(req, resp, deadline); err != nil {
+	b, err := f.exchange(chosen, req, resp, deadline, s)
+	if err != nil {
 		fasthttp.ReleaseResponse(resp)
 		if s.body.err != nil {
-			return false, fmt.Errorf("forward to %s: read request body: %w", f.addr, s.body.err)
+			return false, fmt.Errorf("forward to %s: read request body: %w", b.addr, s.body.err)
 		}
-		return false, f.upstreamError(err)
+		return false, f.upstreamError(b, err)
+	}
+	if f.setSticky && obs == nil && (assign || b != chosen) {
+		s.extra = f.stickyField(s.extra, ctx, b)
 	}
 
 	stream := resp.BodyStream()
 	if err := s.copyResponseHeader(&ctx.Response.Header, &resp.Header, stream == nil, f.cfg.MaxResponseHeaderBytes); err != nil {
 		fasthttp.ReleaseResponse(resp) // closes the connection: the body is unread
+		f.done(b, true)
 		f.metrics.badResponse.Inc()
-		return false, fmt.Errorf("forward to %s: %w: %w", f.addr, ErrBadUpstreamResponse, err)
+		return false, fmt.Errorf("forward to %s: %w: %w", b.addr, ErrBadUpstreamResponse, err)
 	}
+	failed := resp.StatusCode() >= fasthttp.StatusInternalServerError
 	if stream == nil { // HEAD, 1xx, 204, 304: the head is the whole answer
 		fasthttp.ReleaseResponse(resp)
+		f.done(b, failed)
 		return false, nil
 	}
+	f.pool.observe(b, failed)
 	n := resp.Header.ContentLength()
 	if n < 0 {
 		// Chunked, or until the upstream closes: chunked to the client. Such
@@ -244,15 +389,21 @@ func (f *Forwarder) serve(ctx *fasthttp.RequestCtx, obs routes.BodyObserver) (bo
 		n = -1
 		ctx.Response.ImmediateHeaderFlush = true
 	}
-	b := f.bodies.Get().(*responseBody)
-	b.f, b.resp, b.r, b.want, b.obs = f, resp, stream, int64(n), obs
-	b.id = append(b.id[:0], s.id...)
-	ctx.Response.SetBodyStream(b, n)
+	rb := f.bodies.Get().(*responseBody)
+	rb.f, rb.b, rb.resp, rb.r, rb.want, rb.obs = f, b, resp, stream, int64(n), obs
+	rb.id = append(rb.id[:0], s.id...)
+	ctx.Response.SetBodyStream(rb, n)
 	return obs != nil, nil
 }
 
+// done ends an exchange with b whose answer is complete.
+func (f *Forwarder) done(b *backend, failed bool) {
+	f.pool.observe(b, failed)
+	b.outstanding.Add(-1)
+}
+
 // buildRequest makes req the upstream copy of the request in ctx.
-func (f *Forwarder) buildRequest(ctx *fasthttp.RequestCtx, req *fasthttp.Request, s *scratch) {
+func (f *Forwarder) buildRequest(ctx *fasthttp.RequestCtx, req *fasthttp.Request, s *scratch, b *backend) {
 	in := &ctx.Request.Header
 	out := &req.Header
 	out.DisableNormalizing()
@@ -268,7 +419,7 @@ func (f *Forwarder) buildRequest(ctx *fasthttp.RequestCtx, req *fasthttp.Request
 	out.SetRequestURIBytes(target)
 
 	n := in.ContentLength()
-	s.copyRequestHeader(out, in, f.peer(ctx), n == -1, authority, f.addr)
+	s.copyRequestHeader(out, in, f.peer(ctx), n == -1, authority, b.addr)
 	if n <= 0 && n != -1 {
 		return // no body (or Content-Length: 0, framed by fasthttp)
 	}
@@ -338,9 +489,9 @@ func (f *Forwarder) peer(ctx *fasthttp.RequestCtx) peer {
 	return p
 }
 
-// upstreamError classifies a failed exchange, counts it, and wraps it with
-// the sentinel the front door maps to a status.
-func (f *Forwarder) upstreamError(err error) error {
+// upstreamError classifies a failed exchange with b, counts it, and wraps
+// it with the sentinel the front door maps to a status.
+func (f *Forwarder) upstreamError(b *backend, err error) error {
 	var (
 		op       *net.OpError
 		ne       net.Error
@@ -363,32 +514,24 @@ func (f *Forwarder) upstreamError(err error) error {
 		c, sentinel = f.metrics.badResponse, ErrBadUpstreamResponse
 	}
 	c.Inc()
-	return fmt.Errorf("forward to %s: %w: %w", f.addr, sentinel, err)
-}
-
-// Ping reports whether the upstream accepts a TCP connection within
-// Config.DialTimeout (or ctx, if sooner), for /readyz. It does not reach
-// PHP.
-func (f *Forwarder) Ping(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, f.cfg.DialTimeout)
-	defer cancel()
-	c, err := f.dial(ctx, f.addr)
-	if err != nil {
-		return fmt.Errorf("ping %s: %w: %w", f.addr, ErrUpstreamUnreachable, err)
-	}
-	_ = c.Close()
-	return nil
+	return fmt.Errorf("forward to %s: %w: %w", b.addr, sentinel, err)
 }
 
 // Close closes the idle upstream connections, ends every websocket tunnel
-// and waits for their goroutines, and refuses new tunnels from then on.
-// Requests still streaming keep their connections until they end. fasthttp's
+// and waits for their goroutines, and refuses new tunnels from then on; the
+// forwarder New built also stops its ejection timers. Requests still
+// streaming keep their connections until they end. fasthttp's
 // idle-connection cleaner has no stop: it exits by itself within
 // IdleConnTimeout once no connection is left. Calling Close again is
 // harmless.
 func (f *Forwarder) Close() {
 	f.tunnels.closeAll()
-	f.hc.CloseIdleConnections()
+	for _, hc := range f.clients {
+		hc.CloseIdleConnections()
+	}
+	if f.owner {
+		f.pool.close()
+	}
 }
 
 // metrics are the forwarder's Prometheus series; each error kind's counter
@@ -400,16 +543,18 @@ type metrics struct {
 	tunnelsRefused                          prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+// newMetrics makes the forwarder's series, and the collectors to register.
+func newMetrics() (*metrics, []prometheus.Collector) {
 	errs := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "strangler_upstream_errors_total",
-		Help: "Failed exchanges with the monolith by kind: dial (connection refused or not opened in time), " +
+		Help: "Failed exchanges with the monolith, after retries, by kind: dial (connection refused or not opened in time), " +
 			"timeout (no response head in time), reset (closed before an answer), bad_response (not HTTP, " +
 			"head too large), body (cut off while streaming the body to the client).",
 	}, []string{"kind"})
 	retries := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "strangler_upstream_retries_total",
-		Help: "Idempotent requests sent again after a kept-alive connection turned out closed.",
+		Help: "Requests sent again (to another backend where there is one) after they never reached one: " +
+			"a connection not opened, or, for idempotent requests, closed before any answer.",
 	})
 	tunnelsOpen := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "strangler_upstream_tunnels_open",
@@ -419,9 +564,6 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Name: "strangler_upstream_tunnels_refused_total",
 		Help: "WebSocket upgrades answered 503 because legacy.max_tunnels were open.",
 	})
-	if err := promreg.Register(reg, "legacy", errs, retries, tunnelsOpen, tunnelsRefused); err != nil {
-		return nil, err
-	}
 	return &metrics{
 		dial:        errs.WithLabelValues("dial"),
 		timeout:     errs.WithLabelValues("timeout"),
@@ -432,5 +574,5 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 
 		tunnelsOpen:    tunnelsOpen,
 		tunnelsRefused: tunnelsRefused,
-	}, nil
+	}, []prometheus.Collector{errs, retries, tunnelsOpen, tunnelsRefused}
 }

@@ -67,11 +67,11 @@ func TestCloseStopsCleaner(t *testing.T) {
 	if head, _ := dial(t, fr.addr).do(t, "GET / HTTP/1.1\r\nHost: h\r\n\r\n", false); status(t, head) != 200 {
 		t.Fatalf("got %q", head)
 	}
-	if !cleanerRunning(fwd.hc) {
+	if !cleanerRunning(fwd.clients[0]) {
 		t.Fatal("no connection cleaner after a request: the test checks nothing")
 	}
 	fwd.Close()
-	waitFor(t, "the connection cleaner to exit", func() bool { return !cleanerRunning(fwd.hc) })
+	waitFor(t, "the connection cleaner to exit", func() bool { return !cleanerRunning(fwd.clients[0]) })
 }
 
 // cleanerRunning reports whether hc's cleaner goroutine is alive (other

@@ -123,5 +123,5 @@ func TestAbortedExchangesLeaveNoPooledConnection(t *testing.T) {
 	case <-time.After(ioTimeout):
 		t.Fatal("the timed-out connection was kept")
 	}
-	waitFor(t, "no upstream connection left", func() bool { return fwd.hc.ConnsCount() == 0 })
+	waitFor(t, "no upstream connection left", func() bool { return fwd.clients[0].ConnsCount() == 0 })
 }

@@ -35,9 +35,10 @@ type scratch struct {
 
 	sawHost, sawProto, sawFwdHost bool
 
-	head []byte // the response head, serialized for re-parsing
-	rd   bytes.Reader
-	br   *bufio.Reader
+	head  []byte // the response head, serialized for re-parsing
+	extra []byte // fields the forwarder adds to the response head (the sticky cookie)
+	rd    bytes.Reader
+	br    *bufio.Reader
 
 	body requestBody
 }
@@ -46,7 +47,7 @@ func (s *scratch) reset() {
 	clear(s.parsed) // drop the references into the finished request
 	clear(s.tokens)
 	s.parsed, s.tokens = s.parsed[:0], s.tokens[:0]
-	s.xff, s.id, s.head, s.host = s.xff[:0], nil, s.head[:0], nil
+	s.xff, s.id, s.head, s.host, s.extra = s.xff[:0], nil, s.head[:0], nil, s.extra[:0]
 	s.sawHost, s.sawProto, s.sawFwdHost = false, false, false
 	s.rd.Reset(nil)
 	s.body = requestBody{}
@@ -247,6 +248,7 @@ func (s *scratch) copyResponseHeader(dst, src *fasthttp.ResponseHeader, keepLeng
 		b = append(b, v...)
 		b = append(b, "\r\n"...)
 	}
+	b = append(b, s.extra...)
 	b = append(b, "\r\n"...)
 	s.head = b
 

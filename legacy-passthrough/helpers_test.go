@@ -154,9 +154,9 @@ func serve(t testing.TB, srv *fasthttp.Server) string {
 	return ln.Addr().String()
 }
 
-// backend is an upstream fasthttp server (NoDefaultDate: fasthttp's date
+// fastUpstream is an upstream fasthttp server (NoDefaultDate: fasthttp's date
 // ticker would outlive the test).
-func backend(t testing.TB, h fasthttp.RequestHandler) string {
+func fastUpstream(t testing.TB, h fasthttp.RequestHandler) string {
 	t.Helper()
 	return serve(t, &fasthttp.Server{
 		Handler:                       h,

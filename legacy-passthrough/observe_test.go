@@ -56,7 +56,7 @@ func observedFront(t *testing.T, fwd *Forwarder, obs chan *recordingObserver, ob
 // client got all of them; a body-less answer is not observed at all.
 func TestServeObservedReportsTheBodyTheClientGets(t *testing.T) {
 	chunked := strings.Repeat("chunk-", 2000)
-	up := backend(t, func(ctx *fasthttp.RequestCtx) {
+	up := fastUpstream(t, func(ctx *fasthttp.RequestCtx) {
 		switch string(ctx.Path()) {
 		case "/sized":
 			ctx.SetBodyString(`{"sized":true}`)

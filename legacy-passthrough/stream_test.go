@@ -35,7 +35,7 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 // a body that keeps coming may take longer.
 func TestSlowDownloadOutlivesTimeout(t *testing.T) {
 	const chunks = 8
-	up := backend(t, func(ctx *fasthttp.RequestCtx) {
+	up := fastUpstream(t, func(ctx *fasthttp.RequestCtx) {
 		ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
 			for i := range chunks {
 				fmt.Fprintf(w, "chunk %d\n", i)
@@ -108,7 +108,7 @@ func TestBodyCutShort(t *testing.T) {
 				}
 			}
 			waitFor(t, "the body error to be counted", func() bool { return counter(t, fwd, "body") == 1 })
-			waitFor(t, "no upstream connection left", func() bool { return fwd.hc.ConnsCount() == 0 })
+			waitFor(t, "no upstream connection left", func() bool { return fwd.clients[0].ConnsCount() == 0 })
 		})
 	}
 }
@@ -149,7 +149,7 @@ func TestClientLeavesMidDownload(t *testing.T) {
 	case <-time.After(ioTimeout):
 		t.Fatal("the upstream connection stayed open after the client left")
 	}
-	waitFor(t, "no upstream connection left", func() bool { return fwd.hc.ConnsCount() == 0 })
+	waitFor(t, "no upstream connection left", func() bool { return fwd.clients[0].ConnsCount() == 0 })
 	if n := counter(t, fwd, "body"); n != 0 {
 		t.Errorf("body errors = %v: a client leaving is not an upstream error", n)
 	}
@@ -211,7 +211,7 @@ func (w *memWatch) check(t testing.TB) {
 
 func TestBigUpload(t *testing.T) {
 	size := bigSize()
-	up := backend(t, func(ctx *fasthttp.RequestCtx) {
+	up := fastUpstream(t, func(ctx *fasthttp.RequestCtx) {
 		c := newPatternChecker()
 		_, err := io.Copy(c, ctx.RequestBodyStream())
 		fmt.Fprintf(ctx, "%d %d %v", c.n, c.bad, err)
@@ -259,7 +259,7 @@ func TestBigDownload(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			up := backend(t, func(ctx *fasthttp.RequestCtx) {
+			up := fastUpstream(t, func(ctx *fasthttp.RequestCtx) {
 				if tt.chunked {
 					// Hidden from fasthttp, which frames a LimitedReader
 					// with its length.

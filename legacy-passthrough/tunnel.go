@@ -95,7 +95,7 @@ func hasToken(v []byte, token string) bool {
 
 // serveUpgrade forwards a websocket handshake and, on 101, arranges for the
 // tunnel to start once fasthttp has written the 101 to the client.
-func (f *Forwarder) serveUpgrade(ctx *fasthttp.RequestCtx, s *scratch) error {
+func (f *Forwarder) serveUpgrade(ctx *fasthttp.RequestCtx, s *scratch, b *backend) error {
 	t := f.tunnels.reserve()
 	if t == nil {
 		f.metrics.tunnelsRefused.Inc()
@@ -115,28 +115,30 @@ func (f *Forwarder) serveUpgrade(ctx *fasthttp.RequestCtx, s *scratch) error {
 	}()
 
 	deadline := time.Now().Add(f.cfg.Timeout)
-	uc, err := f.dialConn(f.addr, time.Until(deadline))
+	b.requests.Inc()
+	uc, err := f.dialConn(b, time.Until(deadline))
 	if err != nil {
-		return f.upstreamError(err)
+		f.pool.observe(b, true)
+		return f.upstreamError(b, err)
 	}
 	if !t.attach(uc.Conn) {
 		_ = uc.Close()
-		return fmt.Errorf("forward to %s: %w: shutting down", f.addr, ErrUpstreamUnreachable)
+		return fmt.Errorf("forward to %s: %w: shutting down", b.addr, ErrUpstreamUnreachable)
 	}
 	_ = uc.SetWriteDeadline(deadline)
 	_ = uc.SetReadDeadline(deadline)
 
 	req := fasthttp.AcquireRequest()
 	defer fasthttp.ReleaseRequest(req)
-	f.buildRequest(ctx, req, s)
+	f.buildRequest(ctx, req, s, b)
 	req.Header.Add("Connection", "Upgrade")
 	req.Header.Add("Upgrade", "websocket")
 	bw := bufio.NewWriterSize(uc, 4<<10)
 	if err := req.Write(bw); err != nil {
-		return f.upstreamError(err)
+		return f.upstreamError(b, err)
 	}
 	if err := bw.Flush(); err != nil {
-		return f.upstreamError(err)
+		return f.upstreamError(b, err)
 	}
 
 	resp := fasthttp.AcquireResponse()
@@ -145,21 +147,23 @@ func (f *Forwarder) serveUpgrade(ctx *fasthttp.RequestCtx, s *scratch) error {
 	resp.Header.SetNoDefaultContentType(true)
 	br := bufio.NewReaderSize(uc, f.cfg.MaxResponseHeaderBytes)
 	if err := resp.ReadLimitBody(br, maxRefusalBody); err != nil {
-		return f.upstreamError(err)
+		f.pool.observe(b, true)
+		return f.upstreamError(b, err)
 	}
+	f.pool.observe(b, resp.StatusCode() >= fasthttp.StatusInternalServerError)
 	if err := uc.checkHead(); err != nil {
 		f.metrics.badResponse.Inc()
-		return fmt.Errorf("forward to %s: %w: %w", f.addr, ErrBadUpstreamResponse, err)
+		return fmt.Errorf("forward to %s: %w: %w", b.addr, ErrBadUpstreamResponse, err)
 	}
 	switching := resp.StatusCode() == fasthttp.StatusSwitchingProtocols
 	if switching && !hasToken(resp.Header.Peek("Upgrade"), "websocket") {
 		f.metrics.badResponse.Inc()
-		return fmt.Errorf("forward to %s: %w: %w", f.addr, ErrBadUpstreamResponse, errUpgradeMismatch)
+		return fmt.Errorf("forward to %s: %w: %w", b.addr, ErrBadUpstreamResponse, errUpgradeMismatch)
 	}
 	if err := s.copyResponseHeader(&ctx.Response.Header, &resp.Header, false, f.cfg.MaxResponseHeaderBytes); err != nil {
 		clearHeader(&ctx.Response.Header)
 		f.metrics.badResponse.Inc()
-		return fmt.Errorf("forward to %s: %w: %w", f.addr, ErrBadUpstreamResponse, err)
+		return fmt.Errorf("forward to %s: %w: %w", b.addr, ErrBadUpstreamResponse, err)
 	}
 	if !switching {
 		// Refused (400, 403, 426...): an ordinary answer; the connection
@@ -182,7 +186,7 @@ func (f *Forwarder) serveUpgrade(ctx *fasthttp.RequestCtx, s *scratch) error {
 	// never called, and the guard closes the upstream connection instead.
 	if !t.pend(f.cfg.Timeout) {
 		clearHeader(&ctx.Response.Header)
-		return fmt.Errorf("forward to %s: %w: shutting down", f.addr, ErrUpstreamUnreachable)
+		return fmt.Errorf("forward to %s: %w: shutting down", b.addr, ErrUpstreamUnreachable)
 	}
 	ctx.Hijack(t.run)
 	handedOver = true

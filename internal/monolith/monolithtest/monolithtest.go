@@ -3,6 +3,9 @@ package monolithtest
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,13 +27,43 @@ func Start(t testing.TB, o monolith.Options) *monolith.Monolith {
 	if err != nil {
 		t.Fatalf("start monolith: %v", err)
 	}
+	stopAtEnd(t, "monolith", m)
+	return m
+}
+
+// StartN starts n monoliths at once, each as Start does, for tests of
+// several backends.
+func StartN(t testing.TB, n int, o monolith.Options) []*monolith.Monolith {
+	t.Helper()
+	ms := make([]*monolith.Monolith, n)
+	errs := make([]error, n)
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { ms[i], errs[i] = monolith.Start(ctx, o) })
+	}
+	wg.Wait()
+	for i, m := range ms {
+		if m != nil {
+			stopAtEnd(t, fmt.Sprintf("monolith %d", i), m)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		t.Fatalf("start monoliths: %v", err)
+	}
+	return ms
+}
+
+// stopAtEnd stops m when the test ends, logging its logs' tails first if
+// the test failed. Stopping it earlier is fine: Stop is idempotent.
+func stopAtEnd(t testing.TB, name string, m *monolith.Monolith) {
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("monolith %s logs:\n%s", m.URL, m.LogTail())
+			t.Logf("%s %s logs:\n%s", name, m.URL, m.LogTail())
 		}
 		if err := m.Stop(); err != nil {
-			t.Errorf("stop monolith: %v", err)
+			t.Errorf("stop %s: %v", name, err)
 		}
 	})
-	return m
 }
