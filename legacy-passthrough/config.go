@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -337,6 +338,22 @@ func (c Config) Validate() error {
 			c.MaxResponseHeaderBytes, minResponseHeaderBytes, maxResponseHeaderBytes, DefaultMaxResponseHeaderBytes)
 	}
 	return errors.Join(errs...)
+}
+
+// Summary names the backends for logs and `strangler check`: the upstream
+// URL, or the upstreams' URLs with their weights when not 1.
+func (c Config) Summary() string {
+	if len(c.Upstreams) == 0 {
+		return c.Upstream
+	}
+	parts := make([]string, len(c.Upstreams))
+	for i, b := range c.Upstreams {
+		parts[i] = b.URL
+		if b.Weight > 1 {
+			parts[i] += " (weight " + strconv.Itoa(b.Weight) + ")"
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // target is one backend as dialed.

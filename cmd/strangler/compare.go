@@ -51,7 +51,7 @@ func parseCompareFlags(args []string, stderr io.Writer) (compareFlags, bool) {
 	fs.StringVar(&f.config, "config", defaultConfig, "config file: the route table, the legacy timeouts, the hot cache")
 	fs.StringVar(&f.capture, "capture", "", "capture file (JSONL) to replay; required")
 	fs.StringVar(&f.route, "route", "", "route to compare; required")
-	fs.StringVar(&f.legacy, "legacy", "", "the monolith's base URL (default: legacy.upstream of the config)")
+	fs.StringVar(&f.legacy, "legacy", "", "the monolith's base URL (default: the config's legacy.upstream or upstreams)")
 	fs.StringVar(&f.out, "out", "report.html", "HTML report to write")
 	fs.IntVar(&f.concurrency, "concurrency", 4, "requests replayed at once")
 	fs.Uint64Var(&f.minComparisons, "min-comparisons", 0, "override the route's verdict.min_comparisons (0: keep it)")
@@ -155,7 +155,7 @@ func newReplay(f compareFlags, stderr io.Writer) (_ *replay, err error) {
 
 	lc := c.Legacy
 	if f.legacy != "" {
-		lc.Upstream = f.legacy
+		lc.Upstream, lc.Upstreams = f.legacy, nil
 	}
 	lc.MaxConns = max(lc.MaxConns, 2*f.concurrency)
 	if r.fwd, err = legacy.New(lc, log, prometheus.NewRegistry()); err != nil {

@@ -46,7 +46,7 @@ type fileConfig struct {
 	Spool  spool.Config  `mapstructure:"spool"`
 	Kafka  kafka.Config  `mapstructure:"kafka"`
 	// HotCache is the campaign data of the events intake and the campaign
-	// routes. Its source is required, as legacy.upstream is.
+	// routes. Its source is required, as legacy.upstream(s) is.
 	HotCache hotcache.Config `mapstructure:"hotcache"`
 }
 
@@ -146,6 +146,7 @@ func decode(v *viper.Viper, c *fileConfig) error {
 	d, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
 		DecodeHook: mapstructure.ComposeDecodeHookFunc(
 			strictDuration,
+			legacy.BackendFromString,
 			mapstructure.StringToTimeDurationHookFunc(),
 			mapstructure.StringToSliceHookFunc(","),
 		),

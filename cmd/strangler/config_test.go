@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/strangler-proxy/strangler/legacy-passthrough"
 	"github.com/strangler-proxy/strangler/ported/delivery"
 	"github.com/strangler-proxy/strangler/ported/events"
 	"github.com/strangler-proxy/strangler/ported/hotcache"
@@ -30,6 +31,9 @@ func TestShippedConfigSpellsOutTheDefaults(t *testing.T) {
 	if len(c.Kafka.Brokers) == 0 {
 		c.Kafka.Brokers = nil // `brokers: []` and no key mean the same
 	}
+	if len(c.Legacy.Upstreams) == 0 && len(c.Legacy.TrustedProxies) == 0 {
+		c.Legacy.Upstreams, c.Legacy.TrustedProxies = nil, nil
+	}
 	tests := []struct {
 		section   string
 		got, want any
@@ -38,6 +42,7 @@ func TestShippedConfigSpellsOutTheDefaults(t *testing.T) {
 		{"spool", c.Spool, spool.Config{}.WithDefaults()},
 		{"kafka", c.Kafka, kafka.Config{}.WithDefaults()},
 		{"hotcache", c.HotCache, hotcache.Config{Source: c.HotCache.Source}.WithDefaults()},
+		{"legacy", c.Legacy, legacy.Config{Upstream: c.Legacy.Upstream}.WithDefaults()},
 	}
 	for _, tt := range tests {
 		if !reflect.DeepEqual(tt.got, tt.want) {

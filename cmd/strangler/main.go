@@ -141,7 +141,7 @@ func check(path string, stdout, stderr io.Writer) int {
 		return exitFailure
 	}
 	fmt.Fprintf(stdout, "%s: ok: %s; listen %s, admin %s, upstream %s; %s; hotcache %s\n",
-		path, routeSummary(table), c.Proxy.Listen, c.Proxy.AdminListen, c.Legacy.Upstream,
+		path, routeSummary(table), c.Proxy.Listen, c.Proxy.AdminListen, c.Legacy.Summary(),
 		deliverySummary(c), c.HotCache.Source)
 	return exitOK
 }

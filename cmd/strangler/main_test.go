@@ -72,6 +72,11 @@ func TestCheck(t *testing.T) {
 		{"required keys only: all defaults", minimal, 0, []string{"ok: 0 routes", "listen :8080", "delivery spool (no kafka.brokers"}},
 		{"empty file: the upstream and the campaign source are required", "\n", 1, []string{"legacy: upstream: missing", "hotcache.source: required"}},
 		{"kill switch", minimal + "all_legacy: true\n", 0, []string{"all_legacy on"}},
+		{"several backends", "hotcache:\n  source: file://c.json\nlegacy:\n  upstreams:\n    - http://10.0.0.1:80\n    - {url: \"https://10.0.0.2\", weight: 2}\n" +
+			"  health: {path: /healthz-php, interval: 2s}\n  sticky_cookie: SRVID\n", 0,
+			[]string{"upstream http://10.0.0.1:80, https://10.0.0.2 (weight 2)"}},
+		{"both upstream forms", legacyOnly + "  upstreams: [http://10.0.0.1:80]\nhotcache:\n  source: file://c.json\n", 1, []string{"legacy: upstream and upstreams are both set"}},
+		{"unknown health key", legacyOnly + "  health: {pth: /x}\nhotcache:\n  source: file://c.json\n", 1, []string{`unknown key "legacy.health.pth"`}},
 		{"brokers", minimal + "kafka:\n  brokers: [k1:9092, k2:9092]\n", 0, []string{"delivery spool → kafka k1:9092,k2:9092 topic events.v1"}},
 		{"brokers as a comma list", minimal + "kafka:\n  brokers: k1:9092,k2:9092\n", 0, []string{"kafka k1:9092,k2:9092 topic"}},
 		{"direct delivery", minimal + "events:\n  delivery: direct\nkafka:\n  brokers: [k:9092]\n", 0, []string{"delivery direct → kafka k:9092"}},

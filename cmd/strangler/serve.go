@@ -76,7 +76,8 @@ type app struct {
 	admin   *proxy.Admin
 	watcher *routes.Watcher
 	ln, aln net.Listener
-	// stopBackground stops the routes watcher and the hot-cache refresher.
+	// stopBackground stops the routes watcher, the hot-cache refresher and
+	// the legacy health checks.
 	stopBackground context.CancelFunc
 	done           chan result // one per goroutine below
 	// shadow is the shadow side: registry, sinks, forwarder, diff log.
@@ -92,7 +93,7 @@ type result struct {
 // start builds every component and starts serving. On error it undoes
 // what it did and returns the first error.
 func start(c fileConfig, path string, log, access *zap.Logger, hup <-chan os.Signal) (_ *app, err error) {
-	a := &app{log: log, cfg: c, done: make(chan result, 4)}
+	a := &app{log: log, cfg: c, done: make(chan result, 5)}
 	var undo []func()
 	defer func() {
 		if err != nil {
@@ -109,9 +110,14 @@ func start(c fileConfig, path string, log, access *zap.Logger, hup <-chan os.Sig
 		return nil, err
 	}
 	undo = append(undo, func() { _ = a.backend.close() })
+	a.fwd, err = legacy.New(c.Legacy, log, reg)
+	if err != nil {
+		return nil, fmt.Errorf("legacy forwarder: %w", err)
+	}
+	undo = append(undo, a.fwd.Close)
 	// Shadow execution: the live sink tapped, and a second registry on
 	// shadow dependencies (see shadow.go).
-	deps, shadowSide, err := withShadow(a.backend.deps(log, reg), c, log)
+	deps, shadowSide, err := withShadow(a.backend.deps(log, reg), a.fwd, c, log)
 	if err != nil {
 		return nil, err
 	}
@@ -135,12 +141,6 @@ func start(c fileConfig, path string, log, access *zap.Logger, hup <-chan os.Sig
 		return nil, err
 	}
 	live.Store(table)
-
-	a.fwd, err = legacy.New(c.Legacy, log, reg)
-	if err != nil {
-		return nil, fmt.Errorf("legacy forwarder: %w", err)
-	}
-	undo = append(undo, a.fwd.Close)
 
 	a.front, err = proxy.New(a.shadow.options(proxy.Options{
 		Config: c.Proxy, Live: live, Legacy: a.fwd,
@@ -178,11 +178,12 @@ func start(c fileConfig, path string, log, access *zap.Logger, hup <-chan os.Sig
 	go func() { a.done <- result{"admin", a.admin.Serve(a.aln)} }()
 	go func() { a.done <- result{"routes watcher", a.watcher.Run(bgCtx)} }()
 	go func() { a.done <- result{"hotcache refresher", a.backend.cache.Run(bgCtx)} }()
+	go func() { a.done <- result{"legacy health checks", a.fwd.Run(bgCtx)} }()
 
 	log.Info("started",
 		zap.String("listen", a.ln.Addr().String()),
 		zap.String("admin_listen", a.aln.Addr().String()),
-		zap.String("upstream", c.Legacy.Upstream),
+		zap.String("upstream", c.Legacy.Summary()),
 		zap.String("routes", routeSummary(table)),
 		zap.String("events", deliverySummary(c)),
 		zap.String("hotcache", c.HotCache.Source),

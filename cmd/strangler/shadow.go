@@ -20,8 +20,8 @@ import (
 // shadowSide is what shadow execution adds to the process: the registry
 // built a second time on shadow dependencies (a sink that records instead
 // of publishing), a tap on the live sink (what a Go primary really
-// published), a forwarder of its own for legacy candidates, and the diff
-// log.
+// published), a forwarder of its own for legacy candidates (derived from
+// the live one: its connections, their backends), and the diff log.
 type shadowSide struct {
 	registry routes.Registry
 	recorder *shadow.RecordingSink
@@ -37,7 +37,7 @@ type shadowSide struct {
 // withShadow returns the live handlers' dependencies with their sink
 // tapped, and the shadow side built from the same dependencies but for the
 // sink. On error nothing is left open.
-func withShadow(live handlerDeps, c fileConfig, log *zap.Logger) (_ handlerDeps, _ *shadowSide, err error) {
+func withShadow(live handlerDeps, fwd *legacy.Forwarder, c fileConfig, log *zap.Logger) (_ handlerDeps, _ *shadowSide, err error) {
 	s := &shadowSide{recorder: shadow.NewRecordingSink(0)}
 	if live.Sink != nil {
 		s.tap = shadow.NewTapSink(live.Sink, 0)
@@ -53,7 +53,9 @@ func withShadow(live handlerDeps, c fileConfig, log *zap.Logger) (_ handlerDeps,
 	if s.registry, err = registry(sd); err != nil {
 		return live, nil, fmt.Errorf("shadow handlers: %w", err)
 	}
-	if s.fwd, err = legacy.New(shadowLegacyConfig(c), log.Named("shadow"), prometheus.NewRegistry()); err != nil {
+	// The same backends, health and ejections as the client traffic's,
+	// on connections of its own.
+	if s.fwd, err = fwd.Derive(shadowLegacyConfig(c), log.Named("shadow"), prometheus.NewRegistry()); err != nil {
 		return live, nil, fmt.Errorf("shadow legacy forwarder: %w", err)
 	}
 	defer func() {
