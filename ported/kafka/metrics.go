@@ -68,6 +68,10 @@ type discardRegistry struct{}
 
 var _ gometrics.Registry = discardRegistry{}
 
+// DiscardMetrics is the go-metrics registry to give any other sarama
+// client in the process (a test's consumer), for the reasons above.
+func DiscardMetrics() gometrics.Registry { return discardRegistry{} }
+
 func (discardRegistry) Each(func(string, any))            {}
 func (discardRegistry) Get(string) any                    { return nil }
 func (discardRegistry) GetAll() map[string]map[string]any { return nil }

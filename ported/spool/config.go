@@ -51,10 +51,12 @@ type Config struct {
 	// Kafka is not draining it. 0 ⇒ 30s. (While it drains: 1s.)
 	FullRetryAfter time.Duration `mapstructure:"full_retry_after"`
 
-	// ForwardWindow bounds events sent to Kafka and not yet acked. 0 ⇒ 1024.
+	// ForwardWindow bounds events sent to Kafka and not yet acked; of one
+	// key there is never more than one in flight. 0 ⇒ 1024.
 	ForwardWindow int `mapstructure:"forward_window"`
 	// RetryBackoff is the first pause after a failed send; it doubles up to
-	// MaxRetryBackoff while the brokers stay away. 0 ⇒ 100ms and 10s.
+	// MaxRetryBackoff while the brokers stay away, and each pause is drawn
+	// from [d/2, d). 0 ⇒ 100ms and 10s.
 	RetryBackoff    time.Duration `mapstructure:"retry_backoff"`
 	MaxRetryBackoff time.Duration `mapstructure:"max_retry_backoff"`
 	// CheckpointInterval is the most often the acked position is fsynced.

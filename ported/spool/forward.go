@@ -3,6 +3,7 @@ package spool
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"time"
 
 	"go.uber.org/zap"
@@ -13,14 +14,14 @@ import (
 // Sender is the asynchronous side of the Kafka producer (kafka.Producer
 // satisfies it). Send returns once the message is handed over; ack is then
 // called exactly once with the outcome. If Send returns an error, ack is
-// never called. Messages sent in order keep their order per key.
+// never called.
 type Sender interface {
 	Send(ctx context.Context, m delivery.Message, ack func(error)) error
 }
 
 // Forward starts the forwarder, a goroutine owned by the spool that moves
-// events to sender in log order until ctx ends or Close. Call it once, when
-// Kafka is configured; without it events stay spooled.
+// events to sender in log order per key until ctx ends or Close. Call it
+// once, when Kafka is configured; without it events stay spooled.
 func (s *Spool) Forward(ctx context.Context, sender Sender) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -38,45 +39,72 @@ func (s *Spool) Forward(ctx context.Context, sender Sender) error {
 		window:  uint64(s.cfg.ForwardWindow),
 		ring:    make([]slot, s.cfg.ForwardWindow),
 		acks:    make(chan ack, s.cfg.ForwardWindow),
+		busy:    make(map[string]uint64),
+		waiting: make(map[string][]uint64),
 		backoff: s.cfg.RetryBackoff,
 		base:    s.acked.Load(),
 	}
-	f.next, f.ckptIdx = f.base+1, f.base
+	f.next, f.scanned, f.ckptIdx = f.base+1, f.base+1, f.base
 	s.fwdCancel, s.fwdDone = cancel, make(chan struct{})
 	go f.run(fctx, s.fwdDone)
 	return nil
 }
 
+type slotState uint8
+
+const (
+	slotUnsent   slotState = iota // read; waits for its key, or for a resend
+	slotInflight                  // handed to the sender, outcome pending
+	slotAcked                     // in Kafka (or a corrupt record, skipped)
+)
+
 type slot struct {
 	size  int64
-	acked bool
+	state slotState
 }
 
 type ack struct {
 	idx uint64
+	key string
 	err error
 }
 
-// forwarder keeps up to window events in flight. Entries in (base, next)
-// are sent; base is the end of the contiguous acked prefix, the only thing
-// ever checkpointed. After any failure it stops sending, waits for every
-// in-flight outcome, backs off, and resends from base+1 in the original
-// order: Kafka may get duplicates, never a gap, and the last copy of every
-// event lands in spool order.
+// forwarder keeps up to window events in flight, but never two of one key.
+//
+// That second rule is what keeps per-key order through outages. sarama
+// fails a batch back when its retries run out, or at once when it cannot
+// find the partition's leader (every broker away), and then bumps the
+// idempotent producer's epoch, which restarts the partition's sequence
+// numbers: the messages it still holds for that partition are accepted by
+// the broker under the new epoch, ahead of the failed one the forwarder
+// resends. With one event per key in flight, an event's successor is only
+// handed over once the event itself is acked, so nothing of its key can
+// overtake it, whatever the producer retries or gives up on. Events of
+// other keys still fill the window, so a single key's rate is bounded by
+// one broker round trip per event (acks=all) while the spool absorbs
+// bursts; most traffic is spread over many users.
+//
+// Entries in (base, scanned) have been read; base is the end of the
+// contiguous acked prefix, the only thing ever checkpointed. next is where
+// reading resumes: scanned, or lower while a resend walks the window again.
+// After any failure it stops sending, waits for every in-flight outcome,
+// backs off, and resends what is not acked, in log order per key.
 type forwarder struct {
 	s      *Spool
 	sender Sender
 	log    *zap.Logger
 
 	window uint64
-	ring   []slot // ring[idx%window] for idx in (base, next)
+	ring   []slot // ring[idx%window] for idx in (base, scanned)
 	acks   chan ack
 
-	base, next uint64
-	inflight   int
-	failed     error
-	retry      *time.Timer
-	backoff    time.Duration
+	base, next, scanned uint64
+	inflight            int
+	busy                map[string]uint64   // key → its one index in flight
+	waiting             map[string][]uint64 // key → read indexes behind it, in order
+	failed              error
+	retry               *time.Timer
+	backoff             time.Duration
 
 	ckptIdx    uint64
 	lastCkpt   time.Time
@@ -93,7 +121,7 @@ func (f *forwarder) run(ctx context.Context, done chan struct{}) {
 	defer f.persist(true)
 	draining := f.s.draining
 	for {
-		f.drainAcks()
+		f.drainAcks(ctx)
 		if ctx.Err() != nil {
 			return
 		}
@@ -103,8 +131,8 @@ func (f *forwarder) run(ctx context.Context, done chan struct{}) {
 		if f.failed != nil && f.inflight == 0 && f.retry == nil {
 			f.scheduleRetry()
 		}
-		if f.failed == nil && f.next <= f.s.last.Load() && f.next-f.base <= f.window {
-			f.sendNext(ctx)
+		if f.failed == nil && f.next <= f.s.last.Load() && (f.next < f.scanned || f.next-f.base <= f.window) {
+			f.readNext(ctx)
 			continue
 		}
 		var retryC <-chan time.Time
@@ -113,7 +141,7 @@ func (f *forwarder) run(ctx context.Context, done chan struct{}) {
 		}
 		select {
 		case a := <-f.acks:
-			f.handle(a)
+			f.handle(ctx, a)
 		case <-f.s.appended:
 		case <-retryC:
 			f.retry = nil
@@ -131,26 +159,36 @@ func (f *forwarder) run(ctx context.Context, done chan struct{}) {
 	}
 }
 
-func (f *forwarder) drainAcks() {
+func (f *forwarder) drainAcks(ctx context.Context) {
 	for {
 		select {
 		case a := <-f.acks:
-			f.handle(a)
+			f.handle(ctx, a)
 		default:
 			return
 		}
 	}
 }
 
-func (f *forwarder) sendNext(ctx context.Context) {
+// readNext takes entry next: it is sent, queued behind its key's event in
+// flight, or (acked already, corrupt) passed over.
+func (f *forwarder) readNext(ctx context.Context) {
 	idx := f.next
+	f.next++
+	sl := &f.ring[idx%f.window]
+	if idx == f.scanned {
+		f.scanned++
+		*sl = slot{}
+	} else if sl.state != slotUnsent {
+		return // acked before a resend started, or sent again already
+	}
 	b, err := f.s.read(idx)
 	if err != nil {
+		f.next--
 		f.fail(err)
 		return
 	}
-	sl := &f.ring[idx%f.window]
-	*sl = slot{size: framedSize(len(b))}
+	sl.size = framedSize(len(b))
 	rec, err := decodeRecord(b)
 	if err != nil {
 		// Not a torn tail (those are cut on open) but a damaged record
@@ -158,32 +196,77 @@ func (f *forwarder) sendNext(ctx context.Context) {
 		// every event behind it.
 		f.log.Error("skipping a corrupt spool record", zap.Uint64("index", idx), zap.Error(err))
 		f.s.m.corrupt.Inc()
-		sl.acked = true
-		f.next++
+		sl.state = slotAcked
 		f.advance()
 		return
 	}
-	err = f.sender.Send(ctx, rec.msg, func(err error) { f.acks <- ack{idx: idx, err: err} })
+	key := string(rec.msg.Key)
+	if _, ok := f.busy[key]; ok && key != "" {
+		f.waiting[key] = append(f.waiting[key], idx)
+		return
+	}
+	f.send(ctx, idx, key, rec.msg)
+}
+
+// send hands entry idx to the sender; key is its gate ("" has none: such a
+// message has no order to keep).
+func (f *forwarder) send(ctx context.Context, idx uint64, key string, m delivery.Message) {
+	err := f.sender.Send(ctx, m, func(err error) { f.acks <- ack{idx: idx, key: key, err: err} })
 	if err != nil {
 		if ctx.Err() == nil {
 			f.fail(err)
 		}
 		return
 	}
+	f.ring[idx%f.window].state = slotInflight
 	f.inflight++
-	f.next++
+	if key != "" {
+		f.busy[key] = idx
+	}
 }
 
-func (f *forwarder) handle(a ack) {
+func (f *forwarder) handle(ctx context.Context, a ack) {
 	f.inflight--
+	if f.busy[a.key] == a.idx {
+		delete(f.busy, a.key)
+	}
+	sl := &f.ring[a.idx%f.window]
 	if a.err != nil {
+		sl.state = slotUnsent
 		f.fail(a.err)
 		return
 	}
-	if a.idx > f.base && a.idx < f.next {
-		f.ring[a.idx%f.window].acked = true
-		f.advance()
+	sl.state = slotAcked
+	f.advance()
+	if f.failed == nil && ctx.Err() == nil {
+		f.sendWaiting(ctx, a.key)
 	}
+}
+
+// sendWaiting sends the oldest event queued behind key, now that key has
+// nothing in flight.
+func (f *forwarder) sendWaiting(ctx context.Context, key string) {
+	q := f.waiting[key]
+	if len(q) == 0 {
+		return
+	}
+	idx := q[0]
+	if len(q) == 1 {
+		delete(f.waiting, key)
+	} else {
+		f.waiting[key] = q[1:]
+	}
+	b, err := f.s.read(idx)
+	if err == nil {
+		var rec record
+		if rec, err = decodeRecord(b); err == nil {
+			f.send(ctx, idx, key, rec.msg)
+			return
+		}
+	}
+	// It decoded when it was read into the window; a failure now is the
+	// disk's. Resend it, with its queue, once the retry walks the window.
+	f.fail(err)
 }
 
 func (f *forwarder) fail(err error) {
@@ -196,7 +279,7 @@ func (f *forwarder) fail(err error) {
 // advance moves base over the acked prefix and releases its room.
 func (f *forwarder) advance() {
 	var n, size int64
-	for f.base+1 < f.next && f.ring[(f.base+1)%f.window].acked {
+	for f.base+1 < f.scanned && f.ring[(f.base+1)%f.window].state == slotAcked {
 		f.base++
 		sl := &f.ring[f.base%f.window]
 		n++
@@ -206,6 +289,7 @@ func (f *forwarder) advance() {
 	if n == 0 {
 		return
 	}
+	f.next = max(f.next, f.base+1)
 	s := f.s
 	s.unreserve(size, n)
 	s.acked.Store(f.base)
@@ -220,15 +304,27 @@ func (f *forwarder) advance() {
 	}
 }
 
+// scheduleRetry runs once every send has an outcome: nothing of the
+// window is in flight, so the resend can walk it from base+1 and send
+// what is not acked, one event per key at a time as always.
 func (f *forwarder) scheduleRetry() {
-	f.log.Warn("kafka send failed; resending from the first un-acked event",
-		zap.Uint64("from", f.base+1), zap.Duration("backoff", f.backoff), zap.Error(f.failed))
-	for i := f.base + 1; i < f.next; i++ {
-		f.ring[i%f.window] = slot{}
-	}
+	wait := jitter(f.backoff)
+	f.log.Warn("kafka send failed; resending what is not acked",
+		zap.Uint64("from", f.base+1), zap.Duration("backoff", wait), zap.Error(f.failed))
+	clear(f.busy)
+	clear(f.waiting)
 	f.next = f.base + 1
-	f.retry = time.NewTimer(f.backoff)
+	f.retry = time.NewTimer(wait)
 	f.backoff = min(f.backoff*2, f.s.cfg.MaxRetryBackoff)
+}
+
+// jitter spreads d over [d/2, d) so that a fleet of proxies that lost the
+// same brokers does not come back to them in the same instant.
+func jitter(d time.Duration) time.Duration {
+	if d <= 1 {
+		return d
+	}
+	return d/2 + rand.N(d/2)
 }
 
 // truncateEvery bounds how often a fully acked log is emptied when little

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -166,65 +165,6 @@ func TestSpoolToKafkaExactlyOnceInOrder(t *testing.T) {
 			}
 		})
 	}
-}
-
-func TestBrokerOutageLosesNothing(t *testing.T) {
-	c := kafkatest.Start(t, kafkatest.Options{Topic: topic, DataDir: t.TempDir()})
-	p := openProducer(t, kafka.Config{Brokers: []string{c.Addr}, Topic: topic})
-	defer closeProducer(t, p)
-	s := openSpool(t, spoolConfig(t.TempDir()))
-	if err := s.Forward(context.Background(), p); err != nil {
-		t.Fatalf("Forward: %v", err)
-	}
-
-	const users, perUser = 6, 120
-	var published atomic.Int64
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		var wg sync.WaitGroup
-		for u := range users {
-			wg.Go(func() {
-				for i := range perUser {
-					if err := s.Publish(context.Background(), eventMsg(u, i)); err != nil {
-						t.Errorf("Publish user %d seq %d during the outage test: %v", u, i, err)
-						return
-					}
-					published.Add(1)
-					time.Sleep(10 * time.Millisecond) // a bounded rate: ~600 events/s at most
-				}
-			})
-		}
-		wg.Wait()
-	}()
-
-	for published.Load() < users*perUser/4 {
-		time.Sleep(5 * time.Millisecond)
-	}
-	c.Stop()
-	outageStart := published.Load()
-	time.Sleep(1500 * time.Millisecond)
-	during := published.Load() - outageStart
-	spooled := s.Stats().Entries
-	c.Restart() // same port, same topic, same data
-	<-done
-	if during == 0 || spooled == 0 {
-		t.Fatalf("during the outage %d events were accepted and %d spooled; want both > 0", during, spooled)
-	}
-	waitDrained(t, s, 45*time.Second)
-	if err := s.Close(context.Background()); err != nil {
-		t.Fatalf("spool Close: %v", err)
-	}
-	ids, total := byEvent(t, c, users*perUser, 500*time.Millisecond)
-	for u := range users {
-		for i := range perUser {
-			if id := eventMsg(u, i).EventID; ids[id] == 0 {
-				t.Fatalf("%s lost", id)
-			}
-		}
-	}
-	t.Logf("outage: %d accepted while the broker was down (%d spooled at restart); consumed %d records for %d events (%d duplicates)",
-		during, spooled, total, len(ids), total-len(ids))
 }
 
 func TestFullSpoolAnswersBackpressure(t *testing.T) {

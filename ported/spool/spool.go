@@ -1,9 +1,10 @@
 // Package spool is the durable local log between the event intake and
 // Kafka. Publish returns once the event is fsynced (group commit: one fsync
 // covers every append queued behind it); a forwarder moves events to Kafka
-// in order and advances a durable checkpoint only over the contiguous prefix
-// Kafka acked, so a crash replays (duplicates, deduped downstream by
-// event_id) but never skips an event.
+// in order per key (one event of a key in flight at a time) and advances a
+// durable checkpoint only over the contiguous prefix Kafka acked, so a
+// crash replays (duplicates, deduped downstream by event_id) but never
+// skips an event.
 //
 // Storage is tidwall/wal rather than bbolt: the spool is an append-only
 // queue read in order, which is exactly a segmented log. Appends are
