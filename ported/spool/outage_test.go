@@ -90,7 +90,7 @@ func TestOutagesLoseNothingAndKeepPerKeyOrder(t *testing.T) {
 			t.Errorf("outage %d: nothing spooled while the broker was down", round+1)
 		}
 		time.Sleep(1500 * time.Millisecond) // past RetryMax × backoff
-		c.Restart()                          // same port, same topic, same data
+		c.Restart()                         // same port, same topic, same data
 	}
 	publishShare()
 	perUser := (2*rounds + 1) * share
