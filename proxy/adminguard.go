@@ -3,21 +3,21 @@ package proxy
 import (
 	"fmt"
 	"net"
-	"net/http"
 	"net/netip"
 	"strings"
 )
 
-// Admin listener exposure. The admin listener shows the route table and
-// metrics and takes actions (route re-enable, hot-cache refresh), so:
+// Admin listener exposure (the listener itself is proxy/control's Admin).
+// The admin listener shows the route table and metrics and takes actions
+// (route re-enable, hot-cache refresh), so:
 //   - it binds loopback by default (DefaultAdminListen);
 //   - bound anywhere else, it must have an admin_token: Config.Validate
 //     refuses the config otherwise, so `strangler run` and `strangler check`
 //     fail at start instead of serving actions to the network;
 //   - every action, that is every request with an unsafe method (RFC 9110
 //     §9.2.1) to any admin endpoint, components' included, passes
-//     Admin.authorize: the bearer token when one is set, else a loopback
-//     listener;
+//     control.Admin's authorize: the bearer token when one is set, else a
+//     loopback listener;
 //   - the public listener has no admin path at all: the front door only
 //     routes to the route table and legacy (e2e TestNoAdminPathOnPublicListener).
 
@@ -43,20 +43,4 @@ func loopbackListen(addr string) bool {
 	}
 	a, err := netip.ParseAddr(host)
 	return err == nil && a.Unmap().IsLoopback()
-}
-
-// guardActions wraps a component's admin handler: reads pass, anything else
-// must pass authorize first.
-func (a *Admin) guardActions(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.Method {
-		case http.MethodGet, http.MethodHead, http.MethodOptions:
-		default:
-			if msg, code := a.authorize(r); code != 0 {
-				writeJSON(w, code, map[string]string{"error": msg})
-				return
-			}
-		}
-		h.ServeHTTP(w, r)
-	})
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/strangler-proxy/strangler/ported/campaign"
 	"github.com/strangler-proxy/strangler/ported/campaigns"
 	"github.com/strangler-proxy/strangler/ported/events"
+	"github.com/strangler-proxy/strangler/proxy/control"
 	"github.com/strangler-proxy/strangler/routes"
 )
 
@@ -65,8 +66,19 @@ func BenchmarkLookupShadow(b *testing.B) {
 			Name: "campaign", Methods: []string{"GET"}, Path: "/api/v1/campaigns/{id}", Mode: mode, Handler: campaigns.GetName,
 		}}, false, reg)
 	}
-	live := routes.NewLive(table(routes.ModeLegacy))
-	srv, err := New(Options{Live: live, Legacy: fwd, ShadowRegistry: reg, Registerer: prometheus.NewRegistry()})
+	metrics := prometheus.NewRegistry()
+	plane, err := control.New(control.Options{Registerer: metrics, ShadowRegistry: reg, ShadowLegacy: fwd})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer plane.Close()
+	publish := func(t *routes.Table) {
+		if err := plane.Publish(t); err != nil {
+			b.Fatal(err)
+		}
+	}
+	publish(table(routes.ModeLegacy))
+	srv, err := New(Options{Plane: plane, Legacy: fwd, Registerer: metrics})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -87,7 +99,7 @@ func BenchmarkLookupShadow(b *testing.B) {
 
 	for _, mode := range []routes.Mode{routes.ModeLegacy, routes.ModeShadow} {
 		b.Run(string(mode), func(b *testing.B) {
-			live.Store(table(mode))
+			publish(table(mode))
 			before := srv.stats.Route("campaign").Snapshot().Counts
 			var (
 				mu  sync.Mutex

@@ -60,7 +60,7 @@ func TestCanaryThroughTheFrontDoor(t *testing.T) {
 		t.Errorf("share on Go %.3f, want 0.30 ± 0.04", share)
 	}
 
-	h.live.Store(compile(t, table(50), false, reg))
+	h.publish(t, compile(t, table(50), false, reg))
 	moved := 0
 	for u := range users {
 		b := h.roundTrip(t, get("/c", fmt.Sprintf("X-User: user-%d", u))).body
@@ -75,7 +75,7 @@ func TestCanaryThroughTheFrontDoor(t *testing.T) {
 		t.Error("raising the percentage moved nobody to Go")
 	}
 
-	h.live.Store(compile(t, table(0), false, reg))
+	h.publish(t, compile(t, table(0), false, reg))
 	tests := []struct {
 		name, value, want string
 	}{

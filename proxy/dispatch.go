@@ -2,17 +2,14 @@ package proxy
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 
 	"github.com/strangler-proxy/strangler/proxy/capture"
+	"github.com/strangler-proxy/strangler/proxy/control"
 	"github.com/strangler-proxy/strangler/proxy/shadow"
-	"github.com/strangler-proxy/strangler/proxy/shadowreport"
 	"github.com/strangler-proxy/strangler/routes"
 )
 
@@ -20,114 +17,67 @@ import (
 // by its budgets.
 const modeDemoted = "demoted"
 
-// newShadow builds the shadow engine, the report's figures and handler.
+// newShadow builds the shadow engine candidates run on.
 func (s *Server) newShadow(o Options, reg prometheus.Registerer) error {
-	s.shadowReg = o.ShadowRegistry
-	s.shadowLegacy = o.ShadowLegacy
-	if s.shadowLegacy == nil {
-		s.shadowLegacy = s.legacy
-	}
-	s.clientIP = o.ClientIP
-	s.demotions = map[string]*demotion{}
-	s.events = map[string]*shadow.EventsFile{}
-	s.captures = map[string]*capture.Writer{}
 	sc := s.cfg.Shadow
 	var err error
-	s.stats, err = shadowreport.New(shadowreport.Options{
-		Registerer: reg, Logger: s.log, Now: s.now, DiffLog: o.DiffLog, DiffTopic: o.DiffTopic, Noise: sc.Noise, Store: sc.Store,
-	})
-	if err != nil {
-		return err
-	}
 	s.engine, err = shadow.New(shadow.Options{
 		Workers: sc.Workers, Queue: sc.Queue, WakeInterval: sc.WakeInterval, Logger: s.log, Registerer: reg, Now: s.now,
 		Recorded: o.Recorded, Tapped: o.Tapped,
 	})
-	if err != nil {
-		return err
-	}
-	s.report = shadowreport.NewHandler(reportSource{s}, s.stats)
-	return nil
-}
-
-// startBackground starts the shadow workers and the budget watcher, once.
-func (s *Server) startBackground() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.started || s.stopping {
-		return
-	}
-	s.started = true
-	s.engine.Start()
-	stop := make(chan struct{})
-	s.stop = stop
-	s.background.Go(func() { s.watchBudgets(stop) })
-}
-
-// stopShadow stops the budget watcher, drains the shadow pool until ctx
-// ends, and closes the files the shadow side opened.
-func (s *Server) stopShadow(ctx context.Context) error {
-	s.mu.Lock()
-	if s.stop != nil {
-		close(s.stop)
-		s.stop = nil
-	}
-	s.mu.Unlock()
-	s.background.Wait()
-	err := s.engine.Close(ctx)
-	s.rtMu.Lock()
-	defer s.rtMu.Unlock()
-	for path, w := range s.captures {
-		if w != nil {
-			err = errors.Join(err, w.Close())
-		}
-		delete(s.captures, path)
-	}
-	for path, f := range s.events {
-		err = errors.Join(err, f.Close())
-		delete(s.events, path)
-	}
 	return err
 }
 
+// startShadow starts the shadow workers, once.
+func (s *Server) startShadow() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.stopping {
+		s.engine.Start()
+	}
+}
+
+// stopShadow drains the shadow pool until ctx ends.
+func (s *Server) stopShadow(ctx context.Context) error { return s.engine.Close(ctx) }
+
 // dispatch sends the request to the side its route and mode name.
 func (s *Server) dispatch(ctx *fasthttp.RequestCtx, x *exchange) error {
-	t := s.live.Load()
-	m := t.Match(ctx)
+	rt := s.plane.Load()
+	m := rt.Table().Match(ctx)
 	x.mode = string(m.Mode)
 	if m.Route == nil {
 		s.stats.Unmatched(ctx.Method(), ctx.Path())
 		return s.serveLegacy(ctx, x)
 	}
 	x.route = m.Route.Name
-	rr := s.runtimeFor(t).routes[m.Route]
+	rr := rt.Route(m.Route)
 	x.rr = rr
 
 	// The canary decision reads the QA override header; then it is gone,
 	// so its token reaches no upstream, capture or shadow copy.
 	goSide := false
-	if m.Mode == routes.ModeCanary && rr.canary != nil {
-		d := rr.canary.Decide(ctx)
+	if m.Mode == routes.ModeCanary && rr.Canary != nil {
+		d := rr.Canary.Decide(ctx)
 		goSide = d.Side == routes.SidePorted
 		if d.OverrideRejected {
-			s.metrics.overrideRejected.WithLabelValues(rr.route.Name).Inc()
+			s.metrics.overrideRejected.WithLabelValues(m.Route.Name).Inc()
 		}
 	}
-	if rr.override != "" {
-		ctx.Request.Header.Del(rr.override)
+	if rr.Override != "" {
+		ctx.Request.Header.Del(rr.Override)
 	}
 
-	if rr.capture != nil && rr.captureSampler.Sample(ctx) {
-		if p := capture.Begin(ctx, rr.route.Name, rr.captureMax, s.now()); p != nil {
+	if rr.Capture != nil && rr.CaptureSampler.Sample(ctx) {
+		if p := capture.Begin(ctx, m.Route.Name, rr.CaptureMax, s.now()); p != nil {
 			defer func() {
 				if rec, ok := p.Finish(ctx); ok {
-					rr.capture.Write(rec)
+					rr.Capture.Write(rec)
 				}
 			}()
 		}
 	}
 
-	if m.Mode != routes.ModeLegacy && rr.demotion.demoted() {
+	if m.Mode != routes.ModeLegacy && rr.Demoted() {
 		x.mode = modeDemoted
 		return s.serveLegacy(ctx, x)
 	}
@@ -158,11 +108,11 @@ func (s *Server) serveGo(ctx *fasthttp.RequestCtx, x *exchange, serve func(*fast
 	x.backend, x.side = backendPorted, routes.SidePorted
 	start := s.now()
 	err := serve(ctx)
-	r := x.rr.route
+	r := x.rr.Config
 	if err == nil || !r.Fallback || !safeMethod(ctx) || ctx.Request.Header.ContentLength() != 0 {
 		return err
 	}
-	x.rr.collector.Called(routes.SidePorted, s.now().Sub(start), true)
+	x.rr.Collector.Called(routes.SidePorted, s.now().Sub(start), true)
 	s.log.Warn("ported handler failed; served by legacy",
 		zap.ByteString("request_id", x.id), zap.String("route", x.route), zap.Error(err))
 	clearResponse(&ctx.Response)
@@ -171,27 +121,27 @@ func (s *Server) serveGo(ctx *fasthttp.RequestCtx, x *exchange, serve func(*fast
 
 // serveShadow answers from the route's primary side and, for a sampled
 // request, has the engine run the candidate on a copy.
-func (s *Server) serveShadow(ctx *fasthttp.RequestCtx, x *exchange, rr *routeRuntime) error {
-	sr := rr.shadow
-	if sr == nil || !rr.sampler.Sample(ctx) {
+func (s *Server) serveShadow(ctx *fasthttp.RequestCtx, x *exchange, rr *control.Route) error {
+	sr := rr.Shadow
+	if sr == nil || !rr.Sampler.Sample(ctx) {
 		return s.servePrimary(ctx, x, rr, nil)
 	}
 	job, reason := s.engine.Begin(ctx, sr)
 	if job == nil {
-		rr.collector.Skipped(reason)
+		rr.Collector.Skipped(reason)
 	}
 	return s.servePrimary(ctx, x, rr, job)
 }
 
 // servePrimary runs the primary side of a shadow route, through job when
 // the request is shadowed.
-func (s *Server) servePrimary(ctx *fasthttp.RequestCtx, x *exchange, rr *routeRuntime, job *shadow.Job) error {
+func (s *Server) servePrimary(ctx *fasthttp.RequestCtx, x *exchange, rr *control.Route, job *shadow.Job) error {
 	primary := routes.SideLegacy
-	if rr.route.Shadow != nil {
-		primary = rr.route.Shadow.Primary
+	if rr.Config.Shadow != nil {
+		primary = rr.Config.Shadow.Primary
 	}
 	if primary == routes.SidePorted {
-		h := rr.route.Handler
+		h := rr.Config.Handler
 		if job == nil {
 			return s.serveGo(ctx, x, h.Serve)
 		}
@@ -207,99 +157,4 @@ func (s *Server) servePrimary(ctx *fasthttp.RequestCtx, x *exchange, rr *routeRu
 // safeMethod: RFC 9110 §9.2.1, the methods routes.RouteConfig.Fallback names.
 func safeMethod(ctx *fasthttp.RequestCtx) bool {
 	return ctx.IsGet() || ctx.IsHead() || ctx.IsOptions() || ctx.IsTrace()
-}
-
-// watchBudgets checks every route's budgets each budget_interval until
-// stop is closed.
-func (s *Server) watchBudgets(stop <-chan struct{}) {
-	t := time.NewTicker(s.cfg.Shadow.BudgetInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-stop:
-			return
-		case <-t.C:
-			s.checkBudgets()
-		}
-	}
-}
-
-// checkBudgets demotes every route in a Go-serving mode whose budgets are
-// breached.
-func (s *Server) checkBudgets() {
-	rt := s.runtimeFor(s.live.Load())
-	for _, rr := range rt.routes {
-		if rr.budgets == nil || rr.route.Mode == routes.ModeLegacy || rr.demotion.demoted() {
-			continue
-		}
-		var since time.Time
-		if p := rr.demotion.reenabled.Load(); p != nil {
-			since = *p
-		}
-		if breached, reason := rr.collector.BreachedSince(*rr.budgets, since); breached {
-			s.demote(rr, reason)
-		}
-	}
-}
-
-func (s *Server) demote(rr *routeRuntime, reason string) {
-	if !rr.demotion.state.CompareAndSwap(nil, &demotedState{at: s.now(), reason: reason}) {
-		return
-	}
-	rr.demotion.gauge.Set(1)
-	s.log.Warn("route demoted to legacy: budget breached; re-enable it with POST /admin/routes/{name}/reenable",
-		zap.String("route", rr.route.Name), zap.String("mode", string(rr.route.Mode)), zap.String("reason", reason))
-}
-
-// ErrUnknownRoute: no route of the live table has that name.
-var ErrUnknownRoute = errors.New("no such route")
-
-// Reenable lifts a route's demotion: its mode applies again, and its
-// budgets judge only what happens from the next minute on. It reports
-// whether the route was demoted.
-func (s *Server) Reenable(name string) (bool, error) {
-	rt := s.runtimeFor(s.live.Load())
-	for r, rr := range rt.routes {
-		if r.Name != name {
-			continue
-		}
-		now := s.now()
-		rr.demotion.reenabled.Store(&now)
-		was := rr.demotion.state.Swap(nil)
-		rr.demotion.gauge.Set(0)
-		if was != nil {
-			s.log.Warn("route re-enabled by an operator", zap.String("route", name),
-				zap.String("mode", string(r.Mode)), zap.String("demoted_reason", was.reason))
-		}
-		return was != nil, nil
-	}
-	return false, fmt.Errorf("re-enable %q: %w", name, ErrUnknownRoute)
-}
-
-// Report is the migration report handler (HTML and JSON) for the admin
-// listener.
-func (s *Server) Report() *shadowreport.Handler { return s.report }
-
-// reportSource is the report's view of the live table and the demotions.
-type reportSource struct{ s *Server }
-
-func (r reportSource) AllLegacy() bool { return r.s.live.Load().AllLegacy() }
-
-func (r reportSource) Routes() []shadowreport.RouteStatus {
-	t := r.s.live.Load()
-	rt := r.s.runtimeFor(t)
-	infos := t.Describe()
-	out := make([]shadowreport.RouteStatus, len(infos))
-	for i, route := range t.Routes() {
-		st := shadowreport.RouteStatus{RouteInfo: infos[i]}
-		if rr := rt.routes[route]; rr != nil {
-			st.Thresholds = rr.thresholds
-			if d := rr.demotion.state.Load(); d != nil && route.Mode != routes.ModeLegacy {
-				st.Demoted, st.DemotedReason, st.DemotedAt = true, d.reason, d.at
-				st.EffectiveMode = routes.ModeLegacy
-			}
-		}
-		out[i] = st
-	}
-	return out
 }

@@ -23,6 +23,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/strangler-proxy/strangler/legacy-passthrough"
+	"github.com/strangler-proxy/strangler/proxy/control"
 	"github.com/strangler-proxy/strangler/routes"
 )
 
@@ -317,9 +318,16 @@ func FuzzFrontDoorFraming(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
+	plane, err := control.New(control.Options{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	if err := plane.Publish(tab); err != nil {
+		f.Fatal(err)
+	}
 	srv, err := New(Options{
 		Config:    Config{Server: ServerConfig{ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second, MaxBodyBytes: 1 << 20}},
-		Live:      routes.NewLive(tab),
+		Plane:     plane,
 		Legacy:    fwd,
 		AccessLog: zap.New(core),
 	})

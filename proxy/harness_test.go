@@ -23,6 +23,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/strangler-proxy/strangler/ported/kafka/kafkatest"
+	"github.com/strangler-proxy/strangler/proxy/control"
 	"github.com/strangler-proxy/strangler/routes"
 )
 
@@ -43,11 +44,11 @@ func TestMain(m *testing.M) {
 	)...)
 }
 
-// harness is one front door on an in-memory listener, with observed logs and
-// its own metrics registry.
+// harness is one front door and its control plane on an in-memory
+// listener, with observed logs and its own metrics registry.
 type harness struct {
 	srv    *Server
-	live   *routes.Live
+	plane  *control.Plane
 	ln     *fasthttputil.InmemoryListener
 	logs   *jsonLog // error and fasthttp lines, Debug and up
 	access *jsonLog // access lines
@@ -60,8 +61,12 @@ type harnessOptions struct {
 	legacy routes.Handler // nil: answers 200 "legacy"
 	routes []routes.RouteConfig
 	reg    routes.Registry
-	// mod changes the Options before New (shadow registry, clock...).
+	// mod changes the Options before New (clock, published events...).
 	mod func(*Options)
+	// plane changes the control plane's Options (shadow registry...). The
+	// legacy handler is the shadow side's legacy (ShadowLegacy) unless it
+	// sets another.
+	plane func(*control.Options)
 }
 
 func legacyOK() routes.Handler {
@@ -88,16 +93,30 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 	}
 	logs, access := &jsonLog{}, &jsonLog{}
 	h := &harness{
-		live:   routes.NewLive(compile(t, o.routes, false, o.reg)),
 		ln:     fasthttputil.NewInmemoryListener(),
 		logs:   logs,
 		access: access,
 		reg:    prometheus.NewRegistry(),
 		served: make(chan error, 1),
 	}
+	copts := control.Options{
+		Registerer:     h.reg,
+		Logger:         logs.logger(zapcore.DebugLevel),
+		BudgetInterval: o.cfg.Shadow.BudgetInterval,
+		ShadowLegacy:   o.legacy,
+	}
+	if o.plane != nil {
+		o.plane(&copts)
+	}
+	plane, err := control.New(copts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.plane = plane
+	h.publish(t, compile(t, o.routes, false, o.reg))
 	opts := Options{
 		Config:     o.cfg,
-		Live:       h.live,
+		Plane:      plane,
 		Legacy:     o.legacy,
 		Logger:     logs.logger(zapcore.DebugLevel),
 		AccessLog:  access.logger(zapcore.InfoLevel),
@@ -111,6 +130,9 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 		t.Fatal(err)
 	}
 	h.srv = srv
+	pctx, stopPlane := context.WithCancel(context.Background())
+	planeDone := make(chan error, 1)
+	go func() { planeDone <- plane.Run(pctx) }()
 	go func() { h.served <- srv.Serve(h.ln) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -121,8 +143,34 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 		if err := <-h.served; err != nil {
 			t.Errorf("serve: %v", err)
 		}
+		stopPlane()
+		if err := <-planeDone; err != nil {
+			t.Errorf("budget watcher: %v", err)
+		}
+		if err := plane.Close(); err != nil {
+			t.Errorf("close control plane: %v", err)
+		}
 	})
 	return h
+}
+
+// emptyPlane is a control plane serving an empty table (everything to
+// legacy), for front doors built without the harness.
+func emptyPlane(t testing.TB) *control.Plane {
+	t.Helper()
+	p, err := control.New(control.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// publish makes tab the table in force, through the control plane.
+func (h *harness) publish(t testing.TB, tab *routes.Table) {
+	t.Helper()
+	if err := h.plane.Publish(tab); err != nil {
+		t.Fatalf("publish: %v", err)
+	}
 }
 
 // jsonLog collects what a production-style JSON zap core writes, so tests

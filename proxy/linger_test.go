@@ -9,14 +9,12 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/strangler-proxy/strangler/routes"
 )
 
 // serveTCP runs a front door on a loopback port: lingering needs real TCP.
 func serveTCP(t *testing.T, cfg Config) string {
 	t.Helper()
-	srv, err := New(Options{Config: cfg, Live: routes.NewLive(nil), Legacy: legacyOK()})
+	srv, err := New(Options{Config: cfg, Plane: emptyPlane(t), Legacy: legacyOK()})
 	if err != nil {
 		t.Fatal(err)
 	}

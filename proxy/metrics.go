@@ -24,11 +24,9 @@ const (
 // sync.Maps so that, once warm, a request costs no label hashing and no
 // lock (a *Vec's WithLabelValues takes a read lock on every call).
 type metrics struct {
-	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
-	inFlight prometheus.Gauge
-	// demoted is 1 while a route is demoted to legacy by its budgets.
-	demoted          *prometheus.GaugeVec
+	requests         *prometheus.CounterVec
+	duration         *prometheus.HistogramVec
+	inFlight         prometheus.Gauge
 	overrideRejected *prometheus.CounterVec
 
 	counters   sync.Map // counterKey → prometheus.Counter
@@ -59,16 +57,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "strangler_requests_in_flight",
 			Help: "Requests being handled now.",
 		}),
-		demoted: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "strangler_route_demoted",
-			Help: "1 while the route is demoted to legacy because a budget was breached, until re-enabled on the admin listener.",
-		}, []string{"route"}),
 		overrideRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "strangler_canary_override_rejected_total",
 			Help: "Requests carrying a route's canary override header with a wrong token (the hash decided).",
 		}, []string{"route"}),
 	}
-	if err := promreg.Register(reg, "proxy", m.requests, m.duration, m.inFlight, m.demoted, m.overrideRejected); err != nil {
+	if err := promreg.Register(reg, "proxy", m.requests, m.duration, m.inFlight, m.overrideRejected); err != nil {
 		return nil, err
 	}
 	for i := range m.statuses {

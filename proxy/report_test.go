@@ -15,6 +15,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/strangler-proxy/strangler/proxy/control"
 	"github.com/strangler-proxy/strangler/proxy/shadowreport"
 	"github.com/strangler-proxy/strangler/routes"
 )
@@ -32,8 +33,8 @@ func reportHarness(t *testing.T, token string) (*harness, string) {
 			shadowRoute("lookup", "/c/{id}", "GET", nil),
 			{Name: "ping", Path: "/ping"},
 		},
-		reg: reg,
-		mod: func(o *Options) { o.ShadowRegistry = reg },
+		reg:   reg,
+		plane: func(o *control.Options) { o.ShadowRegistry = reg },
 	})
 	for range 12 {
 		h.roundTrip(t, get("/c/cmp_1"))
@@ -42,8 +43,7 @@ func reportHarness(t *testing.T, token string) (*harness, string) {
 		h.roundTrip(t, get(fmt.Sprintf("/users/%d/orders", i)))
 	}
 	h.snapshot(t, "lookup", 12)
-	_, base := startAdmin(t, AdminOptions{Registry: h.reg, Live: h.live, Front: h.srv, Token: token})
-	return h, base
+	return h, h.startAdmin(t, token)
 }
 
 // chromium finds the Debian browser; its absence fails the test with the

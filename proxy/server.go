@@ -1,11 +1,12 @@
 // Package proxy is Strangler's front door: the public fasthttp server that
-// gives every request an id, looks its route up in the live table, hands it
-// to the legacy forwarder or a ported handler as the route's mode says
-// (dispatch.go: shadow copies through proxy/shadow, canary splits through
-// proxy/canary, budgets that demote a route to legacy), maps a failure to
-// one status, and records one access-log line and one metric sample per
-// request. It also serves the admin listener (admin.go): metrics, health,
-// the route table and the migration report (proxy/shadowreport).
+// gives every request an id, looks its route up in the runtime its control
+// plane published (proxy/control), hands it to the legacy forwarder or a
+// ported handler as the route's mode says (dispatch.go: shadow copies
+// through proxy/shadow, canary splits through proxy/canary, a route
+// demoted by its budgets to legacy), maps a failure to one status, and
+// records one access-log line and one metric sample per request. The
+// control plane — building each table's runtime, budgets, the admin
+// listener, the migration report — is proxy/control.
 package proxy
 
 import (
@@ -16,7 +17,6 @@ import (
 	"net/http"
 	"net/netip"
 	"sync"
-	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -25,8 +25,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
-	"github.com/strangler-proxy/strangler/proxy/canary"
-	"github.com/strangler-proxy/strangler/proxy/capture"
+	"github.com/strangler-proxy/strangler/proxy/control"
 	"github.com/strangler-proxy/strangler/proxy/shadow"
 	"github.com/strangler-proxy/strangler/proxy/shadowreport"
 	"github.com/strangler-proxy/strangler/routes"
@@ -38,8 +37,11 @@ type Options struct {
 	// Config is the front door's configuration; zero fields take their
 	// defaults (Config.WithDefaults).
 	Config Config
-	// Live is the route table, swapped atomically by the watcher. Required.
-	Live *routes.Live
+	// Plane is the control plane: Load gives the runtime (route table,
+	// splitters, shadow routes, captures) a request is served with, swapped
+	// whole by Publish. It also holds the figures the front door records.
+	// Required.
+	Plane *control.Plane
 	// Legacy serves legacy routes and every unmatched request. Required.
 	Legacy routes.Handler
 	// Logger receives error lines (one per failed request) and fasthttp's
@@ -56,35 +58,17 @@ type Options struct {
 	// Now is the clock for request durations. Nil means time.Now.
 	Now func() time.Time
 
-	// ShadowRegistry holds the Go handlers built with shadow dependencies
-	// (their sink records instead of publishing), by handler name. Every Go
-	// call made off the client's path — a Go candidate, the second call of a
-	// Go primary for noise learning — uses these, never the live ones. Nil:
-	// such calls are skipped (no_shadow_handler).
-	ShadowRegistry routes.Registry
-	// ShadowLegacy calls the monolith for legacy candidates and noise
-	// learning, on its own connections and timeouts. Nil: Legacy.
-	ShadowLegacy routes.Handler
 	// Recorded is what the shadow Go handlers published (their
 	// RecordingSink), Tapped what the live ones published (a TapSink
 	// around the live sink). Nil: that side's side effects are not compared.
 	Recorded, Tapped shadow.Published
-	// DiffLog receives every comparison that did not match. Nil: none. The
-	// caller closes it after Shutdown.
-	DiffLog *shadowreport.DiffLog
-	// DiffTopic receives the same entries for a Kafka topic. Nil: none. The
-	// caller closes it after Shutdown.
-	DiffTopic *shadowreport.DiffTopic
-	// ClientIP is the client address canary splits and samples hash when
-	// their sticky key is the IP. Nil: the connection's peer address.
-	ClientIP canary.ClientIPFunc
 }
 
 // Server is the front door. Create it with New, run it with Serve, stop it
 // with Shutdown.
 type Server struct {
 	cfg     Config
-	live    *routes.Live
+	plane   *control.Plane
 	legacy  routes.Handler
 	log     *zap.Logger
 	access  *zap.Logger
@@ -96,25 +80,12 @@ type Server struct {
 
 	exchanges sync.Pool // *exchange, one per request in flight
 
-	// Shadow, canary and the report.
-	shadowReg    routes.Registry
-	shadowLegacy routes.Handler
-	clientIP     canary.ClientIPFunc
-	stats        *shadowreport.Stats
-	engine       *shadow.Engine
-	report       *shadowreport.Handler
-	rt           atomic.Pointer[runtime]
-	rtMu         sync.Mutex // guards building rt and the maps below
-	demotions    map[string]*demotion
-	events       map[string]*shadow.EventsFile
-	captures     map[string]*capture.Writer
-	background   sync.WaitGroup // the budget watcher
+	stats  *shadowreport.Stats // the plane's: unmatched paths, per-route figures
+	engine *shadow.Engine
 
-	mu       sync.Mutex // guards ln, stopping, started and stop, between Serve and Shutdown
+	mu       sync.Mutex // guards ln and stopping, between Serve and Shutdown
 	ln       net.Listener
 	stopping bool
-	started  bool
-	stop     chan struct{} // closed by Shutdown: stops the budget watcher
 }
 
 // New builds the front door. It validates o.Config and registers the
@@ -124,12 +95,13 @@ func New(o Options) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("proxy config: %w", err)
 	}
-	if o.Live == nil || o.Legacy == nil {
-		return nil, errors.New("proxy: Live and Legacy are required")
+	if o.Plane == nil || o.Legacy == nil {
+		return nil, errors.New("proxy: Plane and Legacy are required")
 	}
 	s := &Server{
 		cfg:    cfg,
-		live:   o.Live,
+		plane:  o.Plane,
+		stats:  o.Plane.Stats(),
 		legacy: o.Legacy,
 		log:    o.Logger,
 		access: o.AccessLog,
@@ -210,7 +182,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		_ = ln.Close()
 		return nil
 	}
-	s.startBackground()
+	s.startShadow()
 	if err := s.srv.Serve(lingerListener{ln}); err != nil {
 		return fmt.Errorf("serve %s: %w", ln.Addr(), err)
 	}
@@ -239,7 +211,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		err = fmt.Errorf("drain in-flight requests: %w", err)
 	}
 	// Every response is written now, so no shadow job is still waiting
-	// for a primary body: drain the pool in what is left of the time.
+	// for a primary body: drain the pool in what is left of the time. The
+	// files the control plane opened are its to close, after this.
 	return errors.Join(err, s.stopShadow(ctx))
 }
 
@@ -251,9 +224,9 @@ type exchange struct {
 	route   string
 	mode    string
 	backend string
-	body    *clientBody   // set when the request has a body
-	rr      *routeRuntime // the matched route's runtime; nil when unmatched
-	side    routes.Side   // who answered the client; "" when the proxy did
+	body    *clientBody    // set when the request has a body
+	rr      *control.Route // the matched route's runtime; nil when unmatched
+	side    routes.Side    // who answered the client; "" when the proxy did
 	idBuf   [maxRequestIDLen]byte
 	remote  [64]byte // the client address, formatted for the access log
 	fields  [accessFields]zap.Field
@@ -379,7 +352,7 @@ func (s *Server) finish(ctx *fasthttp.RequestCtx, x *exchange) {
 	s.metrics.inFlight.Dec()
 	s.metrics.observe(x.route, x.mode, x.backend, status, elapsed.Seconds())
 	if x.rr != nil && x.side != "" {
-		x.rr.collector.Served(x.side, elapsed, status >= 500)
+		x.rr.Collector.Served(x.side, elapsed, status >= 500)
 	}
 	if ce := s.access.Check(zapcore.InfoLevel, "request"); ce != nil {
 		// The byte fields are viewed, not copied: zap's JSON core encodes

@@ -136,7 +136,7 @@ func TestDispatch(t *testing.T) {
 	h := newHarness(t, harnessOptions{routes: rcs, reg: reg})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h.live.Store(compile(t, rcs, tt.allLegacy, reg))
+			h.publish(t, compile(t, rcs, tt.allLegacy, reg))
 			h.access.take(t)
 			r := h.roundTrip(t, fmt.Sprintf("%s %s HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", tt.method, tt.path))
 			if r.status != tt.status || (tt.body != "" && r.body != tt.body) {
@@ -470,7 +470,7 @@ func TestShutdownGivesUpAfterTimeout(t *testing.T) {
 
 // A signal can arrive between starting Serve's goroutine and Serve itself.
 func TestShutdownBeforeServeStopsServe(t *testing.T) {
-	srv, err := New(Options{Live: routes.NewLive(nil), Legacy: legacyOK()})
+	srv, err := New(Options{Plane: emptyPlane(t), Legacy: legacyOK()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/strangler-proxy/strangler/ported/events"
 	"github.com/strangler-proxy/strangler/ported/kafka"
 	"github.com/strangler-proxy/strangler/ported/kafka/kafkatest"
+	"github.com/strangler-proxy/strangler/proxy/control"
 	"github.com/strangler-proxy/strangler/proxy/shadow"
 	"github.com/strangler-proxy/strangler/routes"
 )
@@ -77,8 +78,9 @@ func TestShadowingTheIntakeNeverPublishesTwice(t *testing.T) {
 					Name: "events", Methods: []string{"POST"}, Path: "/api/v1/events", Mode: routes.ModeShadow, Handler: "events.ingest",
 					Shadow: &routes.ShadowConfig{Primary: primary, AllowUnsafe: true},
 				}},
-				reg: live,
-				mod: func(o *Options) { o.ShadowRegistry, o.Recorded = shadowReg, rec },
+				reg:   live,
+				mod:   func(o *Options) { o.Recorded = rec },
+				plane: func(o *control.Options) { o.ShadowRegistry = shadowReg },
 			})
 			var ids []string
 			for i := range n {

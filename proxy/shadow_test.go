@@ -26,6 +26,7 @@ import (
 	"github.com/strangler-proxy/strangler/legacy-passthrough"
 	"github.com/strangler-proxy/strangler/ported/delivery"
 	"github.com/strangler-proxy/strangler/proxy/capture"
+	"github.com/strangler-proxy/strangler/proxy/control"
 	"github.com/strangler-proxy/strangler/proxy/shadow"
 	"github.com/strangler-proxy/strangler/proxy/shadowreport"
 	"github.com/strangler-proxy/strangler/routes"
@@ -164,7 +165,7 @@ func TestShadowLearnsNoiseWithoutRules(t *testing.T) {
 				legacy: counting,
 				routes: []routes.RouteConfig{shadowRoute("lookup", "/c/{id}", method, nil)},
 				reg:    routes.Registry{"h": goSide},
-				mod:    func(o *Options) { o.ShadowRegistry = routes.Registry{"h": goSide} },
+				plane:  func(o *control.Options) { o.ShadowRegistry = routes.Registry{"h": goSide} },
 			})
 			const n = 60
 			req := get("/c/cmp_1")
@@ -225,7 +226,7 @@ func TestShadowDetectsFaultsByPath(t *testing.T) {
 				legacy: legacySide,
 				routes: []routes.RouteConfig{shadowRoute("lookup", "/c/{id}", "GET", nil)},
 				reg:    routes.Registry{"h": goSide},
-				mod:    func(o *Options) { o.ShadowRegistry = routes.Registry{"h": goSide} },
+				plane:  func(o *control.Options) { o.ShadowRegistry = routes.Registry{"h": goSide} },
 			})
 			const n = 30
 			for range n {
@@ -297,7 +298,7 @@ func TestShadowPrimaryIsByteIdentical(t *testing.T) {
 	}
 	h := newHarness(t, harnessOptions{
 		legacy: fwd, routes: modes(false), reg: reg,
-		mod: func(o *Options) { o.ShadowRegistry = reg },
+		plane: func(o *control.Options) { o.ShadowRegistry = reg },
 	})
 	body := strings.Repeat("0123456789", 300)
 	requests := []string{
@@ -311,7 +312,7 @@ func TestShadowPrimaryIsByteIdentical(t *testing.T) {
 	for _, raw := range requests {
 		without = append(without, h.rawExchange(t, raw))
 	}
-	h.live.Store(compile(t, modes(true), false, reg))
+	h.publish(t, compile(t, modes(true), false, reg))
 	for i, raw := range requests {
 		with := h.rawExchange(t, raw)
 		if !bytes.Equal(with, without[i]) {
@@ -382,7 +383,7 @@ func TestShadowSlowCandidateDoesNotDelayPrimary(t *testing.T) {
 		}),
 		routes: []routes.RouteConfig{shadowRoute("s", "/s", "GET", &routes.ShadowConfig{Timeout: time.Nanosecond})},
 		reg:    reg,
-		mod:    func(o *Options) { o.ShadowRegistry = reg },
+		plane:  func(o *control.Options) { o.ShadowRegistry = reg },
 	})
 	defer close(release) // also on failure, so the pool can drain
 	for i := range 10 {
@@ -454,7 +455,8 @@ func TestShadowComparesPublishedEvents(t *testing.T) {
 				legacy: php,
 				routes: []routes.RouteConfig{shadowRoute("events", "/events", "POST", &routes.ShadowConfig{LegacyEventsFile: eventsFile})},
 				reg:    reg,
-				mod:    func(o *Options) { o.ShadowRegistry, o.Recorded = reg, rec },
+				mod:    func(o *Options) { o.Recorded = rec },
+				plane:  func(o *control.Options) { o.ShadowRegistry = reg },
 			})
 			const reqs = 25
 			for range reqs {
@@ -518,7 +520,7 @@ func TestBudgetBreachDemotesToLegacy(t *testing.T) {
 					return nil
 				}),
 				routes: []routes.RouteConfig{rc}, reg: reg,
-				mod: func(o *Options) { o.ShadowRegistry = reg },
+				plane: func(o *control.Options) { o.ShadowRegistry = reg },
 			})
 			for range 10 {
 				h.roundTrip(t, get("/r"))
@@ -545,16 +547,16 @@ func TestBudgetBreachDemotesToLegacy(t *testing.T) {
 			if !strings.Contains(h.logs.text(), "route demoted to legacy") {
 				t.Error("no log line for the demotion")
 			}
-			rep := shadowreport.Build(reportSource{h.srv}, h.srv.stats)
+			rep := h.report(t)
 			if st := rep.Routes[0]; !st.Demoted || st.EffectiveMode != routes.ModeLegacy || st.DemotedReason == "" {
 				t.Errorf("report route %+v, want demoted with a reason", st.RouteStatus)
 			}
 
-			was, err := h.srv.Reenable("r")
+			was, err := h.plane.Reenable("r")
 			if err != nil || !was {
 				t.Fatalf("Reenable = %v, %v", was, err)
 			}
-			if _, err := h.srv.Reenable("nope"); err == nil {
+			if _, err := h.plane.Reenable("nope"); err == nil {
 				t.Error("Reenable of an unknown route succeeded")
 			}
 			h.roundTrip(t, get("/r"))

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -400,30 +399,10 @@ func closest(rs []*Route, pattern string) *Route {
 	return best
 }
 
-// Load reads the config file at path into a fresh viper, decodes, validates
-// and compiles its routes.
-func Load(path string, reg Registry) (*Table, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("load routes: %w", err)
-	}
-	v, err := parse(path, data)
-	if err != nil {
-		return nil, fmt.Errorf("load routes %s: %w", path, err)
-	}
-	c, err := Decode(v)
-	if err != nil {
-		return nil, fmt.Errorf("load routes %s: %w", path, err)
-	}
-	t, err := Compile(c, reg)
-	if err != nil {
-		return nil, fmt.Errorf("load routes %s: %w", path, err)
-	}
-	return t, nil
-}
-
 // parse reads data into a fresh viper, in the format path's extension
 // names (YAML when unknown). Fresh so nothing of an earlier read survives.
+// It reads no file: the caller read data once, so everything it derives
+// from it agrees.
 func parse(path string, data []byte) (v *viper.Viper, err error) {
 	// The watcher parses whatever an editor left in the file while the
 	// proxy serves traffic; a parser panic must refuse the reload, not

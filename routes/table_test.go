@@ -3,8 +3,6 @@ package routes
 import (
 	"bytes"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -184,28 +182,6 @@ routes:
 	}
 	if strings.Contains(js+out, "do-not-show-this-token") {
 		t.Error("override token shown by Describe or Fprint")
-	}
-}
-
-func TestLoad(t *testing.T) {
-	dir := t.TempDir()
-	good := filepath.Join(dir, "config.yaml")
-	if err := os.WriteFile(good, []byte(matchYAML), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	tb, err := Load(good, testRegistry())
-	if err != nil || len(tb.Routes()) != 10 {
-		t.Fatalf("Load = %v, %v; want 10 routes", tb, err)
-	}
-	bad := filepath.Join(dir, "bad.yaml")
-	if err := os.WriteFile(bad, []byte("routes:\n  - {name: x, path: /x, mode: ported, handler: nope}\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := Load(bad, testRegistry()); err == nil || !strings.Contains(err.Error(), `routes[0] "x": handler "nope" is not registered`) {
-		t.Errorf("Load(bad) error = %v", err)
-	}
-	if _, err := Load(filepath.Join(dir, "missing.yaml"), testRegistry()); err == nil {
-		t.Error("Load(missing) succeeded")
 	}
 }
 

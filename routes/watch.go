@@ -29,17 +29,28 @@ const (
 	ResultInvalid       = "invalid"
 	ResultStaticChanged = "static_changed"
 	ResultReadError     = "read_error"
+	// ResultResourceError: the table validated, but its publisher could
+	// not build what it needs (a capture file would not open).
+	ResultResourceError = "resource_error"
 )
 
 // WatchOptions configures a Watcher.
 type WatchOptions struct {
 	// Path of the config file. Required.
 	Path string
+	// Data is the file as the process read it at start. The static
+	// sections the process runs with, the baseline that later edits of
+	// them are refused against, the first table and the sum that tells an
+	// edit come from these bytes, so an edit saved after that one read is
+	// a change Run sees, applies or refuses — never a baseline taken
+	// silently. Nil: NewWatcher reads Path.
+	Data []byte
 	// Registry resolves route handlers. Nil: no handlers, so only legacy
 	// routes validate.
 	Registry Registry
-	// Live receives each table that validates. Required.
-	Live *Live
+	// Publisher makes each table live: the first one (from Data) in
+	// NewWatcher, then every edit that validates. Required.
+	Publisher Publisher
 	// Logger; nil: no logs. Named "routes" by NewWatcher.
 	Logger *zap.Logger
 	// Registerer for the reload metrics; nil: metrics are kept but not
@@ -63,10 +74,12 @@ type WatchOptions struct {
 // Watcher reloads the route table when the config file changes. Each
 // reload reads the file, skips it if its sha256 is unchanged since the last
 // attempt, parses it into a fresh viper, refuses it if any top-level key
-// other than routes and all_legacy differs from the file as it was when
-// the Watcher was created, then decodes, validates and compiles the routes
-// and stores the table in Live. A refused reload keeps the running table
-// and logs one Error line with every reason.
+// other than routes and all_legacy differs from the file the process
+// started with (WatchOptions.Data), then decodes, validates and compiles
+// the routes and hands the table to the Publisher, which may refuse it
+// too. A refused reload keeps the running table and logs one Error line
+// with every reason; an accepted one logs what changed, found by comparing
+// the decoded route configs field by field (Changes).
 //
 // It watches the file's directory rather than the file, so editors' atomic
 // saves (write a temp file, rename it over) and remove+recreate are seen.
@@ -76,30 +89,37 @@ type Watcher struct {
 	dir      string
 	log      *zap.Logger
 	baseline map[string]any // static leaves of the initial file, by dotted key
+	pub      Publisher
 	running  atomic.Bool
 	// watching is closed once the first Run has its directory watch in
-	// place (or has given up on it), so tests can write without racing it.
+	// place (or has given up on it) and has looked at the file once, so
+	// tests can write without racing either.
 	watching     chan struct{}
 	watchingOnce sync.Once
 
 	// Owned by the Run goroutine.
 	lastSum     [sha256.Size]byte
 	lastReadErr string
+	current     Config // the decoded routes of the table in force
+	// retry: the last attempt was refused by the Publisher, which depends
+	// on more than the file, so a signal retries the same bytes.
+	retry bool
 
 	reloads     *prometheus.CounterVec
 	lastSuccess prometheus.Gauge
 }
 
-// NewWatcher reads the config file once, as the baseline for static
-// sections and for change detection, and registers the reload metrics.
-// Create it before loading the table main starts with, so that no edit can
-// fall between the two unseen.
+// NewWatcher takes the file's first contents (WatchOptions.Data, or one
+// read of Path) as the baseline for static sections and for change
+// detection, registers the reload metrics, and compiles and publishes the
+// first table from the same bytes. It fails if that table does not
+// validate or the Publisher refuses it.
 func NewWatcher(o WatchOptions) (*Watcher, error) {
 	if o.Path == "" {
 		return nil, errors.New("routes watcher: Path is required")
 	}
-	if o.Live == nil {
-		return nil, errors.New("routes watcher: Live is required")
+	if o.Publisher == nil {
+		return nil, errors.New("routes watcher: Publisher is required")
 	}
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
@@ -117,34 +137,48 @@ func NewWatcher(o WatchOptions) (*Watcher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("routes watcher %s: %w", o.Path, err)
 	}
-	w := &Watcher{o: o, path: abs, dir: filepath.Dir(abs), log: o.Logger.Named("routes"), watching: make(chan struct{})}
+	w := &Watcher{o: o, path: abs, dir: filepath.Dir(abs), log: o.Logger.Named("routes"), pub: o.Publisher, watching: make(chan struct{})}
 
-	data, err := os.ReadFile(abs)
-	if err != nil {
-		return nil, fmt.Errorf("routes watcher: %w", err)
+	data := o.Data
+	if data == nil {
+		if data, err = os.ReadFile(abs); err != nil {
+			return nil, fmt.Errorf("routes watcher: %w", err)
+		}
 	}
 	v, err := parse(abs, data)
 	if err != nil {
-		return nil, fmt.Errorf("routes watcher %s: %w", abs, err)
+		return nil, fmt.Errorf("load routes %s: %w", abs, err)
 	}
 	w.baseline = staticLeaves(v.AllSettings())
 	w.lastSum = sha256.Sum256(data)
+	c, err := Decode(v)
+	if err != nil {
+		return nil, fmt.Errorf("load routes %s: %w", abs, err)
+	}
+	t, err := Compile(c, o.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("load routes %s: %w", abs, err)
+	}
 
 	w.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "strangler_config_reloads_total",
-		Help: "Route table reload attempts by result (ok, invalid, static_changed, read_error).",
+		Help: "Route table reload attempts by result (ok, invalid, static_changed, read_error, resource_error).",
 	}, []string{"result"})
-	for _, r := range []string{ResultOK, ResultInvalid, ResultStaticChanged, ResultReadError} {
+	for _, r := range []string{ResultOK, ResultInvalid, ResultStaticChanged, ResultReadError, ResultResourceError} {
 		w.reloads.WithLabelValues(r)
 	}
 	w.lastSuccess = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "strangler_config_last_reload_success_timestamp_seconds",
 		Help: "Unix time of the last successful route table load (start-up counts).",
 	})
-	w.lastSuccess.Set(unixSeconds(o.Now()))
 	if err := promreg.Register(o.Registerer, "routes watcher", w.reloads, w.lastSuccess); err != nil {
 		return nil, err
 	}
+	if err := w.pub.Publish(t); err != nil {
+		return nil, fmt.Errorf("load routes %s: %w", abs, err)
+	}
+	w.current = c
+	w.lastSuccess.Set(unixSeconds(o.Now()))
 	return w, nil
 }
 
@@ -167,9 +201,12 @@ func (w *Watcher) Run(ctx context.Context) error {
 		w.addWatch(fw)
 		events, errs = fw.Events, fw.Errors
 	}
-	w.watchingOnce.Do(func() { close(w.watching) })
 	w.log.Info("watching config file", zap.String("path", w.path),
 		zap.Duration("debounce", w.o.Debounce), zap.Duration("poll", w.o.Poll))
+	// An edit saved between the start-up read and the watch raised no
+	// event this watch can see: look once now.
+	w.reload("start")
+	w.watchingOnce.Do(func() { close(w.watching) })
 
 	debounce := time.NewTimer(time.Hour)
 	debounce.Stop()
@@ -237,21 +274,29 @@ func (w *Watcher) reload(trigger string) {
 	}
 	w.lastReadErr = ""
 	sum := sha256.Sum256(data)
-	if sum == w.lastSum {
+	if sum == w.lastSum && !(trigger == "signal" && w.retry) {
 		if trigger == "signal" {
 			w.log.Info("config reload requested; file unchanged since the last attempt", zap.String("path", w.path))
 		}
 		return
 	}
 	w.lastSum = sum
+	w.retry = false
 
-	t, result, problems := w.check(data)
+	t, c, result, problems := w.check(data)
 	if t == nil {
 		w.refuse(trigger, result, problems)
 		return
 	}
-	old := w.o.Live.Load()
-	w.o.Live.Store(t)
+	if err := w.pub.Publish(t); err != nil {
+		// Not the file's fault alone: a signal tries the same bytes again
+		// once the resource is fixed.
+		w.retry = true
+		w.refuse(trigger, ResultResourceError, []string{err.Error()})
+		return
+	}
+	changes := Changes(w.current, c)
+	w.current = c
 	w.reloads.WithLabelValues(ResultOK).Inc()
 	w.lastSuccess.Set(unixSeconds(w.o.Now()))
 
@@ -266,32 +311,33 @@ func (w *Watcher) reload(trigger string) {
 	for _, m := range modes {
 		fields = append(fields, zap.Int(string(m), counts[m]))
 	}
-	fields = append(fields, zap.Strings("changes", diffTables(old, t)))
+	fields = append(fields, zap.Strings("changes", changes))
 	w.log.Info("config reloaded", fields...)
 }
 
-// check turns file contents into a table, or says why not.
-func (w *Watcher) check(data []byte) (t *Table, result string, problems []string) {
+// check turns file contents into a table and its decoded routes, or says
+// why not.
+func (w *Watcher) check(data []byte) (t *Table, c Config, result string, problems []string) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		// Most likely caught between an editor's truncate and its write.
-		return nil, ResultInvalid, []string{"config file is empty; keeping the current routes"}
+		return nil, c, ResultInvalid, []string{"config file is empty; keeping the current routes"}
 	}
 	v, err := parse(w.path, data)
 	if err != nil {
-		return nil, ResultInvalid, []string{err.Error()}
+		return nil, c, ResultInvalid, []string{err.Error()}
 	}
 	static := staticDiff(w.baseline, staticLeaves(v.AllSettings()))
-	c, err := Decode(v)
+	c, err = Decode(v)
 	if err == nil {
 		t, err = Compile(c, w.o.Registry)
 	}
 	switch {
 	case len(static) > 0:
-		return nil, ResultStaticChanged, append(static, Problems(err)...)
+		return nil, c, ResultStaticChanged, append(static, Problems(err)...)
 	case err != nil:
-		return nil, ResultInvalid, Problems(err)
+		return nil, c, ResultInvalid, Problems(err)
 	}
-	return t, ResultOK, nil
+	return t, c, ResultOK, nil
 }
 
 func (w *Watcher) refuse(trigger, result string, problems []string) {
@@ -367,58 +413,4 @@ func isSecretKey(key string) bool {
 		}
 	}
 	return false
-}
-
-// diffTables lists what a reload changed: `name: old→new` for routes whose
-// mode (or canary percent) changed, `name: updated` for other edits,
-// `+name (mode)` and `-name (mode)` for added and removed routes.
-func diffTables(old, cur *Table) []string {
-	out := []string{}
-	if old.AllLegacy() != cur.AllLegacy() {
-		out = append(out, fmt.Sprintf("all_legacy: %t→%t", old.AllLegacy(), cur.AllLegacy()))
-	}
-	before := map[string]*Route{}
-	for _, r := range old.Routes() {
-		before[r.Name] = r
-	}
-	seen := map[string]bool{}
-	for _, r := range cur.Routes() {
-		seen[r.Name] = true
-		o, ok := before[r.Name]
-		switch {
-		case !ok:
-			out = append(out, fmt.Sprintf("+%s (%s)", r.Name, modeLabel(r)))
-		case modeLabel(o) != modeLabel(r):
-			out = append(out, fmt.Sprintf("%s: %s→%s", r.Name, modeLabel(o), modeLabel(r)))
-		case signature(o) != signature(r):
-			out = append(out, r.Name+": updated")
-		}
-	}
-	for _, r := range old.Routes() {
-		if !seen[r.Name] {
-			out = append(out, fmt.Sprintf("-%s (%s)", r.Name, modeLabel(r)))
-		}
-	}
-	return out
-}
-
-func modeLabel(r *Route) string {
-	if r.Mode == ModeCanary && r.Canary != nil && r.Canary.Percent != nil {
-		return fmt.Sprintf("canary %g%%", *r.Canary.Percent)
-	}
-	return string(r.Mode)
-}
-
-// signature covers every configured field of r, for "updated".
-func signature(r *Route) string {
-	s := fmt.Sprintf("%v|%s|%s|%s|%t", r.Methods, r.Host, r.Path, r.HandlerName, r.Fallback)
-	if r.Shadow != nil {
-		sh := *r.Shadow
-		s += fmt.Sprintf("|shadow %s %v %v %t %s", sh.Primary, *sh.SamplePercent, sh.Ignore, sh.AllowUnsafe, sh.Timeout)
-	}
-	if r.Canary != nil {
-		c := *r.Canary
-		s += fmt.Sprintf("|canary %d %s %s %x", c.Permille(), c.Sticky, c.OverrideHeader, sha256.Sum256([]byte(c.OverrideToken)))
-	}
-	return s
 }

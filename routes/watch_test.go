@@ -2,10 +2,12 @@ package routes
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -96,7 +98,7 @@ func startWatcher(t *testing.T, opts ...envOption) *watchEnv {
 	}
 	e.live = NewLive(nil)
 	o := WatchOptions{
-		Path: e.path, Registry: testRegistry(), Live: e.live, Logger: zap.New(core), Registerer: e.reg,
+		Path: e.path, Registry: testRegistry(), Publisher: e.live, Logger: zap.New(core), Registerer: e.reg,
 		Poll: time.Hour, Reload: e.reload, Now: func() time.Time { return e.now },
 	}
 	for _, opt := range opts {
@@ -107,11 +109,6 @@ func startWatcher(t *testing.T, opts ...envOption) *watchEnv {
 		t.Fatal(err)
 	}
 	e.w = w
-	tb, err := Load(e.path, testRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.live.Store(tb)
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
 	go func() { e.done <- w.Run(ctx) }()
@@ -490,23 +487,112 @@ func TestWatcherRunStopsAndLeavesNoGoroutines(t *testing.T) {
 func TestNewWatcherOptions(t *testing.T) {
 	live := NewLive(nil)
 	path := filepath.Join(t.TempDir(), "c.yaml")
-	if _, err := NewWatcher(WatchOptions{Live: live}); err == nil {
+	if _, err := NewWatcher(WatchOptions{Publisher: live}); err == nil {
 		t.Error("NewWatcher without Path succeeded")
 	}
 	if _, err := NewWatcher(WatchOptions{Path: path}); err == nil {
-		t.Error("NewWatcher without Live succeeded")
+		t.Error("NewWatcher without Publisher succeeded")
 	}
-	if _, err := NewWatcher(WatchOptions{Path: path, Live: live}); err == nil {
+	if _, err := NewWatcher(WatchOptions{Path: path, Publisher: live}); err == nil {
 		t.Error("NewWatcher on a missing file succeeded")
 	}
 	if err := os.WriteFile(path, []byte("routes: []\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	if _, err := NewWatcher(WatchOptions{Path: path, Live: live, Registerer: reg}); err != nil {
+	if _, err := NewWatcher(WatchOptions{Path: path, Publisher: live, Registerer: reg}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := NewWatcher(WatchOptions{Path: path, Live: live, Registerer: reg}); err == nil {
+	if _, err := NewWatcher(WatchOptions{Path: path, Publisher: live, Registerer: reg}); err == nil {
 		t.Error("second watcher registered the same metrics without error")
+	}
+}
+
+// refusing is a Publisher that refuses every table.
+type refusing struct{ err error }
+
+func (r refusing) Publish(*Table) error { return r.err }
+
+// NewWatcher compiles and publishes the first table from the bytes it is
+// given, and fails when they do not validate or the publisher refuses.
+func TestNewWatcherPublishesFirstTable(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	// The file on disk is not what NewWatcher reads when given Data.
+	if err := os.WriteFile(path, []byte("routes: []\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	live := NewLive(nil)
+	if _, err := NewWatcher(WatchOptions{Path: path, Data: []byte(matchYAML), Registry: testRegistry(), Publisher: live}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(live.Load().Routes()); n != 10 {
+		t.Errorf("published %d routes, want 10 (from Data, not the file)", n)
+	}
+	bad := []byte("routes:\n  - {name: x, path: /x, mode: ported, handler: nope}\n")
+	if _, err := NewWatcher(WatchOptions{Path: path, Data: bad, Registry: testRegistry(), Publisher: live}); err == nil ||
+		!strings.Contains(err.Error(), `routes[0] "x": handler "nope" is not registered`) {
+		t.Errorf("bad routes: error = %v", err)
+	}
+	_, err := NewWatcher(WatchOptions{Path: path, Data: []byte(matchYAML), Registry: testRegistry(), Publisher: refusing{errors.New("capture file will not open")}})
+	if err == nil || !strings.Contains(err.Error(), "capture file will not open") {
+		t.Errorf("refused first table: error = %v", err)
+	}
+}
+
+// gate publishes into live while open, and refuses while closed.
+type gate struct {
+	live   *Live
+	closed atomic.Bool
+}
+
+func (g *gate) Publish(t *Table) error {
+	if g.closed.Load() {
+		return errors.New("capture file will not open")
+	}
+	return g.live.Publish(t)
+}
+
+// A table the publisher refuses is a refused reload (resource_error) that
+// keeps the running table; the same bytes are retried on a signal, not on
+// every poll.
+func TestWatcherRefusedByPublisher(t *testing.T) {
+	g := &gate{}
+	e := startWatcher(t, func(e *watchEnv, o *WatchOptions) { g.live = e.live; o.Publisher = g })
+	before := e.live.Load()
+	g.closed.Store(true)
+	e.writeFile(configFile("ported", ""))
+	waitFor(t, waitLimit, "refused by the publisher", func() bool { return e.reloads(ResultResourceError) == 1 })
+	e.waitRefused(1)
+	if e.live.Load() != before {
+		t.Fatal("table replaced although the publisher refused it")
+	}
+	if r := e.refusals(); len(r) != 1 || len(r[0]) != 1 || r[0][0] != "capture file will not open" {
+		t.Errorf("refusal problems = %q", r)
+	}
+	g.closed.Store(false)
+	e.reload <- syscall.SIGHUP
+	waitFor(t, waitLimit, "retried on the signal", func() bool { return e.campaignMode() == ModePorted })
+	e.waitReloaded(1)
+	if ch, _ := e.logs.FilterMessage("config reloaded").All()[0].ContextMap()["changes"].([]any); len(ch) != 1 || ch[0] != "campaign: canary 10%→ported" {
+		t.Errorf("changes = %v: the change is against the table in force, not the refused attempt", ch)
+	}
+}
+
+// The reload line names every field an edit changed.
+func TestWatcherListsChangedFields(t *testing.T) {
+	e := startWatcher(t)
+	e.writeFile(strings.Replace(configFile("canary", ""), "handler: events.ingest}",
+		"handler: events.ingest, shadow: {headers: [Content-Type], max_body_bytes: 4096}, capture: {percent: 1, file: /tmp/c.jsonl}}", 1))
+	e.waitReloaded(1)
+	got, _ := e.logs.FilterMessage("config reloaded").All()[0].ContextMap()["changes"].([]any)
+	if len(got) != 1 || got[0] != "events: updated shadow, capture" {
+		t.Errorf("changes = %v", got)
+	}
+	e.writeFile(strings.Replace(configFile("canary", ""), "handler: events.ingest}",
+		"handler: events.ingest, shadow: {headers: [Content-Type, Location], max_body_bytes: 4096}, capture: {percent: 2, file: /tmp/c.jsonl}}", 1))
+	e.waitReloaded(2)
+	got, _ = e.logs.FilterMessage("config reloaded").All()[1].ContextMap()["changes"].([]any)
+	if len(got) != 1 || got[0] != "events: updated shadow.headers, capture.percent" {
+		t.Errorf("changes = %v", got)
 	}
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/strangler-proxy/strangler/ported/hotcache"
 	"github.com/strangler-proxy/strangler/ported/kafka"
 	"github.com/strangler-proxy/strangler/ported/spool"
-	"github.com/strangler-proxy/strangler/proxy"
+	"github.com/strangler-proxy/strangler/proxy/control"
 )
 
 // flushTimeout bounds each step of flushing accepted events on shutdown:
@@ -104,12 +104,12 @@ func (b *backend) deps(log *zap.Logger, reg prometheus.Registerer) handlerDeps {
 // check fails when it cannot accept (full or failed); how much is waiting
 // shows in strangler_spool_entries and strangler_kafka_connected. With
 // `delivery: direct` every 202 waits for Kafka, so Kafka is a check.
-func (b *backend) checks() []proxy.Check {
-	cs := []proxy.Check{{Name: "hotcache", Fn: b.cache.Ready}}
+func (b *backend) checks() []control.Check {
+	cs := []control.Check{{Name: "hotcache", Fn: b.cache.Ready}}
 	if b.cfg.Events.Delivery == events.DeliveryDirect {
-		return append(cs, proxy.Check{Name: "kafka", Fn: b.producer.Ping})
+		return append(cs, control.Check{Name: "kafka", Fn: b.producer.Ping})
 	}
-	return append(cs, proxy.Check{Name: "spool", Fn: b.spoolReady})
+	return append(cs, control.Check{Name: "spool", Fn: b.spoolReady})
 }
 
 // spoolReady is the spool's Ping, saying how much waits when it refuses.
@@ -124,8 +124,8 @@ func (b *backend) spoolReady(ctx context.Context) error {
 // adminRoutes are the backend's endpoints on the admin listener. The
 // refresh pattern names no method: the handler answers other methods 405
 // itself, in JSON like its other answers.
-func (b *backend) adminRoutes() []proxy.AdminRoute {
-	return []proxy.AdminRoute{{Pattern: "/admin/hotcache/refresh", Handler: b.cache.RefreshHandler()}}
+func (b *backend) adminRoutes() []control.AdminRoute {
+	return []control.AdminRoute{{Pattern: "/admin/hotcache/refresh", Handler: b.cache.RefreshHandler()}}
 }
 
 // close flushes and closes, in order: the spool first (it stops taking

@@ -90,15 +90,21 @@ func settle[T settled[T]](section string, c *T) error {
 	return nil
 }
 
-// loadConfig reads path into a fresh viper and decodes, defaults and
-// validates every static section. It returns the viper too, for
-// routes.Decode. The error lists every problem, one per line.
+// loadConfig reads path and parses it (parseConfig).
 func loadConfig(path string) (fileConfig, *viper.Viper, error) {
-	var c fileConfig
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return c, nil, fmt.Errorf("read config: %w", err)
+		return fileConfig{}, nil, fmt.Errorf("read config: %w", err)
 	}
+	return parseConfig(path, data)
+}
+
+// parseConfig reads data, the contents of the file at path, into a fresh
+// viper and decodes, defaults and validates every static section. It
+// returns the viper too, for routes.Decode. The error lists every problem,
+// one per line.
+func parseConfig(path string, data []byte) (fileConfig, *viper.Viper, error) {
+	var c fileConfig
 	v := viper.New()
 	v.SetConfigType(configType(path))
 	if err := v.ReadConfig(bytes.NewReader(data)); err != nil {

@@ -8,15 +8,18 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/strangler-proxy/strangler/legacy-passthrough"
 	"github.com/strangler-proxy/strangler/proxy"
+	"github.com/strangler-proxy/strangler/proxy/control"
 	"github.com/strangler-proxy/strangler/routes"
 )
 
@@ -34,7 +37,15 @@ func serve(path string, logOut io.Writer) int {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
-	c, _, err := loadConfig(path)
+	// The one read of the file: the static sections, the watcher's
+	// baseline and the first route table all come from these bytes.
+	data, err := os.ReadFile(path)
+	var c fileConfig
+	if err == nil {
+		c, _, err = parseConfig(path, data)
+	} else {
+		err = fmt.Errorf("read config: %w", err)
+	}
 	if err != nil {
 		log, _ := newLoggers(logConfig{Level: "info"}, logOut)
 		log.Error("start failed: invalid config", zap.String("config", path), zap.Strings("problems", problems(err)))
@@ -43,7 +54,7 @@ func serve(path string, logOut io.Writer) int {
 	log, access := newLoggers(c.Log, logOut)
 	defer func() { _ = log.Sync() }()
 
-	a, err := start(c, path, log, access, hup)
+	a, err := start(c, path, data, log, access, hup)
 	if err != nil {
 		log.Error("start failed", zap.String("config", path), zap.Error(err))
 		return exitFailure
@@ -72,28 +83,30 @@ type app struct {
 	cfg     fileConfig
 	fwd     *legacy.Forwarder
 	backend *backend // spool, Kafka producer, hot cache
+	plane   *control.Plane
 	front   *proxy.Server
-	admin   *proxy.Admin
+	admin   *control.Admin
 	watcher *routes.Watcher
 	ln, aln net.Listener
-	// stopBackground stops the routes watcher, the hot-cache refresher and
-	// the legacy health checks.
+	// group owns every goroutine the process starts (go below); failed is
+	// done once one of them has stopped on its own.
+	group  *errgroup.Group
+	failed context.Context
+	// stopping is set when wait begins the shutdown: a goroutine that
+	// returns after that was stopped, not failed.
+	stopping atomic.Bool
+	// stopBackground stops the routes watcher, the budget watcher, the
+	// hot-cache refresher and the legacy health checks.
 	stopBackground context.CancelFunc
-	done           chan result // one per goroutine below
 	// shadow is the shadow side: registry, sinks, forwarder, diff log.
 	shadow *shadowSide
 }
 
-// result is how a serving goroutine reports its end.
-type result struct {
-	what string
-	err  error
-}
-
 // start builds every component and starts serving. On error it undoes
-// what it did and returns the first error.
-func start(c fileConfig, path string, log, access *zap.Logger, hup <-chan os.Signal) (_ *app, err error) {
-	a := &app{log: log, cfg: c, done: make(chan result, 5)}
+// what it did and returns the first error. data is the config file as
+// serve read it, once.
+func start(c fileConfig, path string, data []byte, log, access *zap.Logger, hup <-chan os.Signal) (_ *app, err error) {
+	a := &app{log: log, cfg: c}
 	var undo []func()
 	defer func() {
 		if err != nil {
@@ -127,37 +140,37 @@ func start(c fileConfig, path string, log, access *zap.Logger, hup <-chan os.Sig
 	if err != nil {
 		return nil, err
 	}
-	live := routes.NewLive(nil)
-	// The watcher first: its baseline read comes before the table main
-	// starts with, so no edit can fall between the two unseen.
+	// The control plane builds every route table's runtime before it goes
+	// live; the watcher publishes the first table (from data) through it
+	// and then every edit.
+	sc := c.Proxy.Shadow
+	if a.plane, err = control.New(a.shadow.planeOptions(control.Options{
+		Registerer: reg, Logger: log.Named("proxy"), BudgetInterval: sc.BudgetInterval, Noise: sc.Noise, Store: sc.Store,
+	})); err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() { _ = a.plane.Close() })
 	a.watcher, err = routes.NewWatcher(routes.WatchOptions{
-		Path: path, Registry: handlers, Live: live, Logger: log, Registerer: reg, Reload: hup,
+		Path: path, Data: data, Registry: handlers, Publisher: a.plane, Logger: log, Registerer: reg, Reload: hup,
 	})
 	if err != nil {
 		return nil, err
 	}
-	table, err := routes.Load(path, handlers)
-	if err != nil {
-		return nil, err
-	}
-	live.Store(table)
 
 	a.front, err = proxy.New(a.shadow.options(proxy.Options{
-		Config: c.Proxy, Live: live, Legacy: a.fwd,
+		Config: c.Proxy, Plane: a.plane, Legacy: a.fwd,
 		Logger: log.Named("proxy"), AccessLog: access, Registerer: reg,
 	}))
 	if err != nil {
 		return nil, err
 	}
-	a.admin, err = proxy.NewAdmin(proxy.AdminOptions{
+	a.admin, err = control.NewAdmin(control.AdminOptions{
 		Registry: reg,
-		Live:     live,
-		Checks:   append([]proxy.Check{{Name: "legacy", Fn: a.fwd.Ping}}, a.backend.checks()...),
+		Plane:    a.plane,
+		Checks:   append([]control.Check{{Name: "legacy", Fn: a.fwd.Ping}}, a.backend.checks()...),
 		Routes:   a.backend.adminRoutes(),
 		Logger:   log.Named("admin"),
-		// The migration report and the route re-enable action.
-		Front: a.front,
-		Token: c.Proxy.AdminToken,
+		Token:    c.Proxy.AdminToken,
 	})
 	if err != nil {
 		return nil, err
@@ -171,20 +184,21 @@ func start(c fileConfig, path string, log, access *zap.Logger, hup <-chan os.Sig
 		return nil, fmt.Errorf("admin_listen: %w", err)
 	}
 
-	// Every goroutine reports on a.done; wait collects all of them.
 	var bgCtx context.Context
 	bgCtx, a.stopBackground = context.WithCancel(context.Background())
-	go func() { a.done <- result{"proxy", a.front.Serve(a.ln)} }()
-	go func() { a.done <- result{"admin", a.admin.Serve(a.aln)} }()
-	go func() { a.done <- result{"routes watcher", a.watcher.Run(bgCtx)} }()
-	go func() { a.done <- result{"hotcache refresher", a.backend.cache.Run(bgCtx)} }()
-	go func() { a.done <- result{"legacy health checks", a.fwd.Run(bgCtx)} }()
+	a.group, a.failed = errgroup.WithContext(context.Background())
+	a.goRun("proxy", func() error { return a.front.Serve(a.ln) })
+	a.goRun("admin", func() error { return a.admin.Serve(a.aln) })
+	a.goRun("routes watcher", func() error { return a.watcher.Run(bgCtx) })
+	a.goRun("budget watcher", func() error { return a.plane.Run(bgCtx) })
+	a.goRun("hotcache refresher", func() error { return a.backend.cache.Run(bgCtx) })
+	a.goRun("legacy health checks", func() error { return a.fwd.Run(bgCtx) })
 
 	log.Info("started",
 		zap.String("listen", a.ln.Addr().String()),
 		zap.String("admin_listen", a.aln.Addr().String()),
 		zap.String("upstream", c.Legacy.Summary()),
-		zap.String("routes", routeSummary(table)),
+		zap.String("routes", routeSummary(a.plane.Table())),
 		zap.String("events", deliverySummary(c)),
 		zap.String("hotcache", c.HotCache.Source),
 		zap.String("version", version()),
@@ -192,23 +206,53 @@ func start(c fileConfig, path string, log, access *zap.Logger, hup <-chan os.Sig
 	return a, nil
 }
 
+// goRun runs fn on the process's group. A component that returns before
+// the shutdown began, with or without an error, has stopped on its own:
+// it is logged once and ends the group's context, which makes wait shut
+// everything down. After that, only an error is worth a line.
+func (a *app) goRun(what string, fn func() error) {
+	a.group.Go(func() error {
+		err := fn()
+		if errors.Is(err, net.ErrClosed) && a.stopping.Load() {
+			err = nil // a listener closed by the shutdown
+		}
+		switch {
+		case !a.stopping.Load():
+			a.log.Error("stopped unexpectedly; shutting down", zap.String("component", what), zap.Error(err))
+			return fmt.Errorf("%s stopped unexpectedly: %w", what, orStopped(err))
+		case err != nil:
+			a.log.Error("stopped with an error", zap.String("component", what), zap.Error(err))
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		return nil
+	})
+}
+
+var errReturned = errors.New("returned without an error")
+
+func orStopped(err error) error {
+	if err == nil {
+		return errReturned
+	}
+	return err
+}
+
 // wait serves until ctx ends (a signal) or a component stops on its own,
 // then shuts everything down: readiness fails first so load balancers stop
-// sending, the front door drains within server.shutdown_timeout, then the
-// watcher, the hot-cache refresher and the admin server stop. Only then,
+// sending, the front door drains within server.shutdown_timeout (the shadow
+// pool with it), then the watchers, the hot-cache refresher and the admin
+// server stop, and the control plane closes its capture files. Only then,
 // with no request left that could publish, the spool flushes to Kafka and
 // closes, then the producer, then the legacy forwarder.
 func (a *app) wait(ctx context.Context) int {
 	code := exitOK
-	pending := cap(a.done)
 	select {
 	case <-ctx.Done():
 		a.log.Info("shutting down", zap.Duration("shutdown_timeout", a.cfg.Proxy.Server.ShutdownTimeout))
-	case r := <-a.done:
-		pending--
-		a.log.Error("stopped unexpectedly; shutting down", zap.String("component", r.what), zap.Error(r.err))
-		code = exitFailure
+	case <-a.failed.Done():
+		code = exitFailure // goRun logged which component and why
 	}
+	a.stopping.Store(true)
 
 	a.admin.Drain()
 	if err := a.front.Shutdown(context.Background()); err != nil {
@@ -221,11 +265,12 @@ func (a *app) wait(ctx context.Context) int {
 	if err := a.admin.Shutdown(actx); err != nil {
 		a.log.Warn("admin shutdown", zap.Error(err))
 	}
-	for ; pending > 0; pending-- {
-		if r := <-a.done; r.err != nil && !errors.Is(r.err, net.ErrClosed) {
-			a.log.Error("stopped with an error", zap.String("component", r.what), zap.Error(r.err))
-			code = exitFailure
-		}
+	if err := a.group.Wait(); err != nil {
+		code = exitFailure
+	}
+	if err := a.plane.Close(); err != nil {
+		a.log.Error("close capture files", zap.Error(err))
+		code = exitFailure
 	}
 	if err := a.backend.close(); err != nil {
 		a.log.Error("close event delivery", zap.Error(err))

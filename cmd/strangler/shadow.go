@@ -12,6 +12,7 @@ import (
 	"github.com/strangler-proxy/strangler/legacy-passthrough"
 	"github.com/strangler-proxy/strangler/ported/kafka"
 	"github.com/strangler-proxy/strangler/proxy"
+	"github.com/strangler-proxy/strangler/proxy/control"
 	"github.com/strangler-proxy/strangler/proxy/shadow"
 	"github.com/strangler-proxy/strangler/proxy/shadowreport"
 	"github.com/strangler-proxy/strangler/routes"
@@ -98,14 +99,21 @@ func shadowLegacyConfig(c fileConfig) legacy.Config {
 	return lc
 }
 
-// options adds the shadow side to the front door's options.
+// options adds the shadow side to the front door's options: what the
+// engine compares published events with.
 func (s *shadowSide) options(o proxy.Options) proxy.Options {
-	o.ShadowRegistry = s.registry
-	o.ShadowLegacy = s.fwd
 	o.Recorded = s.recorder
 	if s.tap != nil {
 		o.Tapped = s.tap
 	}
+	return o
+}
+
+// planeOptions adds the shadow side to the control plane's options: the
+// candidates shadow routes are built with, and the diff sinks.
+func (s *shadowSide) planeOptions(o control.Options) control.Options {
+	o.ShadowRegistry = s.registry
+	o.ShadowLegacy = s.fwd
 	o.DiffLog, o.DiffTopic = s.diffLog, s.diffTopic
 	return o
 }

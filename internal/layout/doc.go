@@ -10,7 +10,11 @@
 //   - compare imports only internal/…: it is the pure comparison engine
 //     that routes (to validate a route's rules), the shadow side and the
 //     offline compare all use;
-//   - internal/… imports only internal/…: its helpers are leaves.
+//   - internal/… imports only internal/…: its helpers are leaves;
+//   - proxy/control (the control plane) never imports proxy (the front
+//     door), which serves the runtimes the control plane publishes;
+//   - proxy/canary, proxy/capture, proxy/shadow and proxy/shadowreport
+//     import neither: both use them.
 //
 // Test files count too: a test that reached across would hide the same
 // coupling.

@@ -13,19 +13,24 @@ import (
 const module = "github.com/strangler-proxy/strangler/"
 
 // rule forbids packages under from to depend on packages under to. Paths
-// are relative to the module; a path matches itself and everything below.
+// are relative to the module; a path matches itself and everything below,
+// or, with exact, only itself.
 type rule struct {
 	from, to []string
 	why      string
+	exact    bool // to names packages, not trees
 }
 
 var rules = []rule{
 	{[]string{"routes", "ported", "legacy-passthrough", "compare", "internal"}, []string{"proxy"},
-		"the front door depends on routes, the handlers and the forwarder, never the other way round"},
-	{[]string{"ported"}, []string{"legacy-passthrough"}, "ported handlers and the forwarder are leaves: they meet only in the front door"},
-	{[]string{"legacy-passthrough"}, []string{"ported"}, "ported handlers and the forwarder are leaves: they meet only in the front door"},
-	{[]string{"compare"}, []string{"routes", "ported", "legacy-passthrough", "cmd"}, "the comparison engine is pure: it imports only internal/…"},
-	{[]string{"internal"}, []string{"routes", "ported", "legacy-passthrough", "compare", "cmd"}, "internal/… holds leaf helpers"},
+		"the front door depends on routes, the handlers and the forwarder, never the other way round", false},
+	{[]string{"ported"}, []string{"legacy-passthrough"}, "ported handlers and the forwarder are leaves: they meet only in the front door", false},
+	{[]string{"legacy-passthrough"}, []string{"ported"}, "ported handlers and the forwarder are leaves: they meet only in the front door", false},
+	{[]string{"compare"}, []string{"routes", "ported", "legacy-passthrough", "cmd"}, "the comparison engine is pure: it imports only internal/…", false},
+	{[]string{"internal"}, []string{"routes", "ported", "legacy-passthrough", "compare", "cmd"}, "internal/… holds leaf helpers", false},
+	{[]string{"proxy/control"}, []string{"proxy"}, "the front door reads the runtimes its control plane publishes, not the other way round", true},
+	{[]string{"proxy/canary", "proxy/capture", "proxy/shadow", "proxy/shadowreport"}, []string{"proxy", "proxy/control"},
+		"the shadow, canary and capture parts are used by the front door and the control plane alike", true},
 }
 
 func under(pkg string, roots []string) bool {
@@ -50,7 +55,11 @@ func violations(deps map[string][]string) []string {
 	}) {
 		for _, d := range deps[pkg] {
 			for _, r := range rules {
-				if under(pkg, r.from) && under(d, r.to) {
+				hit := under(d, r.to)
+				if r.exact {
+					hit = slices.Contains(r.to, d)
+				}
+				if under(pkg, r.from) && hit {
 					out = append(out, fmt.Sprintf("%s imports %s: %s", pkg, d, r.why))
 				}
 			}
@@ -79,6 +88,10 @@ func TestRulesCatchViolations(t *testing.T) {
 		{"proxy", "legacy-passthrough", false},
 		{"proxy/shadow", "ported/delivery", false},
 		{"proxy/control", "proxy/shadow", false},
+		{"proxy/control", "proxy", true},
+		{"proxy", "proxy/control", false},
+		{"proxy/shadow", "proxy/control", true},
+		{"proxy/shadow", "proxy/shadowreport", false},
 		{"cmd/strangler", "proxy", false},
 		{"ported/events", "ported/delivery", false},
 		{"routesx", "proxy", false}, // a prefix that is not a parent

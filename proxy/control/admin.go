@@ -1,4 +1,4 @@
-package proxy
+package control
 
 import (
 	"context"
@@ -36,17 +36,16 @@ type AdminOptions struct {
 	// Registry is exported on /metrics. NewAdmin adds the Go runtime and
 	// process collectors to it. Required.
 	Registry *prometheus.Registry
-	// Live is the route table shown on /routes. Required.
-	Live *routes.Live
+	// Plane is the control plane whose table /routes shows, whose report
+	// /shadow serves and whose routes POST /admin/routes/{name}/reenable
+	// re-enables. Required.
+	Plane *Plane
 	// Checks run on every /readyz, concurrently.
 	Checks []Check
 	// CheckTimeout bounds each check. Zero means 2s.
 	CheckTimeout time.Duration
 	// Logger receives the admin server's own errors. Nil means none.
 	Logger *zap.Logger
-	// Front, when set, adds the migration report (/shadow, /shadow.json)
-	// and the route re-enable action (POST /admin/routes/{name}/reenable).
-	Front *Server
 	// Token is the bearer token actions require (Config.AdminToken).
 	// Empty: actions are allowed only on a loopback listener.
 	Token string
@@ -62,15 +61,16 @@ type AdminRoute struct {
 	Handler http.Handler
 }
 
-// Admin is the operator's listener: /metrics, /healthz, /readyz, /routes.
-// It is plain net/http: low traffic, and promhttp speaks net/http.
+// Admin is the operator's listener: /metrics, /healthz, /readyz, /routes,
+// the migration report (/shadow, /shadow.json) and the actions
+// (POST /admin/routes/{name}/reenable, components' own). It is plain
+// net/http: low traffic, and promhttp speaks net/http.
 type Admin struct {
 	srv      *http.Server
 	checks   []Check
 	timeout  time.Duration
-	live     *routes.Live
+	plane    *Plane
 	draining atomic.Bool
-	front    *Server
 	token    string
 }
 
@@ -86,8 +86,8 @@ const (
 
 // NewAdmin builds the admin server; it opens no socket.
 func NewAdmin(o AdminOptions) (*Admin, error) {
-	if o.Registry == nil || o.Live == nil {
-		return nil, errors.New("admin: Registry and Live are required")
+	if o.Registry == nil || o.Plane == nil {
+		return nil, errors.New("admin: Registry and Plane are required")
 	}
 	if err := promreg.Register(o.Registry, "runtime",
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
@@ -97,7 +97,7 @@ func NewAdmin(o AdminOptions) (*Admin, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	a := &Admin{checks: o.Checks, timeout: o.CheckTimeout, live: o.Live, token: o.Token}
+	a := &Admin{checks: o.Checks, timeout: o.CheckTimeout, plane: o.Plane, token: o.Token}
 	if a.timeout <= 0 {
 		a.timeout = defaultCheckTimeout
 	}
@@ -114,15 +114,12 @@ func NewAdmin(o AdminOptions) (*Admin, error) {
 	})
 	mux.HandleFunc("GET /readyz", a.readyz)
 	mux.HandleFunc("GET /routes", a.routes)
-	if f := o.Front; f != nil {
-		a.front, a.token = f, o.Token
-		mux.Handle("GET /shadow", f.Report())
-		mux.Handle("GET /shadow.json", f.Report().JSON())
-		mux.HandleFunc("POST /admin/routes/{name}/reenable", a.reenable)
-	}
+	mux.Handle("GET /shadow", o.Plane.Report())
+	mux.Handle("GET /shadow.json", o.Plane.Report().JSON())
+	mux.HandleFunc("POST /admin/routes/{name}/reenable", a.reenable)
 	for _, r := range o.Routes {
 		if r.Handler != nil {
-			r.Handler = a.guardActions(r.Handler) // adminguard.go: actions need authorize
+			r.Handler = a.guardActions(r.Handler) // actions need authorize
 		}
 		if err := mountRoute(mux, r); err != nil {
 			return nil, err
@@ -139,6 +136,9 @@ func NewAdmin(o AdminOptions) (*Admin, error) {
 	}
 	return a, nil
 }
+
+// Handler is the admin listener's mux, as Serve answers with it.
+func (a *Admin) Handler() http.Handler { return a.srv.Handler }
 
 // Serve answers connections from ln until Shutdown; it returns nil then.
 func (a *Admin) Serve(ln net.Listener) error {
@@ -219,7 +219,7 @@ type RouteTable struct {
 }
 
 func (a *Admin) routes(w http.ResponseWriter, _ *http.Request) {
-	t := a.live.Load() // one snapshot, so both fields agree
+	t := a.plane.Table() // one snapshot, so both fields agree
 	writeJSON(w, http.StatusOK, RouteTable{AllLegacy: t.AllLegacy(), Routes: t.Describe()})
 }
 
@@ -247,7 +247,7 @@ func (a *Admin) reenable(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := r.PathValue("name")
-	was, err := a.front.Reenable(name)
+	was, err := a.plane.Reenable(name)
 	if errors.Is(err, ErrUnknownRoute) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
 		return
@@ -255,7 +255,25 @@ func (a *Admin) reenable(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, Reenabled{Route: name, WasDemoted: was})
 }
 
-// authorize returns why r may not act, with the status, or 0.
+// guardActions wraps a component's admin handler: reads pass, anything else
+// must pass authorize first.
+func (a *Admin) guardActions(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.Method {
+		case http.MethodGet, http.MethodHead, http.MethodOptions:
+		default:
+			if msg, code := a.authorize(r); code != 0 {
+				writeJSON(w, code, map[string]string{"error": msg})
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// authorize returns why r may not act, with the status, or 0. Every action
+// passes it: an unsafe method (RFC 9110 §9.2.1) on any admin endpoint. The
+// listener's exposure rule, checked at start, is in proxy/adminguard.go.
 func (a *Admin) authorize(r *http.Request) (string, int) {
 	if a.token != "" {
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")

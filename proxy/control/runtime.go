@@ -1,0 +1,296 @@
+package control
+
+import (
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/strangler-proxy/strangler/proxy/canary"
+	"github.com/strangler-proxy/strangler/proxy/capture"
+	"github.com/strangler-proxy/strangler/proxy/shadow"
+	"github.com/strangler-proxy/strangler/proxy/shadowreport"
+	"github.com/strangler-proxy/strangler/routes"
+)
+
+// Runtime is what the front door serves one route table with: the table
+// and, per route, everything derived from it — splitters, the shadow
+// engine's view, the capture writer, the collector. Publish builds it
+// whole before the table goes live, and it is as immutable as the table.
+// What must outlive a table (demotions, collectors, open capture files,
+// legacy-event followers) is kept by route name or file in the Plane and
+// shared between runtimes.
+type Runtime struct {
+	table  *routes.Table
+	routes map[*routes.Route]*Route
+	names  []string // the routes' names, in table order
+}
+
+// Table is the route table requests are matched against; never nil.
+func (rt *Runtime) Table() *routes.Table { return rt.table }
+
+// Route returns the runtime of r, a route of rt.Table(); nil for any other.
+func (rt *Runtime) Route(r *routes.Route) *Route { return rt.routes[r] }
+
+// Route is one route's part of a Runtime. Its fields are read on the
+// request path: never modify them.
+type Route struct {
+	// Config is the compiled route.
+	Config *routes.Route
+	// Collector takes the route's figures; shared by every runtime that
+	// has a route of this name.
+	Collector *shadowreport.Collector
+	// Canary splits mode canary; nil without a canary block.
+	Canary *canary.Splitter
+	// Override is the canary's QA override header, stripped from every
+	// request of the route so its token reaches no upstream; "" if none.
+	Override string
+	// Sampler and Shadow serve mode shadow; nil without a shadow block.
+	Sampler *canary.Splitter
+	Shadow  *shadow.Route
+	// Capture, with its sampler and body cap; nil without a capture block.
+	Capture        *capture.Writer
+	CaptureSampler *canary.Splitter
+	CaptureMax     int
+
+	demotion   *demotion
+	budgets    *shadowreport.Budgets
+	thresholds shadowreport.Thresholds
+}
+
+// Demoted reports whether a breached budget sends the route to legacy
+// until a person re-enables it.
+func (r *Route) Demoted() bool { return r.demotion.demoted() }
+
+// demotion is a route's demotion state, kept by route name across route
+// tables: set by the budget watcher, cleared by a person.
+type demotion struct {
+	state     atomic.Pointer[demotedState]
+	reenabled atomic.Pointer[time.Time] // budgets judge only what came after
+	gauge     prometheus.Gauge
+}
+
+type demotedState struct {
+	at     time.Time
+	reason string
+}
+
+func (d *demotion) demoted() bool { return d.state.Load() != nil }
+
+// ResourceError is why a route table's runtime could not be built: a file
+// it needs would not open. The table is refused and the one in force stays.
+type ResourceError struct {
+	Route string // the route that needs the resource
+	What  string // the route's key naming it, e.g. capture.file
+	Path  string
+	Err   error
+}
+
+func (e *ResourceError) Error() string {
+	return fmt.Sprintf("route %q: %s %q: %v; the route table in force stays", e.Route, e.What, e.Path, e.Err)
+}
+
+func (e *ResourceError) Unwrap() error { return e.Err }
+
+// build is the staging area of one Publish: the runtime, and what it
+// opened or created that the Plane does not hold yet. Nothing here is
+// visible to a request until commit.
+type build struct {
+	rt        *Runtime
+	names     []string
+	captures  map[string]*capture.Writer // opened by this build
+	used      map[string]bool            // capture files the runtime writes to
+	demotions map[string]*demotion       // created by this build
+	events    map[string]*shadow.EventsFile
+}
+
+// build makes the runtime of t without publishing it. Caller holds mu.
+func (p *Plane) build(t *routes.Table) (*build, error) {
+	b := &build{
+		rt:        &Runtime{table: t, routes: map[*routes.Route]*Route{}},
+		captures:  map[string]*capture.Writer{},
+		used:      map[string]bool{},
+		demotions: map[string]*demotion{},
+		events:    map[string]*shadow.EventsFile{},
+	}
+	for _, r := range t.Routes() {
+		b.names = append(b.names, r.Name)
+		rr := &Route{Config: r, Collector: p.stats.Route(r.Name)}
+		rr.demotion = p.demotionOf(b, r.Name)
+		if r.Canary != nil {
+			rr.Canary = canary.ForCanary(r, p.o.ClientIP)
+			rr.Override = rr.Canary.OverrideHeader()
+		}
+		if r.Shadow != nil {
+			rr.Sampler = canary.ForShadow(r, p.o.ClientIP)
+			rr.Shadow = p.shadowRoute(b, r, rr.Collector)
+		}
+		if c := r.Capture; c != nil {
+			w, err := p.captureWriter(b, c)
+			if err != nil {
+				b.abort(p)
+				return nil, &ResourceError{Route: r.Name, What: "capture.file", Path: c.File, Err: err}
+			}
+			rr.Capture = w
+			rr.CaptureSampler = canary.New(canary.Config{Route: r.Name, Sticky: r.Canary.StickyKey(), Permille: canary.Permille(c.Percent), ClientIP: p.o.ClientIP})
+			rr.CaptureMax = routes.DefaultShadowMaxBodyBytes
+			if r.Shadow != nil {
+				rr.CaptureMax = r.Shadow.MaxBodyBytes
+			}
+		}
+		if bg := r.Budgets; bg != nil {
+			rr.budgets = &shadowreport.Budgets{
+				MaxMismatchRate: bg.MaxMismatchRate, MaxErrorRate: bg.MaxErrorRate, MaxP99Ratio: bg.MaxP99Ratio,
+				Window: bg.Window, MinSamples: bg.MinSamples,
+			}
+		}
+		if v := r.Verdict; v != nil {
+			rr.thresholds = shadowreport.Thresholds{
+				MinComparisons: v.MinComparisons, MinMatchRate: v.MinMatchRate,
+				MaxErrorRateGap: v.MaxErrorRateGap, MaxP99Ratio: v.MaxP99Ratio,
+			}
+		}
+		b.rt.routes[r] = rr
+	}
+	return b, nil
+}
+
+// abort undoes a build that will not be published: it closes the files
+// it opened and forgets the collectors it created.
+func (b *build) abort(p *Plane) {
+	for path, w := range b.captures {
+		if err := w.Close(); err != nil {
+			p.log.Warn("close capture file", zap.String("file", path), zap.Error(err))
+		}
+	}
+	p.stats.Retain(p.cur.Load().names)
+}
+
+// commit makes what the build created the Plane's, publishes the runtime,
+// then lets go of what no route uses any more: figures and demotions of
+// removed routes, capture files no route writes to. A request of the old
+// table still holding a closed capture file drops its record. Caller
+// holds mu.
+func (p *Plane) commit(b *build) {
+	for name, d := range b.demotions {
+		d.gauge = p.demoted.WithLabelValues(name)
+		p.demotions[name] = d
+	}
+	for path, w := range b.captures {
+		p.captures[path] = w
+	}
+	for path, f := range b.events {
+		p.events[path] = f
+	}
+	b.rt.names = b.names
+	p.cur.Store(b.rt)
+
+	p.stats.Retain(b.names)
+	keep := make(map[string]bool, len(b.names))
+	for _, n := range b.names {
+		keep[n] = true
+	}
+	for name := range p.demotions {
+		if !keep[name] {
+			delete(p.demotions, name)
+			p.demoted.DeleteLabelValues(name)
+		}
+	}
+	for path, w := range p.captures {
+		if b.used[path] {
+			continue
+		}
+		delete(p.captures, path)
+		if err := w.Close(); err != nil {
+			p.log.Warn("close capture file", zap.String("file", path), zap.Error(err))
+		}
+	}
+}
+
+// shadowRoute is the engine's view of a route with a shadow block.
+func (p *Plane) shadowRoute(b *build, r *routes.Route, c *shadowreport.Collector) *shadow.Route {
+	sh := r.Shadow
+	sr := &shadow.Route{
+		Name:        r.Name,
+		Primary:     sh.Primary,
+		AllowUnsafe: sh.AllowUnsafe,
+		Timeout:     sh.Timeout,
+		MaxBody:     sh.MaxBodyBytes,
+		Comparator:  sh.Comparator(),
+		Collector:   c,
+	}
+	// Never the live Go handler off the client's path: a Go call there runs
+	// with shadow dependencies, or not at all.
+	goShadow := p.o.ShadowRegistry[r.HandlerName]
+	if sh.Primary == routes.SidePorted {
+		sr.Candidate, sr.Twin = p.o.ShadowLegacy, goShadow
+	} else {
+		sr.Candidate, sr.Twin = goShadow, p.o.ShadowLegacy
+	}
+	if f := sh.LegacyEventsFile; f != "" {
+		sr.LegacyEvents = p.eventsFile(b, f)
+	}
+	return sr
+}
+
+// demotionOf returns the demotion state of a route name, new to the build
+// if the Plane has none. Caller holds mu.
+func (p *Plane) demotionOf(b *build, name string) *demotion {
+	if d := p.demotions[name]; d != nil {
+		return d
+	}
+	d := &demotion{}
+	b.demotions[name] = d
+	return d
+}
+
+// eventsFile returns the follower of the monolith's events file at path.
+// It opens nothing: the monolith creates the file with its first event.
+// Caller holds mu.
+func (p *Plane) eventsFile(b *build, path string) *shadow.EventsFile {
+	if f := p.events[path]; f != nil {
+		return f
+	}
+	if f := b.events[path]; f != nil {
+		return f
+	}
+	f := shadow.NewEventsFile(path, 0)
+	b.events[path] = f
+	return f
+}
+
+// captureWriter returns the writer of a capture file, opening it if no
+// route writes to it yet. Caller holds mu.
+func (p *Plane) captureWriter(b *build, c *routes.CaptureConfig) (*capture.Writer, error) {
+	b.used[c.File] = true
+	if w := p.captures[c.File]; w != nil {
+		return w, nil
+	}
+	if w := b.captures[c.File]; w != nil {
+		return w, nil
+	}
+	w, err := capture.Open(c.File, c.MaxBytes, p.log)
+	if err != nil {
+		return nil, err
+	}
+	b.captures[c.File] = w
+	return w, nil
+}
+
+// closeFiles closes every capture file and legacy-event follower. Caller
+// holds mu.
+func (p *Plane) closeFiles() error {
+	var errs []error
+	for path, w := range p.captures {
+		errs = append(errs, w.Close())
+		delete(p.captures, path)
+	}
+	for path, f := range p.events {
+		errs = append(errs, f.Close())
+		delete(p.events, path)
+	}
+	return errors.Join(errs...)
+}
