@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs what the sample monolith needs (Nginx, PHP-FPM 8.2, PHP CLI 8.2) from
-# Debian, plus wrk and HAProxy with --bench and chromium with --browser. Idempotent: does
+# Installs what the sample monolith needs (Nginx, PHP-FPM 8.2, PHP CLI 8.2, and
+# for its shared-session backends Redis, memcached and PHP's redis and
+# memcached extensions) from Debian, plus wrk and HAProxy with --bench and
+# chromium with --browser. Idempotent: does
 # nothing when everything is there. As root it installs; otherwise it prints
 # the command to run and exits 1.
 #
@@ -11,8 +13,12 @@ set -euo pipefail
 usage() { echo "usage: $0 [--bench] [--browser]" >&2; exit 2; }
 
 # "binary package" pairs; a binary is found in PATH or in /usr/sbin, which a
-# non-root PATH often lacks.
-wanted=("nginx nginx-light" "php-fpm8.2 php8.2-fpm" "php8.2 php8.2-cli")
+# non-root PATH often lacks. A PHP extension has no binary: its "binary" is
+# the .ini file the package installs (an absolute path).
+wanted=("nginx nginx-light" "php-fpm8.2 php8.2-fpm" "php8.2 php8.2-cli"
+  "redis-server redis-server" "memcached memcached"
+  "/etc/php/8.2/mods-available/redis.ini php8.2-redis"
+  "/etc/php/8.2/mods-available/memcached.ini php8.2-memcached")
 for arg in "$@"; do
   case "$arg" in
     --bench) wanted+=("wrk wrk" "haproxy haproxy") ;;
@@ -21,7 +27,12 @@ for arg in "$@"; do
   esac
 done
 
-have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/bin/$1" ]; }
+have() {
+  case "$1" in
+    /*) [ -e "$1" ] ;;
+    *) command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/bin/$1" ] ;;
+  esac
+}
 
 missing=()
 for w in "${wanted[@]}"; do

@@ -2,6 +2,7 @@
 // foreground, for `make run`, `make bench` and the container image:
 //
 //	go run ./cmd/monolith -listen 127.0.0.1:8081 [-workers N] [-proxy-pass]
+//	    [-sessions files|redis|memcached] [-session-addr host:port] [-serialize-handler php_serialize]
 //
 // SIGINT or SIGTERM stops Nginx and PHP-FPM and removes the runtime dir.
 package main
@@ -38,6 +39,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	workers := fs.Int("workers", 4, "PHP-FPM children (pm = static)")
 	proxyPass := fs.Bool("proxy-pass", false, "also start an Nginx proxy_pass server in front, on a free port")
 	root := fs.String("root", "", "repository root holding examples/monolith (default: nearest go.mod upwards)")
+	sessions := fs.String("sessions", "files", "PHP session.save_handler: files (under the runtime dir), redis (phpredis) or memcached (php-memcached)")
+	sessionAddr := fs.String("session-addr", "", "host:port of the Redis or memcached for sessions (default: start one on a free port)")
+	serializeHandler := fs.String("serialize-handler", "php", "PHP session.serialize_handler: php_serialize, php or php_binary")
 	startWait := fs.Duration("start-timeout", 60*time.Second, "how long to wait for the first healthy answer")
 	env := map[string]string{}
 	fs.Func("env", "extra PHP pool env `KEY=VALUE` (repeatable), e.g. STRANGLER_FIXED_NOW=2030-01-01T00:00:00Z", func(s string) error {
@@ -65,6 +69,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	startCtx, cancel := context.WithTimeout(ctx, *startWait)
 	m, err := monolith.Start(startCtx, monolith.Options{
 		Port: port, Host: host, Workers: *workers, Env: env, ProxyPass: *proxyPass, Root: *root,
+		Sessions: *sessions, SessionAddr: *sessionAddr, SerializeHandler: *serializeHandler,
 	})
 	cancel()
 	if err != nil {
@@ -75,6 +80,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if m.ProxyPassURL != "" {
 		fmt.Fprintf(stdout, "monolith: nginx proxy_pass %s\n", m.ProxyPassURL)
 	}
+	fmt.Fprintf(stdout, "monolith: sessions %s at %s\n", m.Sessions, m.SessionSavePath)
 
 	code := 0
 	select {

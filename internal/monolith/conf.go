@@ -20,6 +20,10 @@ type conf struct {
 	NginxWorkers string
 	Workers      int               // PHP-FPM children
 	Env          map[string]string // pool env (rendered in key order)
+	// PHP's session settings for the pool.
+	SessionHandler   string // session.save_handler: files, redis, memcached
+	SessionSavePath  string // session.save_path, quoted in the INI
+	SerializeHandler string // session.serialize_handler
 }
 
 // write renders nginx.conf and php-fpm.conf from the templates in tmplDir

@@ -43,7 +43,25 @@ type Options struct {
 	// Root is the repository root holding examples/monolith. Empty means the
 	// nearest directory holding go.mod, walking up from the working directory.
 	Root string
+	// Sessions is the pool's session.save_handler: "" or "files" (files
+	// under <Dir>/sessions), "redis" (the phpredis extension) or
+	// "memcached" (php-memcached).
+	Sessions string
+	// SessionAddr is host:port of the Redis or memcached PHP keeps
+	// sessions in. Empty: Start runs its own (Debian's redis-server or
+	// memcached, on a free port), and Stop stops it.
+	SessionAddr string
+	// SerializeHandler is session.serialize_handler: php_serialize, php or
+	// php_binary. Empty: php, PHP's default.
+	SerializeHandler string
 }
+
+// Session save handlers Options.Sessions names.
+const (
+	SessionsFiles     = "files"
+	SessionsRedis     = "redis"
+	SessionsMemcached = "memcached"
+)
 
 // Monolith is one running instance.
 type Monolith struct {
@@ -51,8 +69,17 @@ type Monolith struct {
 	ProxyPassURL string // the proxy_pass server; empty without Options.ProxyPass
 	Dir          string // temp runtime dir (configs, sockets, logs); removed by Stop
 	EventsFile   string // where the PHP event intake appends forwarded events
-	NginxPID     int    // Nginx master; its workers are in its process group
-	FPMPID       int    // PHP-FPM master; its children are in its process group
+	// Sessions is the save handler in use (files, redis or memcached);
+	// SessionSavePath is its session.save_path (the directory for files);
+	// SessionAddr the Redis or memcached server for the others.
+	Sessions        string
+	SessionSavePath string
+	SessionAddr     string
+	// SessionServer is the Redis or memcached Start ran itself; nil when
+	// Options.SessionAddr named one or sessions are files.
+	SessionServer *KV
+	NginxPID      int // Nginx master; its workers are in its process group
+	FPMPID        int // PHP-FPM master; its children are in its process group
 
 	nginx, fpm *proc
 	done       chan struct{} // closed once either master has exited
@@ -96,6 +123,9 @@ func Start(ctx context.Context, o Options) (*Monolith, error) {
 		o.Host = "127.0.0.1"
 	}
 	if err := validateEnv(o.Env); err != nil {
+		return nil, err
+	}
+	if err := validateSessions(&o); err != nil {
 		return nil, err
 	}
 	root := o.Root
@@ -184,6 +214,9 @@ func start(ctx context.Context, o Options, root string, bins binaries) (_ *Monol
 		c.Env[k] = v
 	}
 	m.EventsFile = c.Env["STRANGLER_EVENTS_FILE"]
+	if err := m.sessionStore(ctx, o, bins, &c); err != nil {
+		return nil, err
+	}
 	if o.ProxyPass {
 		pp, err := freePort(o.Host)
 		if err != nil {
@@ -342,6 +375,8 @@ func (m *Monolith) abort() error {
 	if m.nginx != nil && m.fpm != nil {
 		<-m.done
 	}
+	// The session server last: PHP may use it until it stops.
+	errs = append(errs, m.SessionServer.Stop())
 	if err := os.RemoveAll(m.Dir); err != nil {
 		errs = append(errs, fmt.Errorf("monolith: remove %s: %w", m.Dir, err))
 	}
@@ -358,6 +393,9 @@ func (m *Monolith) LogTail() string {
 			continue
 		}
 		fmt.Fprintf(&b, "--- %s (tail) ---\n%s\n", name, strings.TrimRight(t, "\n"))
+	}
+	if m.SessionServer != nil {
+		b.WriteString(m.SessionServer.LogTail())
 	}
 	return b.String()
 }

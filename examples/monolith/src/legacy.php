@@ -99,8 +99,21 @@ function legacy_account(): void
 {
     // Only resume a session the client already has: starting one here would
     // hand a session cookie to every anonymous visitor.
-    if (isset($_COOKIE[session_name()])) {
-        session_start(['read_and_close' => true]);
+    $sent = $_COOKIE[session_name()] ?? null;
+    if (is_string($sent)) {
+        session_start();
+        if (session_id() !== $sent) {
+            // use_strict_mode refused an id this server never issued (forged,
+            // expired, malformed) and made a fresh, empty session: hand it to
+            // no one and keep no file or key for it. A read-only page must
+            // not mint sessions (its Go twin, ported/account, never does).
+            session_destroy();
+            header_remove('Set-Cookie');
+        } else {
+            // Read only: no write, no lifetime extension (session_abort, not
+            // session_write_close), as read_and_close would.
+            session_abort();
+        }
     }
     $user = $_SESSION['user'] ?? null;
     if (!is_string($user)) {
