@@ -119,7 +119,7 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 		Plane:      plane,
 		Legacy:     o.legacy,
 		Logger:     logs.logger(zapcore.DebugLevel),
-		AccessLog:  access.logger(zapcore.InfoLevel),
+		AccessLog:  access,
 		Registerer: h.reg,
 	}
 	if o.mod != nil {

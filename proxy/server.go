@@ -13,18 +13,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
 	"sync"
 	"time"
-	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/strangler-proxy/strangler/internal/linelog"
 	"github.com/strangler-proxy/strangler/proxy/control"
 	"github.com/strangler-proxy/strangler/proxy/shadow"
 	"github.com/strangler-proxy/strangler/proxy/shadowreport"
@@ -47,11 +48,15 @@ type Options struct {
 	// Logger receives error lines (one per failed request) and fasthttp's
 	// own messages. Nil means no logging.
 	Logger *zap.Logger
-	// AccessLog receives one Info line per request. Build it without
-	// sampling: a sampled access log silently drops requests. Its core must
-	// encode entries during Write, as zap's JSON and console cores do: the
-	// fields view request memory. Nil means no access log.
-	AccessLog *zap.Logger
+	// AccessLog receives one access line per request, every request (never
+	// sampled), each in one Write: a JSON object in the shape of zap's
+	// production encoder (level "info", ts, logger "access", msg
+	// "request", then the fields) and a newline. The line is encoded here,
+	// not by zap: zap's general encoder cost more than the rest of the
+	// line's path (issue 14). Write must not keep p; an
+	// internal/linelog.Writer buffers it off the request path. Nil means
+	// no access log.
+	AccessLog io.Writer
 	// Registerer takes the front door's metrics. Nil means they are kept
 	// in a private registry that nothing exports.
 	Registerer prometheus.Registerer
@@ -71,7 +76,7 @@ type Server struct {
 	plane   *control.Plane
 	legacy  routes.Handler
 	log     *zap.Logger
-	access  *zap.Logger
+	access  io.Writer // nil: no access log
 	now     func() time.Time
 	ids     *idSource
 	limits  limits
@@ -111,9 +116,6 @@ func New(o Options) (*Server, error) {
 	}
 	if s.log == nil {
 		s.log = zap.NewNop()
-	}
-	if s.access == nil {
-		s.access = zap.NewNop()
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -228,12 +230,9 @@ type exchange struct {
 	rr      *control.Route // the matched route's runtime; nil when unmatched
 	side    routes.Side    // who answered the client; "" when the proxy did
 	idBuf   [maxRequestIDLen]byte
-	remote  [64]byte // the client address, formatted for the access log
-	fields  [accessFields]zap.Field
+	remote  [64]byte     // the client address, formatted for the access log
+	line    linelog.Line // the access line's buffer, kept with the exchange
 }
-
-// accessFields is the number of fields on an access-log line.
-const accessFields = 12
 
 func (s *Server) acquire() *exchange {
 	x := s.exchanges.Get().(*exchange)
@@ -348,35 +347,40 @@ func (s *Server) finish(ctx *fasthttp.RequestCtx, x *exchange) {
 	}
 	ctx.Response.Header.SetBytesV(HeaderRequestID, x.id)
 	status := ctx.Response.StatusCode()
-	elapsed := s.now().Sub(x.start)
+	end := s.now()
+	elapsed := end.Sub(x.start)
 	s.metrics.inFlight.Dec()
 	s.metrics.observe(x.route, x.mode, x.backend, status, elapsed.Seconds())
 	if x.rr != nil && x.side != "" {
 		x.rr.Collector.Served(x.side, elapsed, status >= 500)
 	}
-	if ce := s.access.Check(zapcore.InfoLevel, "request"); ce != nil {
-		// The byte fields are viewed, not copied: zap's JSON core encodes
-		// during Write, before the handler returns and the request is reused.
-		// The fields live in x so the line allocates nothing.
-		x.fields = [...]zap.Field{
-			zap.String("request_id", view(x.id)),
-			zap.String("method", view(ctx.Method())),
-			zap.String("host", view(ctx.Request.Header.Host())),
-			zap.String("path", view(ctx.RequestURI())),
-			zap.String("route", x.route),
-			zap.String("mode", x.mode),
-			zap.String("backend", x.backend),
-			zap.Int("status", status),
-			zap.Duration("duration", elapsed),
-			zap.Int64("bytes_in", bytesIn(x)),
-			zap.Int64("bytes_out", bytesOut(&ctx.Response)),
-			zap.String("remote", view(appendIP(x.remote[:0], ctx.RemoteIP()))),
-		}
-		ce.Write(x.fields[:]...)
-		x.fields = [len(x.fields)]zap.Field{} // drop the views before pooling
-	}
+	s.logAccess(ctx, x, status, end, elapsed)
 	x.body, x.rr = nil, nil
 	s.exchanges.Put(x)
+}
+
+// logAccess writes the request's access line: encoded into the exchange's
+// own buffer, so it allocates nothing once the buffer has grown, and
+// handed to the writer in one call.
+func (s *Server) logAccess(ctx *fasthttp.RequestCtx, x *exchange, status int, end time.Time, elapsed time.Duration) {
+	if s.access == nil {
+		return
+	}
+	l := &x.line
+	l.Begin("info", "access", "request", end)
+	l.Bytes("request_id", x.id)
+	l.Bytes("method", ctx.Method())
+	l.Bytes("host", ctx.Request.Header.Host())
+	l.Bytes("path", ctx.RequestURI())
+	l.String("route", x.route)
+	l.String("mode", x.mode)
+	l.String("backend", x.backend)
+	l.Int("status", int64(status))
+	l.Seconds("duration", elapsed)
+	l.Int("bytes_in", bytesIn(x))
+	l.Int("bytes_out", bytesOut(&ctx.Response))
+	l.Bytes("remote", appendIP(x.remote[:0], ctx.RemoteIP()))
+	_, _ = s.access.Write(l.End()) // a log write failing must not fail the request
 }
 
 func (s *Server) panicked(ctx *fasthttp.RequestCtx, x *exchange, p any) {
@@ -397,10 +401,6 @@ func (s *Server) panicked(ctx *fasthttp.RequestCtx, x *exchange, p any) {
 		zap.Stack("stack"),
 	)
 }
-
-// view is b as a string without a copy, for log fields encoded before b
-// changes (the request's bytes live until the handler returns).
-func view(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // appendIP formats ip without allocating (net.IP.String allocates).
 func appendIP(dst []byte, ip net.IP) []byte {

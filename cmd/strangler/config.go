@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/viper"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/strangler-proxy/strangler/internal/linelog"
 	"github.com/strangler-proxy/strangler/legacy-passthrough"
 	"github.com/strangler-proxy/strangler/ported/events"
 	"github.com/strangler-proxy/strangler/ported/hotcache"
@@ -55,20 +56,41 @@ type logConfig struct {
 	// Level is debug, info, warn or error. Default "info". Access lines
 	// are Info, so "warn" and above silence the access log too.
 	Level string `mapstructure:"level"`
+	// FlushInterval is the longest an access line waits in memory before
+	// it is written. Default 200ms; at most 10s.
+	FlushInterval time.Duration `mapstructure:"flush_interval"`
+	// BufferBytes bounds the access lines held in memory while the output
+	// is slower than the requests (a stalled pipe, a full disk): past it
+	// lines are dropped and counted (strangler_log_lines_dropped_total, and
+	// a warning), never waited for. Default 1 MiB; at least 64 KiB.
+	BufferBytes int `mapstructure:"buffer_bytes"`
 }
 
 func (c logConfig) WithDefaults() logConfig {
 	if c.Level == "" {
 		c.Level = "info"
 	}
+	if c.FlushInterval == 0 {
+		c.FlushInterval = linelog.DefaultFlushInterval
+	}
+	if c.BufferBytes == 0 {
+		c.BufferBytes = linelog.DefaultBufferBytes
+	}
 	return c
 }
 
 func (c logConfig) Validate() error {
+	var errs []error
 	if _, err := zapcore.ParseLevel(c.Level); err != nil {
-		return fmt.Errorf("level %q: want debug, info, warn or error", c.Level)
+		errs = append(errs, fmt.Errorf("level %q: want debug, info, warn or error", c.Level))
 	}
-	return nil
+	if c.FlushInterval < 0 || c.FlushInterval > 10*time.Second {
+		errs = append(errs, fmt.Errorf("flush_interval %s: want between 1ms and 10s", c.FlushInterval))
+	}
+	if c.BufferBytes < 64<<10 {
+		errs = append(errs, fmt.Errorf("buffer_bytes %d: want at least 65536", c.BufferBytes))
+	}
+	return errors.Join(errs...)
 }
 
 // settled is what every section that serve uses must offer: defaults, then

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/strangler-proxy/strangler/internal/linelog"
 	"github.com/strangler-proxy/strangler/legacy-passthrough"
 	"github.com/strangler-proxy/strangler/proxy"
 	"github.com/strangler-proxy/strangler/proxy/control"
@@ -47,34 +48,75 @@ func serve(path string, logOut io.Writer) int {
 		err = fmt.Errorf("read config: %w", err)
 	}
 	if err != nil {
-		log, _ := newLoggers(logConfig{Level: "info"}, logOut)
-		log.Error("start failed: invalid config", zap.String("config", path), zap.Strings("problems", problems(err)))
+		lg := newLoggers(logConfig{Level: "info"}.WithDefaults(), logOut)
+		lg.log.Error("start failed: invalid config", zap.String("config", path), zap.Strings("problems", problems(err)))
+		lg.close()
 		return exitFailure
 	}
-	log, access := newLoggers(c.Log, logOut)
-	defer func() { _ = log.Sync() }()
+	lg := newLoggers(c.Log, logOut)
+	defer lg.close()
 
-	a, err := start(c, path, data, log, access, hup)
+	a, err := start(c, path, data, lg, hup)
 	if err != nil {
-		log.Error("start failed", zap.String("config", path), zap.Error(err))
+		lg.log.Error("start failed", zap.String("config", path), zap.Error(err))
 		return exitFailure
 	}
 	return a.wait(ctx)
 }
 
-// newLoggers builds the error logger (sampled, as zap's production config
-// does, so an error storm cannot flood the disk) and the access logger
-// (never sampled: every request gets its line). Both write JSON to w at
-// the same level.
-func newLoggers(c logConfig, w io.Writer) (log, access *zap.Logger) {
+// loggers are the process's log outputs, JSON lines on one writer.
+type loggers struct {
+	// log is the error and event logger, sampled as zap's production
+	// config does (an error storm cannot flood the disk), written through
+	// at once.
+	log *zap.Logger
+	// access takes the access lines (never sampled: every request gets
+	// its line) through lines; nil when log.level silences them.
+	access io.Writer
+	// lines is the bounded buffer of the lines written once per request:
+	// the access log, and any other such logger built on it with
+	// linelog.NewLogger (e.g. the shadow's mismatch lines).
+	lines *linelog.Writer
+	level zapcore.Level
+}
+
+func newLoggers(c logConfig, w io.Writer) loggers {
 	lvl, err := zapcore.ParseLevel(c.Level)
 	if err != nil {
 		lvl = zapcore.InfoLevel // unreachable: loadConfig validated it
 	}
-	enc := zap.NewProductionEncoderConfig()
-	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.Lock(zapcore.AddSync(w)), lvl)
-	log = zap.New(zapcore.NewSamplerWithOptions(core, time.Second, 100, 100), zap.AddCaller())
-	return log, zap.New(core).Named("access")
+	lg := loggers{level: lvl}
+	// OnDrop runs on the flusher goroutine, after lg.log is set below.
+	lg.lines = linelog.New(w, linelog.Options{
+		BufferBytes: c.BufferBytes, FlushInterval: c.FlushInterval,
+		OnDrop: func(dropped, total uint64) {
+			lg.log.Warn("log lines dropped: the log output is slower than the requests (see strangler_log_lines_dropped_total)",
+				zap.Uint64("dropped", dropped), zap.Uint64("dropped_total", total))
+		},
+	})
+	core := zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), lg.lines.Direct(), lvl)
+	lg.log = zap.New(zapcore.NewSamplerWithOptions(core, time.Second, 100, 100), zap.AddCaller())
+	if lvl <= zapcore.InfoLevel {
+		lg.access = lg.lines
+	}
+	return lg
+}
+
+// register exports the buffer's drop count.
+func (lg loggers) register(reg prometheus.Registerer) error {
+	return reg.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "strangler_log_lines_dropped_total",
+		Help: "Access (and other per-request) log lines dropped because the log output fell behind by more than log.buffer_bytes, or failed.",
+	}, func() float64 { return float64(lg.lines.Dropped()) }))
+}
+
+// close writes out the buffered lines (bounded: a stuck output gives up
+// after linelog's CloseTimeout) and syncs the error log.
+func (lg loggers) close() {
+	if err := lg.lines.Close(); err != nil {
+		lg.log.Warn("close the access log", zap.Error(err))
+	}
+	_ = lg.log.Sync()
 }
 
 // app is the running process: what start built and wait stops.
@@ -105,7 +147,8 @@ type app struct {
 // start builds every component and starts serving. On error it undoes
 // what it did and returns the first error. data is the config file as
 // serve read it, once.
-func start(c fileConfig, path string, data []byte, log, access *zap.Logger, hup <-chan os.Signal) (_ *app, err error) {
+func start(c fileConfig, path string, data []byte, lg loggers, hup <-chan os.Signal) (_ *app, err error) {
+	log := lg.log
 	a := &app{log: log, cfg: c}
 	var undo []func()
 	defer func() {
@@ -117,6 +160,9 @@ func start(c fileConfig, path string, data []byte, log, access *zap.Logger, hup 
 	}()
 
 	reg := prometheus.NewRegistry()
+	if err := lg.register(reg); err != nil {
+		return nil, err
+	}
 	// The handlers' sink and campaign data come first: the route table
 	// resolves handlers built on them.
 	if a.backend, err = openBackend(c, log, reg); err != nil {
@@ -159,7 +205,7 @@ func start(c fileConfig, path string, data []byte, log, access *zap.Logger, hup 
 
 	a.front, err = proxy.New(a.shadow.options(proxy.Options{
 		Config: c.Proxy, Plane: a.plane, Legacy: a.fwd,
-		Logger: log.Named("proxy"), AccessLog: access, Registerer: reg,
+		Logger: log.Named("proxy"), AccessLog: lg.access, Registerer: reg,
 	}))
 	if err != nil {
 		return nil, err

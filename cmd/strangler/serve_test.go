@@ -53,8 +53,9 @@ func TestStartReadsTheConfigOnce(t *testing.T) {
 				t.Fatal(err)
 			}
 			logs := &syncBuffer{}
-			log, access := newLoggers(logConfig{Level: "info"}, logs)
-			a, err := start(c, path, data, log, access, make(chan os.Signal))
+			lg := newLoggers(logConfig{Level: "info"}.WithDefaults(), logs)
+			defer lg.close()
+			a, err := start(c, path, data, lg, make(chan os.Signal))
 			if err != nil {
 				t.Fatal(err)
 			}
