@@ -101,7 +101,9 @@ func startWireTap(t *testing.T, upstream string) *wireTap {
 }
 
 // requests parses what Nginx received with net/http's strict parser and
-// returns "METHOD target" for each request, in order per connection.
+// returns "METHOD target" for each request, in order per connection, with
+// " (cut off)" after one whose body never completed (Nginx reads a body
+// whole before PHP runs, so PHP never saw it).
 func (w *wireTap) requests(t *testing.T) []string {
 	t.Helper()
 	w.mu.Lock()
@@ -118,10 +120,11 @@ func (w *wireTap) requests(t *testing.T) []string {
 				t.Errorf("Nginx received bytes that are not a request: %v in %q", err, b.Bytes())
 				break
 			}
-			out = append(out, req.Method+" "+req.RequestURI)
 			if _, err := io.Copy(io.Discard, req.Body); err != nil {
+				out = append(out, req.Method+" "+req.RequestURI+" (cut off)")
 				break // cut short by strangler: nothing follows on that connection
 			}
+			out = append(out, req.Method+" "+req.RequestURI)
 		}
 	}
 	return out
@@ -202,11 +205,27 @@ func TestHardeningFraming(t *testing.T) {
 		{"space inside a name", "GET /headers HTTP/1.1\r\n" + host + "X Forwarded For: 6.6.6.6\r\n\r\n" + smuggled, 400, ""},
 		{"HTTP/2.0 request line", "GET /headers HTTP/2.0\r\n" + host + "\r\n" + smuggled, 505, ""},
 		{"bare LF in a chunk size", "POST /headers HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked\r\n\r\n5\nhello\r\n0\r\n\r\n" + smuggled, 400, ""},
+		// Issue 12: fasthttp accepted or waited on these.
+		{"bare LF after chunk data", "POST /headers HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked\r\n\r\n2\r\nxx\n0\r\n\r\n" + smuggled, 400, ""},
+		{"chunk size not hex", "POST /headers HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked\r\n\r\n2\r\nxx\r\nzz\r\n0\r\n\r\n" + smuggled, 400, ""},
+		{"trailer section not ended", "POST /headers HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked\r\n\r\n2\r\nxx\r\n0\r\nfoo\r\n\r\n" + smuggled, 400, ""},
+		{"undeclared trailer", "POST /headers HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked\r\n\r\n2\r\nxx\r\n0\r\nX-T: 1\r\n\r\n" + smuggled, 400, ""},
+		{"trailer name not a token", "POST /headers HTTP/1.1\r\n" + host + "Trailer: X-T\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nxx\r\n0\r\nX T: 1\r\n\r\n" + smuggled, 400, ""},
+		{"head ended by LF LF", "GET /headers HTTP/1.1\nHost: shop.example\n\n" + smuggled, 400, ""},
+		// With no CRLF CRLF behind it, fasthttp alone waited for one until
+		// read_timeout (30 s, past exchangeAll's patience) and answered 408.
+		{"head ended by LF LF, alone", "GET /headers HTTP/1.1\nHost: shop.example\n\n", 400, ""},
+		{"head ended by CRLF LF, alone", "GET /headers HTTP/1.1\r\nHost: shop.example\r\n\n", 400, ""},
+		{"Expect other than 100-continue", "POST /headers HTTP/1.1\r\n" + host + "Expect: foo\r\nContent-Length: 2\r\n\r\nxx" + smuggled, 417, ""},
+		{"Transfer_Encoding", "POST /headers HTTP/1.1\r\n" + host + "Transfer_Encoding: chunked\r\nContent-Length: 48\r\n\r\n" + smuggled, 400, ""},
+		{"Content_Length", "POST /headers HTTP/1.1\r\n" + host + "Content_Length: 0\r\nContent-Length: 48\r\n\r\n" + smuggled, 400, ""},
 		// Sound framing: forwarded once; a request-shaped body is a body.
 		{"chunked body that looks like a request",
 			"POST /headers HTTP/1.1\r\n" + host + "Transfer-Encoding: Chunked\r\n\r\n30\r\n" + smuggled + "\r\n0\r\n\r\n", 200, "POST /headers"},
 		{"CL body that looks like a request",
 			"POST /headers HTTP/1.1\r\n" + host + "Content-Length: 48\r\n\r\n" + smuggled, 200, "POST /headers"},
+		{"declared trailer (dropped)",
+			"POST /headers HTTP/1.1\r\n" + host + "Trailer: X-T\r\nTransfer-Encoding: chunked\r\n\r\n30\r\n" + smuggled + "\r\n0\r\nx-t: 1\r\n\r\n", 200, "POST /headers"},
 	}
 	var want []string
 	for _, tt := range tests {
@@ -238,15 +257,18 @@ func TestHardeningFraming(t *testing.T) {
 				}
 				want = append(want, tt.forwarded)
 			}
-			got := tap.requests(t)[before:]
-			if tt.forwarded == "" && tt.name != "bare LF in a chunk size" && len(got) != 0 {
-				t.Errorf("Nginx received %q for a refused request", got)
+			// A refusal found in a chunked body comes after its head went
+			// out: Nginx may hold that head (this one's, or an earlier
+			// one's the tap recorded late), never a complete request.
+			for _, r := range tap.requests(t)[before:] {
+				if tt.forwarded == "" && !strings.HasSuffix(r, " (cut off)") {
+					t.Errorf("Nginx received %q for a refused request", r)
+				}
 			}
 		})
 	}
 	// Across the table: Nginx never saw the smuggled target, and saw the
-	// accepted requests once each (the broken chunk's head went out before
-	// its body turned out broken; its body never completed).
+	// accepted requests once each, complete.
 	var seen []string
 	for _, r := range tap.requests(t) {
 		if strings.Contains(r, "/status/418") {
@@ -254,8 +276,8 @@ func TestHardeningFraming(t *testing.T) {
 		}
 		seen = append(seen, r)
 	}
-	if n := countOf(seen, "POST /headers"); n < len(want) || n > len(want)+1 {
-		t.Errorf("Nginx received %q; want the %d accepted requests (plus at most the cut-off chunked one)", seen, len(want))
+	if n := countOf(seen, "POST /headers"); n != len(want) {
+		t.Errorf("Nginx received %q; want the %d accepted requests complete", seen, len(want))
 	}
 }
 

@@ -28,8 +28,18 @@ import (
 //   - field lines ended by a bare LF;
 //   - field names that are not tokens ("X Forwarded For: ...");
 //   - protocol versions other than HTTP/1.0 and HTTP/1.1;
+//   - Transfer_Encoding and Content_Length: Nginx drops names with an
+//     underscore, but a hop that folds "_" into "-" (Nginx with
+//     underscores_in_headers, several CGI bridges) would read them as
+//     framing, so a request carrying one can be read two ways (400);
+//   - an Expect other than 100-continue (417, RFC 9110 §10.1.1): fasthttp
+//     ignores it, and forwarding it would let the monolith answer a
+//     request the client meant to be conditional on it;
 //   - Host and absolute-target problems (host.go) and ambiguous paths
 //     (pathpolicy.go).
+//
+// What it cannot see in the parsed head (bare-LF heads fasthttp waits on,
+// chunk and trailer syntax) is refused as it is read, by proxy/wirecheck.
 //
 // Every refusal closes the connection: once the head is in doubt, so is
 // where the next request starts.
@@ -87,13 +97,20 @@ func screenHead(ctx *fasthttp.RequestCtx) error {
 	if err := checkHost(h.Host(), f.hosts, target, http10); err != nil {
 		return err
 	}
-	return checkPath(target, ctx.Path())
+	if err := checkPath(target, ctx.Path()); err != nil {
+		return err
+	}
+	if f.unknownExpect {
+		return refuse(http.StatusExpectationFailed, "expectation other than 100-continue")
+	}
+	return nil
 }
 
 // fieldSummary is what scanFields learns about the framing fields.
 type fieldSummary struct {
 	lengths, codings, hosts int
 	coding                  []byte // the Transfer-Encoding value
+	unknownExpect           bool   // an Expect field other than 100-continue
 }
 
 // scanFields checks every field line of the raw head (RFC 9112 §5): CRLF
@@ -147,6 +164,10 @@ func scanFields(raw []byte) (fieldSummary, error) {
 			f.coding = value
 		case ascii.EqualFold(name, "Host"):
 			f.hosts++
+		case ascii.EqualFold(name, "Transfer_Encoding"), ascii.EqualFold(name, "Content_Length"):
+			return f, refuse(http.StatusBadRequest, "framing field spelt with an underscore")
+		case ascii.EqualFold(name, "Expect"):
+			f.unknownExpect = f.unknownExpect || !ascii.EqualFold(value, "100-continue")
 		}
 	}
 	return f, nil

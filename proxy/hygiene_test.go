@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -33,6 +34,9 @@ func hygieneHarness(t *testing.T) (*harness, *atomic.Int32) {
 		return nil
 	})
 	h := newHarness(t, harnessOptions{
+		// A head fasthttp waits on would only be answered (408) after this,
+		// past the test client's 10 s deadline.
+		cfg:    Config{Server: ServerConfig{ReadTimeout: time.Hour}},
 		legacy: legacy,
 		routes: []routes.RouteConfig{{Name: "ping", Path: "/api/v1/ping", Methods: []string{"GET"}, Mode: routes.ModePorted, Handler: "ping"}},
 		reg:    routes.Registry{"ping": goPing},
@@ -68,12 +72,32 @@ func TestScreen(t *testing.T) {
 		// Found while the body streams, after the handler started: the
 		// handler's read fails, so nothing past the bad line is forwarded.
 		{"bare LF in a chunk size", "POST /p HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked\r\n\r\n3\nabc\r\n0\r\n\r\n", 400, "body"},
+		{"bare LF after chunk data", "POST /p HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked\r\n\r\n2\r\nxx\n0\r\n\r\n", 400, "body"},
+		{"chunk size not hex", "POST /p HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked\r\n\r\nzz\r\nxx\r\n0\r\n\r\n", 400, "body"},
+		{"chunk size too large", "POST /p HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked\r\n\r\nfffffffffffffffffff\r\nxx\r\n0\r\n\r\n", 400, "body"},
+		{"chunk shorter than its size", "POST /p HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked\r\n\r\n5\r\nxx\r\n0\r\n\r\n", 400, "body"},
+		{"control character in a chunk extension", "POST /p HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked\r\n\r\n2;a\x01\r\nxx\r\n0\r\n\r\n", 400, "body"},
+		{"trailer line without a colon", "POST /p HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked\r\n\r\n2\r\nxx\r\n0\r\nfoo\r\n\r\n", 400, "body"},
+		{"undeclared trailer", "POST /p HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked\r\n\r\n2\r\nxx\r\n0\r\nX-T: 1\r\n\r\n", 400, "body"},
+		{"trailer name not a token", "POST /p HTTP/1.1\r\n" + host + "Trailer: X-T\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nxx\r\n0\r\nX T: 1\r\n\r\n", 400, "body"},
+		{"declared trailer", "POST /p HTTP/1.1\r\n" + host + "Trailer: X-T\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nxx\r\n0\r\nx-t: 1\r\n\r\n", 200, "legacy"},
+		{"Transfer_Encoding", "POST /p HTTP/1.1\r\n" + host + "Transfer_Encoding: chunked\r\nContent-Length: 2\r\n\r\nxx", 400, ""},
+		{"content_length", "POST /p HTTP/1.1\r\n" + host + "content_length: 2\r\nContent-Length: 2\r\n\r\nxx", 400, ""},
 		{"chunked in any case", "POST /p HTTP/1.1\r\n" + host + "Transfer-Encoding: Chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 200, "legacy"},
 		{"chunked with OWS", "POST /p HTTP/1.1\r\n" + host + "Transfer-Encoding: \t chunked \r\n\r\n3\r\nabc\r\n0\r\n\r\n", 200, "legacy"},
 		// Field syntax (RFC 9112 §5).
 		{"obs-fold", "GET /p HTTP/1.1\r\n" + host + "X-A: one\r\n two\r\n\r\n", 400, ""},
 		{"obs-fold with tab", "GET /p HTTP/1.1\r\n" + host + "X-A: one\r\n\ttwo\r\n\r\n", 400, ""},
 		{"bare LF field line", "GET /p HTTP/1.1\r\n" + "Host: shop.example\nX-A: one\r\n\r\n", 400, ""},
+		// fasthttp waits for CRLF CRLF: without wirecheck these heads got
+		// 408 after server.read_timeout (an hour here), not 400 at once.
+		{"head ended by LF LF", "GET /p HTTP/1.1\nHost: shop.example\n\n", 400, ""},
+		{"head ended by CRLF LF", "GET /p HTTP/1.1\r\n" + host + "\n", 400, ""},
+		{"bare CR in a field line", "GET /p HTTP/1.1\r\n" + host + "X-A: a\rb\r\n\r\n", 400, ""},
+		// Expectations (RFC 9110 §10.1.1).
+		{"Expect other than 100-continue", "POST /p HTTP/1.1\r\n" + host + "Expect: foo\r\nContent-Length: 2\r\n\r\nxx", 417, ""},
+		{"Expect list with an unknown member", "GET /p HTTP/1.1\r\n" + host + "Expect: 100-continue, foo\r\n\r\n", 417, ""},
+		{"Expect on HTTP/1.0", "GET /p HTTP/1.0\r\n" + host + "expect: bar\r\n\r\n", 417, ""},
 		{"space in a name", "GET /p HTTP/1.1\r\n" + host + "X Forwarded For: 1.2.3.4\r\n\r\n", 400, ""},
 		{"space before colon", "GET /p HTTP/1.1\r\n" + host + "X-A : one\r\n\r\n", 400, ""},
 		{"control in a value", "GET /p HTTP/1.1\r\n" + host + "X-A: o\x01ne\r\n\r\n", 400, ""},

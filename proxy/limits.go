@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"os"
+	"syscall"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/strangler-proxy/strangler/proxy/wirecheck"
 )
 
 // limits enforces the request-head and body limits that fasthttp does not.
@@ -80,6 +84,13 @@ func (b *clientBody) Read(p []byte) (int, error) {
 	if b.tripped {
 		return 0, errBodyTooLarge
 	}
+	if b.err != nil {
+		// Sticky: fasthttp's chunked reader reads on after an error, and
+		// its client writes the bytes that came with an error and carries
+		// on, so a body that broke mid-way would reach Nginx re-framed
+		// ("2\r\nxx\n0\r\n\r\n" as "2\r\nxx\r\n0\r\n\r\n").
+		return 0, b.err
+	}
 	// Ask for one byte more than allowed, so a body of exactly the limit ends
 	// with io.EOF and one byte over trips.
 	if int64(len(p)) > b.left+1 {
@@ -90,8 +101,11 @@ func (b *clientBody) Read(p []byte) (int, error) {
 		n = int(b.left)
 		b.tripped = true
 		err = errBodyTooLarge
-	} else if err != nil && err != io.EOF && b.err == nil {
+	} else if err != nil && err != io.EOF {
 		b.err = err
+		if n > 0 {
+			err = nil // the bytes now, the error on the next read
+		}
 	}
 	b.left -= int64(n)
 	b.read += int64(n)
@@ -102,7 +116,6 @@ func (b *clientBody) Read(p []byte) (int, error) {
 // the body is not to blame.
 func (b *clientBody) status() int {
 	var te timeouter
-	var broken fasthttp.ErrBrokenChunk
 	switch {
 	case b.tripped:
 		return http.StatusRequestEntityTooLarge
@@ -112,11 +125,30 @@ func (b *clientBody) status() int {
 		// server.read_timeout ran out while the client was still sending
 		// (Nginx's client_body_timeout answers 408 too).
 		return http.StatusRequestTimeout
-	case errors.As(b.err, &broken):
-		return http.StatusBadRequest
+	case clientGone(b.err):
+		return StatusClientClosedRequest
 	default:
-		return StatusClientClosedRequest // cut short: the client is gone
+		// A body fasthttp or wirecheck could not read as HTTP/1.1 framing
+		// (a broken chunk, a malformed or undeclared trailer).
+		return http.StatusBadRequest
 	}
+}
+
+// clientGone reports whether a body read failed because the client closed
+// or reset its connection before the body ended.
+func clientGone(err error) bool {
+	var syntax *wirecheck.Error
+	var broken fasthttp.ErrBrokenChunk
+	if errors.As(err, &syntax) || errors.As(err, &broken) {
+		// ErrBrokenChunk does not say whether the bytes were wrong or ended
+		// early (fasthttp wraps an EOF in it too, with no Unwrap); it is
+		// answered 400, which a client that left never reads.
+		return false
+	}
+	var op *net.OpError
+	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
+		errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE) || errors.As(err, &op)
 }
 
 // watchBody puts a clientBody in front of the request's streamed body and

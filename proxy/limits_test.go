@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -11,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/strangler-proxy/strangler/proxy/wirecheck"
 )
 
 func bufioReader(s string) *bufio.Reader { return bufio.NewReader(strings.NewReader(s)) }
@@ -107,6 +110,39 @@ func TestClientBodyLimit(t *testing.T) {
 }
 
 // failingReader returns some bytes, then err.
+// A read that returns bytes with an error delivers the bytes, then fails
+// every time: fasthttp's client writes what comes with an error and reads
+// on, and its chunked reader would go on parsing after the bad byte.
+func TestClientBodyErrorIsSticky(t *testing.T) {
+	r := &stutterReader{reads: []stutter{{"xx", fasthttp.ErrBrokenChunk{}}, {"0123", nil}, {"", io.EOF}}}
+	b := &clientBody{r: r, left: 100}
+	buf := make([]byte, 16)
+	if n, err := b.Read(buf); n != 2 || err != nil {
+		t.Fatalf("first read = %d, %v; want the 2 bytes and no error yet", n, err)
+	}
+	for range 3 {
+		if n, err := b.Read(buf); n != 0 || !errors.As(err, new(fasthttp.ErrBrokenChunk)) {
+			t.Fatalf("later read = %d, %v; want 0 and the broken chunk", n, err)
+		}
+	}
+	if b.status() != 400 || b.read != 2 {
+		t.Errorf("status %d, read %d; want 400 and 2", b.status(), b.read)
+	}
+}
+
+type stutter struct {
+	data string
+	err  error
+}
+
+type stutterReader struct{ reads []stutter }
+
+func (r *stutterReader) Read(p []byte) (int, error) {
+	s := r.reads[0]
+	r.reads = r.reads[1:]
+	return copy(p, s.data), s.err
+}
+
 type failingReader struct {
 	data string
 	err  error
@@ -131,6 +167,9 @@ func TestClientBodyBlamesTheClient(t *testing.T) {
 		{"client went away", io.ErrUnexpectedEOF, StatusClientClosedRequest},
 		{"client reset", &net.OpError{Op: "read", Err: syscall.ECONNRESET}, StatusClientClosedRequest},
 		{"broken chunked encoding", fasthttp.ErrBrokenChunk{}, 400},
+		{"framing wirecheck refused", fmt.Errorf("read: %w", &wirecheck.Error{Reason: "x"}), 400},
+		{"a chunk size fasthttp cannot read", errors.New("empty hex number"), 400},
+		{"connection closed", net.ErrClosed, StatusClientClosedRequest},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -29,8 +29,11 @@ import (
 	"github.com/strangler-proxy/strangler/proxy/control"
 	"github.com/strangler-proxy/strangler/proxy/shadow"
 	"github.com/strangler-proxy/strangler/proxy/shadowreport"
+	"github.com/strangler-proxy/strangler/proxy/wirecheck"
 	"github.com/strangler-proxy/strangler/routes"
 )
+
+var statusClientClosedText = []byte("Client Closed Request")
 
 // Options are what New needs. Config is the only optional part besides the
 // loggers, Registerer and Now, whose zero values are described per field.
@@ -185,7 +188,9 @@ func (s *Server) Serve(ln net.Listener) error {
 		return nil
 	}
 	s.startShadow()
-	if err := s.srv.Serve(lingerListener{ln}); err != nil {
+	// wirecheck must read the plain HTTP/1.1 bytes: any TLS or PROXY
+	// protocol listener goes inside it.
+	if err := s.srv.Serve(wirecheck.Listener{Listener: lingerListener{ln}}); err != nil {
 		return fmt.Errorf("serve %s: %w", ln.Addr(), err)
 	}
 	return nil
@@ -302,7 +307,12 @@ func (s *Server) writeError(ctx *fasthttp.RequestCtx, x *exchange, status int) {
 	clearResponse(&ctx.Response)
 	ctx.Response.SetStatusCode(status)
 	if status == StatusClientClosedRequest {
-		return // nobody is reading; the status is for the log and metrics
+		// Nobody is reading; the status is for the log and metrics. A client
+		// that only half-closed still reads a status line, so it names the
+		// code as Nginx's logs do rather than fasthttp's "Unknown Status Code".
+		ctx.Response.Header.SetStatusMessage(statusClientClosedText)
+		ctx.SetConnectionClose()
+		return
 	}
 	if status == http.StatusRequestEntityTooLarge {
 		// Draining the rest of a too-large body is the client's bandwidth
