@@ -18,7 +18,7 @@ var microSet = []struct{ pkg, pattern, what string }{
 	{"./routes", "^BenchmarkMatch$", "route match alone"},
 	{"./legacy-passthrough", "^(BenchmarkRequestHeaders|BenchmarkForward)$", "upstream header hygiene; a whole forward over an in-memory upstream"},
 	{"./ported/events", "^BenchmarkValidate$", "intake validation"},
-	{"./proxy/compare", "^BenchmarkDiff2KiB$", "the comparator"},
+	{"./compare", "^BenchmarkDiff2KiB$", "the comparator"},
 	{"./ported/hotcache", "^BenchmarkCampaignGet$", "hot-cache get"},
 }
 
