@@ -13,6 +13,8 @@ type Message struct {
 	Key     []byte // the partition key: the event's user_id, so per-user order is kept
 	Value   []byte // the normalised, enriched event as JSON
 	EventID string // lets consumers dedupe after an at-least-once replay
+	// Position is set by the spool's forwarder (see Position).
+	Position Position
 }
 
 // Sink takes a message and returns once it is safe: durable on local disk
@@ -33,3 +35,43 @@ func (e *BackpressureError) Error() string { return "sink full: " + e.Reason }
 
 // RetryAfter is how long a client should wait before trying again.
 func (e *BackpressureError) RetryAfter() time.Duration { return e.After }
+
+// Position is a spooled message's place in its spool. The spool's forwarder
+// sets it and the Kafka producer sends it as the spool_position header, so
+// that a forwarder restarted after a crash can tell which entries Kafka
+// already holds. The zero Position means the message did not come from a
+// spool.
+type Position struct {
+	Spool string // the spool's id: random, made with its directory
+	Index uint64 // the entry's index in the spool's log
+}
+
+// HeldQuery asks which entries of one spool a topic already holds. The
+// answer can only be read from the end of each partition backwards; From,
+// Floor and Since say how far back is enough.
+type HeldQuery struct {
+	// Spool is the spool's id (Position.Spool).
+	Spool string
+	// From and To bound the indexes asked about.
+	From, To uint64
+	// Keys are the partition keys of those entries: only the partitions
+	// they hash to need reading. An empty key stands for every partition.
+	Keys [][]byte
+	// Floor: a record of this spool with an index at or below it was
+	// written before every entry asked about (the forwarder never has an
+	// entry in flight more than its window ahead of the acked prefix), so
+	// nothing older in its partition needs reading.
+	Floor uint64
+	// Since: entry From was accepted at Since, so a record of any producer
+	// stamped earlier marks where reading can stop. A wrong clock there only
+	// stops early, which costs duplicates, never an event.
+	Since time.Time
+}
+
+// Resumer reads back what a sink already delivered. Held returns the
+// indexes in [q.From, q.To] that it found, ascending; an entry it did not
+// find is sent again, so a partial answer costs duplicates, never an event.
+// It waits while the brokers are away, until ctx ends.
+type Resumer interface {
+	Held(ctx context.Context, q HeldQuery) ([]uint64, error)
+}

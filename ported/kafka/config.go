@@ -40,6 +40,7 @@ const (
 	DefaultRetryMax            = 10
 	DefaultRetryBackoff        = 100 * time.Millisecond
 	DefaultMaxRetryBackoff     = 2 * time.Second
+	DefaultResumeTimeout       = 30 * time.Second
 )
 
 // Config is the `kafka:` section. An empty Brokers list disables Kafka: the
@@ -95,6 +96,12 @@ type Config struct {
 	RetryMax        int           `mapstructure:"retry_max"`
 	RetryBackoff    time.Duration `mapstructure:"retry_backoff"`
 	MaxRetryBackoff time.Duration `mapstructure:"max_retry_backoff"`
+
+	// ResumeTimeout bounds how long a restarted spool may spend reading the
+	// end of the topic back to skip what Kafka already holds, counted from
+	// the first connection. Past it, what was not found yet is sent again
+	// (duplicates, never a loss). 0 ⇒ 30s.
+	ResumeTimeout time.Duration `mapstructure:"resume_timeout"`
 }
 
 // SASLConfig selects broker authentication.
@@ -156,6 +163,7 @@ func (c Config) WithDefaults() Config {
 	def(&c.PublishTimeout, DefaultPublishTimeout)
 	def(&c.RetryBackoff, DefaultRetryBackoff)
 	def(&c.MaxRetryBackoff, DefaultMaxRetryBackoff)
+	def(&c.ResumeTimeout, DefaultResumeTimeout)
 	if c.MaxBufferedBytes == 0 {
 		c.MaxBufferedBytes = DefaultMaxBufferedBytes
 	}
@@ -197,6 +205,7 @@ func (c Config) Validate() error {
 		{"dial_timeout", c.DialTimeout}, {"read_timeout", c.ReadTimeout}, {"write_timeout", c.WriteTimeout},
 		{"metadata_refresh", c.MetadataRefresh}, {"publish_timeout", c.PublishTimeout},
 		{"retry_backoff", c.RetryBackoff}, {"max_retry_backoff", c.MaxRetryBackoff},
+		{"resume_timeout", c.ResumeTimeout},
 	} {
 		if d.d < 0 {
 			errs = append(errs, fmt.Errorf("kafka.%s: negative", d.name))

@@ -1,9 +1,11 @@
 package kafka
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -33,6 +35,11 @@ var (
 // EventIDHeader carries delivery.Message.EventID so consumers can dedupe
 // without parsing the value.
 const EventIDHeader = "event_id"
+
+// PositionHeader carries delivery.Message.Position as "SPOOL:INDEX" (the
+// spool's id, a colon, the entry's decimal index): what a restarted spool
+// reads back to skip what Kafka already holds (Held).
+const PositionHeader = "spool_position"
 
 // Interface guard: the producer is the `delivery: direct` sink.
 var _ delivery.Sink = (*Producer)(nil)
@@ -188,6 +195,10 @@ func saramaConfig(cfg Config, log *zap.Logger, m *metrics, o options) (*sarama.C
 	sc.Producer.Retry.MaxBufferBytes = max(32<<20, cfg.MaxBufferedBytes)
 	// InitProducerId attempts within one connect attempt; connect retries.
 	sc.Producer.Transaction.Retry.Max = 2
+	// Held's consumer reads what exists and stops: a fetch at the end of a
+	// partition (and the last one before a consumer closes) need not wait
+	// the default 500ms for more.
+	sc.Consumer.MaxWaitTime = 50 * time.Millisecond
 
 	if cfg.TLS.Enabled {
 		tc, err := tlsConfig(cfg.TLS)
@@ -376,9 +387,7 @@ func (p *Producer) Send(ctx context.Context, m delivery.Message, ack func(error)
 		Value:    sarama.ByteEncoder(m.Value),
 		Metadata: &pending{ack: ack, size: size},
 	}
-	if m.EventID != "" {
-		msg.Headers = []sarama.RecordHeader{{Key: []byte(EventIDHeader), Value: []byte(m.EventID)}}
-	}
+	msg.Headers = headers(m)
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	if p.closed {
@@ -399,6 +408,46 @@ func (p *Producer) Send(ctx context.Context, m delivery.Message, ack func(error)
 		p.budget.release(size)
 		return ErrClosed
 	}
+}
+
+var (
+	eventIDKey  = []byte(EventIDHeader)
+	positionKey = []byte(PositionHeader)
+)
+
+// headers are m's event_id and spool_position headers, in one allocation.
+func headers(m delivery.Message) []sarama.RecordHeader {
+	pos := m.Position.Spool != ""
+	if m.EventID == "" && !pos {
+		return nil
+	}
+	hs := make([]sarama.RecordHeader, 0, 2)
+	buf := make([]byte, 0, len(m.EventID)+len(m.Position.Spool)+21)
+	if m.EventID != "" {
+		buf = append(buf, m.EventID...)
+		hs = append(hs, sarama.RecordHeader{Key: eventIDKey, Value: buf[:len(buf):len(buf)]})
+	}
+	if pos {
+		start := len(buf)
+		buf = append(buf, m.Position.Spool...)
+		buf = append(buf, ':')
+		buf = strconv.AppendUint(buf, m.Position.Index, 10)
+		hs = append(hs, sarama.RecordHeader{Key: positionKey, Value: buf[start:]})
+	}
+	return hs
+}
+
+// parsePosition reads a spool_position header value.
+func parsePosition(v []byte) (delivery.Position, bool) {
+	i := bytes.LastIndexByte(v, ':')
+	if i <= 0 {
+		return delivery.Position{}, false
+	}
+	idx, err := strconv.ParseUint(string(v[i+1:]), 10, 64)
+	if err != nil {
+		return delivery.Position{}, false
+	}
+	return delivery.Position{Spool: string(v[:i]), Index: idx}, true
 }
 
 // Publish sends m and waits for the brokers' ack, at most publish_timeout:

@@ -45,6 +45,9 @@ func (s *Spool) Forward(ctx context.Context, sender Sender) error {
 		base:    s.acked.Load(),
 	}
 	f.next, f.scanned, f.ckptIdx = f.base+1, f.base+1, f.base
+	if r, ok := sender.(delivery.Resumer); ok && f.base < s.last.Load() {
+		f.resumer = r
+	}
 	s.fwdCancel, s.fwdDone = cancel, make(chan struct{})
 	go f.run(fctx, s.fwdDone)
 	return nil
@@ -106,6 +109,12 @@ type forwarder struct {
 	retry               *time.Timer
 	backoff             time.Duration
 
+	// resumer, when set, is asked once at start which un-acked entries
+	// Kafka already holds (a crash lost their acks); held lists them,
+	// ascending, and readNext passes them over.
+	resumer delivery.Resumer
+	held    []uint64
+
 	ckptIdx    uint64
 	lastCkpt   time.Time
 	ckptTimer  *time.Timer
@@ -119,6 +128,9 @@ func (f *forwarder) run(ctx context.Context, done chan struct{}) {
 	f.ckptTimer.Stop()
 	defer f.ckptTimer.Stop()
 	defer f.persist(true)
+	if f.resumer != nil {
+		f.resume(ctx)
+	}
 	draining := f.s.draining
 	for {
 		f.drainAcks(ctx)
@@ -200,6 +212,12 @@ func (f *forwarder) readNext(ctx context.Context) {
 		f.advance()
 		return
 	}
+	if f.isHeld(idx) {
+		sl.state = slotAcked
+		f.s.m.resumeSkipped.Inc()
+		f.advance()
+		return
+	}
 	key := string(rec.msg.Key)
 	if _, ok := f.busy[key]; ok && key != "" {
 		f.waiting[key] = append(f.waiting[key], idx)
@@ -211,6 +229,7 @@ func (f *forwarder) readNext(ctx context.Context) {
 // send hands entry idx to the sender; key is its gate ("" has none: such a
 // message has no order to keep).
 func (f *forwarder) send(ctx context.Context, idx uint64, key string, m delivery.Message) {
+	m.Position = delivery.Position{Spool: f.s.id, Index: idx}
 	err := f.sender.Send(ctx, m, func(err error) { f.acks <- ack{idx: idx, key: key, err: err} })
 	if err != nil {
 		if ctx.Err() == nil {
@@ -325,6 +344,86 @@ func jitter(d time.Duration) time.Duration {
 		return d
 	}
 	return d/2 + rand.N(d/2)
+}
+
+// resumeReadAhead is how far past its window a restarted forwarder asks
+// Kafka about: the acked prefix can run ahead of the last checkpoint by
+// what was acked within checkpoint_interval, and entries up to a window
+// past it may be in Kafka. Beyond this bound they are sent again.
+const resumeReadAhead = 64 << 10
+
+// resumeClockSlack widens HeldQuery.Since for clocks that disagree (other
+// producers' CreateTime, this host's clock between runs).
+const resumeClockSlack = time.Minute
+
+// resume asks the resumer which of the un-acked entries Kafka already
+// holds, so that only the rest is sent again: after a kill -9 the
+// checkpoint lags what was acked by up to checkpoint_interval. Every
+// message carries its position (spool id and index), and Held reads the end
+// of the partitions these entries go to. It blocks until the brokers
+// answer (nothing could be sent before anyway) or ctx ends.
+func (f *forwarder) resume(ctx context.Context) {
+	from := f.base + 1
+	to := min(f.s.last.Load(), f.base+f.window+resumeReadAhead)
+	keys, since, err := f.candidates(from, to)
+	if err != nil {
+		f.log.Warn("spool resume: cannot read the entries to check; sending them all again", zap.Error(err))
+		return
+	}
+	q := delivery.HeldQuery{
+		Spool: f.s.id, From: from, To: to, Keys: keys,
+		Floor: f.base - min(f.base, f.window),
+		Since: since.Add(-resumeClockSlack),
+	}
+	held, err := f.resumer.Held(ctx, q)
+	if err != nil && ctx.Err() == nil {
+		f.log.Warn("spool resume: Kafka's copy was not fully read back; what was not found is sent again",
+			zap.Int("found", len(held)), zap.Error(err))
+	}
+	f.held = held
+	if len(held) > 0 {
+		f.log.Info("spool resume: skipping entries Kafka already holds",
+			zap.Int("entries", len(held)), zap.Uint64("from", from), zap.Uint64("to", to))
+	}
+}
+
+// candidates reads entries [from, to]: their distinct keys, and when entry
+// from was accepted.
+func (f *forwarder) candidates(from, to uint64) ([][]byte, time.Time, error) {
+	seen := make(map[string]struct{})
+	var keys [][]byte
+	var since time.Time
+	for idx := from; idx <= to; idx++ {
+		b, err := f.s.read(idx)
+		if err != nil {
+			return nil, time.Time{}, err
+		}
+		rec, err := decodeRecord(b)
+		if err != nil {
+			continue // readNext reports it
+		}
+		if since.IsZero() {
+			since = rec.at
+		}
+		if _, ok := seen[string(rec.msg.Key)]; !ok {
+			seen[string(rec.msg.Key)] = struct{}{}
+			keys = append(keys, rec.msg.Key)
+		}
+	}
+	return keys, since, nil
+}
+
+// isHeld reports whether resume found idx in Kafka. Entries are first read
+// in ascending order, so the list is consumed from its front.
+func (f *forwarder) isHeld(idx uint64) bool {
+	for len(f.held) > 0 && f.held[0] < idx {
+		f.held = f.held[1:]
+	}
+	if len(f.held) > 0 && f.held[0] == idx {
+		f.held = f.held[1:]
+		return true
+	}
+	return false
 }
 
 // truncateEvery bounds how often a fully acked log is emptied when little

@@ -14,6 +14,9 @@ func TestMain(m *testing.M) {
 		crashChild(dir) // runs until TestKill9 kills it
 		os.Exit(3)
 	}
+	if dir := os.Getenv(resumeChildEnv); dir != "" {
+		resumeChild(dir) // runs until TestResumeSkipsWhatKafkaHolds kills it
+	}
 	if dir := os.Getenv(lockChildEnv); dir != "" {
 		lockChild(dir) // holds the spool until its stdin closes
 	}

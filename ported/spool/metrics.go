@@ -13,6 +13,7 @@ type metrics struct {
 	forwarded     prometheus.Counter
 	forwardErrors prometheus.Counter
 	corrupt       prometheus.Counter
+	resumeSkipped prometheus.Counter
 	checkpoint    prometheus.Gauge
 	all           []prometheus.Collector
 }
@@ -44,13 +45,17 @@ func newMetrics(reg prometheus.Registerer, s *Spool) (*metrics, error) {
 		corrupt: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "strangler_spool_corrupt_records_total", Help: "Records skipped because their checksum failed.",
 		}),
+		resumeSkipped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "strangler_spool_resume_skipped_total",
+			Help: "Un-acked entries not sent again after a restart because Kafka already held them.",
+		}),
 		checkpoint: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "strangler_spool_checkpoint_index", Help: "Last log index durably recorded as acked.",
 		}),
 	}
 	m.checkpoint.Set(float64(s.acked.Load()))
 	m.all = []prometheus.Collector{
-		m.rejected, m.batch, m.commitTime, m.forwarded, m.forwardErrors, m.corrupt, m.checkpoint,
+		m.rejected, m.batch, m.commitTime, m.forwarded, m.forwardErrors, m.corrupt, m.resumeSkipped, m.checkpoint,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "strangler_spool_entries", Help: "Events in the spool not yet acked by Kafka.",
 		}, func() float64 { return float64(s.Stats().Entries) }),

@@ -57,6 +57,7 @@ type Spool struct {
 	m    *metrics
 	reg  prometheus.Registerer
 	lock *dirLock // held from Open to Close
+	id   string   // see idName
 	wal  *wal.Log
 	ckpt *checkpointFile
 	segs *segmentWatch // owned by the committer
@@ -138,6 +139,10 @@ func Open(cfg Config, log *zap.Logger, reg prometheus.Registerer, opts ...Option
 	if err := removeTempFiles(cfg.Dir); err != nil {
 		_ = lock.unlock()
 		return nil, fmt.Errorf("spool dir: %w", err)
+	}
+	if s.id, err = loadID(cfg.Dir); err != nil {
+		_ = lock.unlock()
+		return nil, fmt.Errorf("spool id: %w", err)
 	}
 	if err := s.openLog(); err != nil {
 		_ = lock.unlock()
@@ -496,6 +501,10 @@ func (s *Spool) read(idx uint64) ([]byte, error) {
 	defer s.readMu.Unlock()
 	return s.wal.Read(idx)
 }
+
+// ID is the spool's id, the SPOOL part of the spool_position header of
+// every message it forwards.
+func (s *Spool) ID() string { return s.id }
 
 // Stats is a snapshot of the spool's counters.
 type Stats struct {
