@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/strangler-proxy/strangler/internal/ascii"
+	"github.com/strangler-proxy/strangler/internal/cidr"
 )
 
 // Config is the `legacy:` section: where the monolith's Nginx listens and how
@@ -512,35 +513,5 @@ func parsePort(s string) (int, error) {
 	return n, nil
 }
 
-// parseTrusted parses TrustedProxies. A single address stands for itself
-// (/32 or /128). IPv4-mapped IPv6 forms are unmapped, so a v4 peer matches
-// whichever way it is written.
-func parseTrusted(list []string) ([]netip.Prefix, error) {
-	var (
-		out  []netip.Prefix
-		errs []error
-	)
-	for i, s := range list {
-		s = strings.TrimSpace(s)
-		if strings.Contains(s, "/") {
-			p, err := netip.ParsePrefix(s)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("trusted_proxies[%d]: %q is not a CIDR: write it like 10.0.0.0/8 or fd00::/8", i, s))
-				continue
-			}
-			if p.Addr().Is4In6() && p.Bits() >= 96 {
-				p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
-			}
-			out = append(out, p.Masked())
-			continue
-		}
-		a, err := netip.ParseAddr(s)
-		if err != nil || a.Zone() != "" {
-			errs = append(errs, fmt.Errorf("trusted_proxies[%d]: %q is not an address or CIDR: write it like 192.0.2.7 or 10.0.0.0/8", i, s))
-			continue
-		}
-		a = a.Unmap()
-		out = append(out, netip.PrefixFrom(a, a.BitLen()))
-	}
-	return out, errors.Join(errs...)
-}
+// parseTrusted parses TrustedProxies.
+func parseTrusted(list []string) ([]netip.Prefix, error) { return cidr.Parse("trusted_proxies", list) }

@@ -52,6 +52,8 @@ func TestForwardingFieldsOnlyFromTrustedProxies(t *testing.T) {
 		"Client-IP: 192.0.2.4",
 		"True-Client-IP: 192.0.2.5",
 		"X-Cluster-Client-IP: 192.0.2.6",
+		"CF-Connecting-IP: 192.0.2.11",
+		"Fastly-Client-IP: 192.0.2.12",
 		"X-Original-URL: /admin",
 		"X-Rewrite-URL: /admin",
 		"X-Original-Host: evil.example",

@@ -347,6 +347,9 @@ func forwardingKind(k []byte) (kind fwdKind, underscore bool) {
 		equalFoldDash(k, "Client-IP"),
 		equalFoldDash(k, "True-Client-IP"),
 		equalFoldDash(k, "X-Cluster-Client-IP"),
+		// CDNs' own client-address fields (Cloudflare, Fastly).
+		equalFoldDash(k, "CF-Connecting-IP"),
+		equalFoldDash(k, "Fastly-Client-IP"),
 		equalFoldDash(k, "X-Original-URL"),
 		equalFoldDash(k, "X-Rewrite-URL"),
 		equalFoldDash(k, "X-Original-Host"):

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/strangler-proxy/strangler/compare"
+	"github.com/strangler-proxy/strangler/proxy/edge"
 	"github.com/strangler-proxy/strangler/proxy/shadow"
 	"github.com/strangler-proxy/strangler/proxy/shadowreport"
 )
@@ -33,6 +34,9 @@ type Config struct {
 	// Shadow holds the settings of shadow execution shared by every route
 	// (each route's own are in its shadow block).
 	Shadow ShadowConfig `mapstructure:"shadow"`
+	// TLS, with certificates, makes Listen an HTTPS listener (see
+	// edge.TLSConfig). Default: plain HTTP.
+	TLS edge.TLSConfig `mapstructure:"tls"`
 }
 
 // ShadowConfig is the `shadow:` section: the pool candidates run on, the
@@ -107,6 +111,9 @@ type ServerConfig struct {
 	// Concurrency caps concurrent connections in total; a connection over it
 	// is answered 503 and closed. Zero means fasthttp's default (262144).
 	Concurrency int `mapstructure:"concurrency"`
+	// ProxyProtocol reads PROXY protocol headers from trusted load
+	// balancers (see edge.ProxyProtocolConfig). Default: off.
+	ProxyProtocol edge.ProxyProtocolConfig `mapstructure:"proxy_protocol"`
 }
 
 // Defaults of Config; see the field comments.
@@ -147,6 +154,8 @@ func (c Config) WithDefaults() Config {
 	setDefault(&sh.WakeInterval, shadow.DefaultWakeInterval)
 	setDefault(&sh.LegacyTimeout, DefaultShadowLegacyTimeout)
 	setDefault(&sh.BudgetInterval, DefaultBudgetInterval)
+	c.TLS = c.TLS.WithDefaults()
+	s.ProxyProtocol = s.ProxyProtocol.WithDefaults()
 	return c
 }
 
@@ -202,6 +211,15 @@ func (c Config) Validate() error {
 	}
 	if s.Concurrency < 0 {
 		add("server.concurrency: %d is negative", s.Concurrency)
+	}
+	errs = append(errs, c.TLS.Validate(), s.ProxyProtocol.Validate())
+	if r := c.TLS.RedirectListen; r != "" && (r == c.Listen || r == c.AdminListen) {
+		add("tls.redirect_listen: %q is also listen or admin_listen", r)
+	}
+	if s.ProxyProtocol.Enabled() && s.MaxConnsPerIP > 0 {
+		// fasthttp counts per IP in its accept loop, which would then wait
+		// there for each connection's PROXY header.
+		add("server.max_conns_per_ip: not with server.proxy_protocol: limit connections per client at the load balancer")
 	}
 	if n := len(c.AdminToken); n > 0 && n < minAdminToken {
 		// The token is a secret: its length only.

@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"sync"
 	"time"
 
@@ -27,6 +28,7 @@ import (
 
 	"github.com/strangler-proxy/strangler/internal/linelog"
 	"github.com/strangler-proxy/strangler/proxy/control"
+	"github.com/strangler-proxy/strangler/proxy/edge"
 	"github.com/strangler-proxy/strangler/proxy/shadow"
 	"github.com/strangler-proxy/strangler/proxy/shadowreport"
 	"github.com/strangler-proxy/strangler/proxy/wirecheck"
@@ -85,15 +87,19 @@ type Server struct {
 	limits  limits
 	metrics *metrics
 	srv     *fasthttp.Server
+	edge    *edge.Edge       // PROXY protocol and TLS on the public listener
+	redir   *fasthttp.Server // tls.redirect_listen's, built by ServeRedirect
 
 	exchanges sync.Pool // *exchange, one per request in flight
 
 	stats  *shadowreport.Stats // the plane's: unmatched paths, per-route figures
 	engine *shadow.Engine
 
-	mu       sync.Mutex // guards ln and stopping, between Serve and Shutdown
+	mu       sync.Mutex // guards ln, stopping, redir and edgeStop, between Serve and Shutdown
 	ln       net.Listener
 	stopping bool
+	edgeStop chan struct{}  // closed by Shutdown: stops the certificate reloads
+	edgeDone sync.WaitGroup // the certificate reload loop
 }
 
 // New builds the front door. It validates o.Config and registers the
@@ -132,6 +138,9 @@ func New(o Options) (*Server, error) {
 		return nil, err
 	}
 	s.metrics = m
+	if s.edge, err = edge.New(cfg.TLS, cfg.Server.ProxyProtocol, s.log, reg); err != nil {
+		return nil, err
+	}
 	s.exchanges.New = func() any { return new(exchange) }
 	if err := s.newShadow(o, reg); err != nil {
 		return nil, err
@@ -188,9 +197,62 @@ func (s *Server) Serve(ln net.Listener) error {
 		return nil
 	}
 	s.startShadow()
+	s.startEdge()
 	// wirecheck must read the plain HTTP/1.1 bytes: any TLS or PROXY
 	// protocol listener goes inside it.
-	if err := s.srv.Serve(wirecheck.Listener{Listener: lingerListener{ln}}); err != nil {
+	if err := s.srv.Serve(wirecheck.Listener{Listener: s.edge.Wrap(lingerListener{ln})}); err != nil {
+		return fmt.Errorf("serve %s: %w", ln.Addr(), err)
+	}
+	return nil
+}
+
+// startEdge starts the certificate reload loop, once.
+func (s *Server) startEdge() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopping || s.edgeStop != nil || !s.edge.TLS() {
+		return
+	}
+	stop := make(chan struct{})
+	s.edgeStop = stop
+	s.edgeDone.Go(func() { s.edge.Watch(stop) })
+}
+
+// ServeRedirect answers every request on ln (tls.redirect_listen) with a
+// redirect to HTTPS (edge.Redirect), until Shutdown. It returns nil after
+// a Shutdown and the listener's error otherwise.
+func (s *Server) ServeRedirect(ln net.Listener) error {
+	port := s.cfg.TLS.RedirectPort
+	if port == 0 {
+		_, p, _ := net.SplitHostPort(s.cfg.Listen) // validated
+		port, _ = strconv.Atoi(p)
+	}
+	srv := &fasthttp.Server{
+		Handler:               edge.Redirect(port),
+		Logger:                fastLogger{s.log.Named("redirect")},
+		NoDefaultServerHeader: true,
+		NoDefaultDate:         true,
+		NoDefaultContentType:  true,
+		ReadTimeout:           s.cfg.Server.ReadTimeout,
+		WriteTimeout:          s.cfg.Server.WriteTimeout,
+		IdleTimeout:           s.cfg.Server.IdleTimeout,
+		ReadBufferSize:        s.cfg.Server.MaxHeaderBytes,
+		// A body is never read (the answer is the same without it) and the
+		// connection closes after the redirect.
+		StreamRequestBody: true,
+		CloseOnShutdown:   true,
+	}
+	s.mu.Lock()
+	stopping := s.stopping
+	if !stopping {
+		s.redir = srv
+	}
+	s.mu.Unlock()
+	if stopping {
+		_ = ln.Close()
+		return nil
+	}
+	if err := srv.Serve(ln); err != nil {
 		return fmt.Errorf("serve %s: %w", ln.Addr(), err)
 	}
 	return nil
@@ -203,10 +265,18 @@ func (s *Server) Serve(ln net.Listener) error {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.stopping = true
-	ln := s.ln
+	ln, redir := s.ln, s.redir
+	if s.edgeStop != nil {
+		close(s.edgeStop)
+	}
 	s.mu.Unlock()
+	s.edgeDone.Wait()
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Server.ShutdownTimeout)
 	defer cancel()
+	if redir != nil {
+		// Its answers are immediate: nothing to wait for.
+		_ = redir.ShutdownWithContext(ctx)
+	}
 	err := s.srv.ShutdownWithContext(ctx)
 	// fasthttp's Shutdown returns at once when its Serve has not registered
 	// the listener yet; closing it here makes that Serve return instead of

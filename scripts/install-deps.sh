@@ -2,7 +2,7 @@
 # Installs what the sample monolith needs (Nginx, PHP-FPM 8.2, PHP CLI 8.2, and
 # for its shared-session backends Redis, memcached and PHP's redis and
 # memcached extensions) from Debian, plus wrk and HAProxy with --bench and
-# chromium with --browser. Idempotent: does
+# chromium and curl with --browser. Idempotent: does
 # nothing when everything is there. As root it installs; otherwise it prints
 # the command to run and exits 1.
 #
@@ -22,7 +22,8 @@ wanted=("nginx nginx-light" "php-fpm8.2 php8.2-fpm" "php8.2 php8.2-cli"
 for arg in "$@"; do
   case "$arg" in
     --bench) wanted+=("wrk wrk" "haproxy haproxy") ;;
-    --browser) wanted+=("chromium chromium") ;;
+    # The tests also drive the TLS front door with curl.
+    --browser) wanted+=("chromium chromium" "curl curl") ;;
     *) usage ;;
   esac
 done

@@ -130,6 +130,7 @@ type app struct {
 	admin   *control.Admin
 	watcher *routes.Watcher
 	ln, aln net.Listener
+	rln     net.Listener // tls.redirect_listen; nil without it
 	// group owns every goroutine the process starts (go below); failed is
 	// done once one of them has stopped on its own.
 	group  *errgroup.Group
@@ -229,6 +230,14 @@ func start(c fileConfig, path string, data []byte, lg loggers, hup <-chan os.Sig
 	if a.aln, err = net.Listen("tcp", c.Proxy.AdminListen); err != nil {
 		return nil, fmt.Errorf("admin_listen: %w", err)
 	}
+	undo = append(undo, func() { _ = a.aln.Close() })
+	// With TLS on listen, an optional plain-HTTP listener that redirects.
+	if r := c.Proxy.TLS.RedirectListen; r != "" {
+		if a.rln, err = net.Listen("tcp", r); err != nil {
+			return nil, fmt.Errorf("tls.redirect_listen: %w", err)
+		}
+		undo = append(undo, func() { _ = a.rln.Close() })
+	}
 
 	var bgCtx context.Context
 	bgCtx, a.stopBackground = context.WithCancel(context.Background())
@@ -239,6 +248,9 @@ func start(c fileConfig, path string, data []byte, lg loggers, hup <-chan os.Sig
 	a.goRun("budget watcher", func() error { return a.plane.Run(bgCtx) })
 	a.goRun("hotcache refresher", func() error { return a.backend.cache.Run(bgCtx) })
 	a.goRun("legacy health checks", func() error { return a.fwd.Run(bgCtx) })
+	if a.rln != nil {
+		a.goRun("redirect", func() error { return a.front.ServeRedirect(a.rln) })
+	}
 
 	log.Info("started",
 		zap.String("listen", a.ln.Addr().String()),

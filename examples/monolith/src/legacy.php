@@ -219,6 +219,8 @@ function legacy_headers(): void
         'query_string' => $_SERVER['QUERY_STRING'] ?? '',
         'server_protocol' => $_SERVER['SERVER_PROTOCOL'] ?? '',
         'remote_addr' => $_SERVER['REMOTE_ADDR'] ?? '',
+        'https' => $_SERVER['HTTPS'] ?? null,
+        'request_scheme' => $_SERVER['REQUEST_SCHEME'] ?? null,
         'http_host' => $_SERVER['HTTP_HOST'] ?? null,
         'content_type' => $_SERVER['CONTENT_TYPE'] ?? null,
         'content_length' => $_SERVER['CONTENT_LENGTH'] ?? null,
