@@ -426,26 +426,26 @@ func startUpstream(t testing.TB, split *atomic.Bool) string {
 	return ln.Addr().String()
 }
 
-// A slow or hanging candidate never delays the primary: the client has its
-// answer while the candidate still hangs, further copies are skipped once
-// the pool is full, and shutdown waits for the pool to drain.
+// A slow candidate never delays the primary: the client has its answer
+// while the candidate still runs, further copies are skipped once the pool
+// is full, and an answer within the route's timeout is compared.
 func TestShadowSlowCandidateDoesNotDelayPrimary(t *testing.T) {
 	release := make(chan struct{})
 	var started atomic.Int64
-	hanging := routes.HandlerFunc(func(ctx *fasthttp.RequestCtx) error {
+	slow := routes.HandlerFunc(func(ctx *fasthttp.RequestCtx) error {
 		started.Add(1)
 		<-release
 		jsonAnswer(ctx, 200, `{"ok":true}`)
 		return nil
 	})
-	reg := routes.Registry{"h": hanging}
+	reg := routes.Registry{"h": slow}
 	cfg := Config{Shadow: ShadowConfig{Workers: 2, Queue: 1}}
 	h := newHarness(t, harnessOptions{
 		cfg: cfg, legacy: routes.HandlerFunc(func(ctx *fasthttp.RequestCtx) error {
 			jsonAnswer(ctx, 200, `{"ok":true}`)
 			return nil
 		}),
-		routes: []routes.RouteConfig{shadowRoute("s", "/s", "GET", &routes.ShadowConfig{Timeout: time.Nanosecond})},
+		routes: []routes.RouteConfig{shadowRoute("s", "/s", "GET", &routes.ShadowConfig{Timeout: time.Hour})},
 		reg:    reg,
 		plane:  func(o *control.Options) { o.ShadowRegistry = reg },
 	})
@@ -462,13 +462,107 @@ func TestShadowSlowCandidateDoesNotDelayPrimary(t *testing.T) {
 	}
 	release <- struct{}{}
 	release <- struct{}{}
-	// Past the route's timeout: errors, not comparisons.
 	s = h.snapshot(t, "s", 9)
-	if s.Counts.Errors != 2 || s.Counts.Compared != 0 {
-		t.Errorf("counts %+v, want the 2 late answers as errors", s.Counts)
+	if s.Counts.Match != 2 || s.Counts.Errors != 0 {
+		t.Errorf("counts %+v, want the 2 answers within the timeout compared", s.Counts)
 	}
 	// The queued one is still waiting on release: Shutdown (the harness
 	// cleanup) drains it once the deferred close frees it.
+}
+
+// A candidate that hangs past the route's shadow.timeout is abandoned: the
+// comparison is an error, its slot is free for the next copy, and the
+// pool's worker is replaced. Abandoned calls are bounded: once as many
+// hang as the pool has workers, copies are skipped (stuck_candidates)
+// until one returns. The same holds for a legacy candidate.
+func TestShadowHungCandidateFreesItsSlotAfterTheDeadline(t *testing.T) {
+	ok := routes.HandlerFunc(func(ctx *fasthttp.RequestCtx) error {
+		jsonAnswer(ctx, 200, `{"ok":true}`)
+		return nil
+	})
+	for _, primary := range []routes.Side{routes.SideLegacy, routes.SidePorted} {
+		t.Run("candidate "+string(map[routes.Side]routes.Side{routes.SideLegacy: routes.SidePorted, routes.SidePorted: routes.SideLegacy}[primary]), func(t *testing.T) {
+			release := make(chan struct{})
+			var entered, returned atomic.Int64
+			hung := routes.HandlerFunc(func(ctx *fasthttp.RequestCtx) error {
+				entered.Add(1)
+				defer returned.Add(1)
+				<-release
+				jsonAnswer(ctx, 200, `{"ok":true}`)
+				return nil
+			})
+			// The hung side is the candidate; the primary answers.
+			goSide, legacySide := routes.Handler(hung), routes.Handler(ok)
+			if primary == routes.SidePorted {
+				goSide, legacySide = ok, hung
+			}
+			reg := routes.Registry{"h": goSide}
+			var diffs bytes.Buffer
+			var diffsMu sync.Mutex
+			dl := shadowreport.NewDiffLogWriter(lockedWriter{&diffsMu, &diffs}, 16, nil)
+			h := newHarness(t, harnessOptions{
+				cfg:    Config{Shadow: ShadowConfig{Workers: 1, Queue: 1}},
+				legacy: ok,
+				routes: []routes.RouteConfig{shadowRoute("s", "/s", "GET", &routes.ShadowConfig{Primary: primary, Timeout: 20 * time.Millisecond})},
+				reg:    reg,
+				plane: func(o *control.Options) {
+					o.ShadowRegistry, o.ShadowLegacy, o.DiffLog = reg, legacySide, dl
+				},
+			})
+			released := false
+			free := func() {
+				if !released {
+					released = true
+					close(release)
+				}
+			}
+			defer free() // on failure too, so nothing stays hung
+			eng := h.srv.engine
+
+			// The first copy hangs; past the deadline it is abandoned and
+			// its slot freed, though its goroutine still hangs.
+			h.roundTrip(t, get("/s"))
+			waitFor(t, "the first call abandoned", func() bool { return eng.Abandoned() == 1 && eng.InFlight() == 0 })
+			if s := h.snapshot(t, "s", 1); s.Counts.Errors != 1 || s.Counts.Compared != 0 {
+				t.Errorf("counts %+v, want the abandoned call as one error", s.Counts)
+			}
+			if returned.Load() != 0 {
+				t.Fatal("the hung call returned: the test no longer shows a hang")
+			}
+			// One worker, one hung: the bound is reached, copies are skipped.
+			h.roundTrip(t, get("/s"))
+			if s := h.snapshot(t, "s", 2); s.SkipReasons[shadow.SkipStuck] != 1 {
+				t.Errorf("skips %v, want one stuck_candidates", s.SkipReasons)
+			}
+			// Once the hung call returns, the replacement worker takes copies.
+			free()
+			waitFor(t, "the abandoned call to return", func() bool { return eng.Abandoned() == 0 })
+			h.roundTrip(t, get("/s"))
+			s := h.snapshot(t, "s", 3)
+			if s.Counts.Match != 1 || s.Counts.Errors != 1 || entered.Load() != 2 {
+				t.Errorf("counts %+v after %d calls, want the third copy compared by the replacement worker", s.Counts, entered.Load())
+			}
+			if err := dl.Close(); err != nil {
+				t.Fatal(err)
+			}
+			diffsMu.Lock()
+			defer diffsMu.Unlock()
+			if !strings.Contains(diffs.String(), "past shadow.timeout") {
+				t.Errorf("diff log lacks the timeout: %s", diffs.String())
+			}
+		})
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // Shadowing records what the Go candidate would have published and

@@ -48,7 +48,7 @@ const (
 const (
 	// DefaultShadowSamplePercent is used when shadow.sample_percent is unset.
 	DefaultShadowSamplePercent = 100.0
-	// DefaultShadowTimeout bounds a shadow candidate call when
+	// DefaultShadowTimeout is the deadline of a shadow copy's calls when
 	// shadow.timeout is unset.
 	DefaultShadowTimeout = 5 * time.Second
 	// DefaultSticky is the canary sticky key when canary.sticky is unset.
@@ -171,7 +171,12 @@ type ShadowConfig struct {
 	// twice. Zero value (false): legacy candidates see only safe methods.
 	// Ignored when Primary is legacy.
 	AllowUnsafe bool `mapstructure:"allow_unsafe"`
-	// Timeout bounds one candidate call. Zero: DefaultShadowTimeout.
+	// Timeout is the deadline of each call a shadow copy makes (the
+	// candidate, the noise sample's second call). Past it the call is
+	// abandoned: the comparison counts as an error, the copy's pool slot
+	// and worker are freed at once, and the call finishes on its own,
+	// counted until then (proxy/shadow's deadline.go). Zero:
+	// DefaultShadowTimeout.
 	Timeout time.Duration `mapstructure:"timeout"`
 }
 

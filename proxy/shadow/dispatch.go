@@ -71,13 +71,19 @@ func (d *dispatcher) push(j *Job) string {
 	}
 	d.ring[(d.head+d.n)%len(d.ring)] = j
 	d.n++
+	d.wakeLocked()
+	return ""
+}
+
+// wakeLocked tells a parked worker to wake, unless a free one is awake
+// already (or every worker is). Caller holds mu; d is not closed.
+func (d *dispatcher) wakeLocked() {
 	if d.awake < d.workers && (d.free == 0 || d.interval == 0) {
 		d.awake++
 		d.free++
 		d.woken++
 		d.wake <- struct{}{}
 	}
-	return ""
 }
 
 // wakes counts the times a job woke a worker.
@@ -101,25 +107,28 @@ func (d *dispatcher) popLocked() *Job {
 
 // work is a worker's loop: park until woken, run jobs until the queue has
 // stayed empty for an interval, park again. After close it runs what is
-// still queued and returns.
-func (d *dispatcher) work(run func(*Job)) {
+// still queued and returns true. It returns false as soon as run does: the
+// job's call was abandoned past its deadline (deadline.go), the goroutine
+// leaves the pool with it, and leave has put a replacement in its place.
+func (d *dispatcher) work(run func(*Job) bool) bool {
 	for range d.wake {
-		d.drain(run)
-	}
-	for {
-		d.mu.Lock()
-		j := d.popLocked()
-		d.mu.Unlock()
-		if j == nil {
-			return
+		if !d.drain(run) {
+			return false
 		}
-		run(j)
 	}
+	// Closed: run what is still queued, counted as awake like any worker
+	// running jobs, so leave's accounting holds here too.
+	d.mu.Lock()
+	d.awake++
+	d.free++
+	d.mu.Unlock()
+	return d.drain(run)
 }
 
 // drain runs queued jobs; when the queue is empty it waits one interval
-// for more, then parks (returns).
-func (d *dispatcher) drain(run func(*Job)) {
+// for more, then parks (returns true). It returns false, touching nothing,
+// when run does.
+func (d *dispatcher) drain(run func(*Job) bool) bool {
 	var timer *time.Timer
 	defer func() {
 		if timer != nil {
@@ -138,7 +147,7 @@ func (d *dispatcher) drain(run func(*Job)) {
 			d.awake--
 			d.free--
 			d.mu.Unlock()
-			return
+			return true
 		}
 		if j == nil {
 			d.linger = true
@@ -160,9 +169,24 @@ func (d *dispatcher) drain(run func(*Job)) {
 		waited = false
 		d.free--
 		d.mu.Unlock()
-		run(j)
+		if !run(j) {
+			return false
+		}
 		d.mu.Lock()
 		d.free++
+	}
+}
+
+// leave accounts for a worker that left the pool in the middle of a job
+// (its call was abandoned): it was awake and busy. If jobs are waiting and
+// no free worker is awake, a token goes to the replacement the caller
+// starts, as push would have sent one.
+func (d *dispatcher) leave() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.awake--
+	if d.n > 0 && !d.closed {
+		d.wakeLocked()
 	}
 }
 

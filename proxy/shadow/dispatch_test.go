@@ -12,7 +12,7 @@ import (
 func startWorkers(d *dispatcher, n int, run func(*Job)) (stop func()) {
 	var wg sync.WaitGroup
 	for range n {
-		wg.Go(func() { d.work(run) })
+		wg.Go(func() { d.work(func(j *Job) bool { run(j); return true }) })
 	}
 	return func() {
 		d.close(true)
@@ -175,11 +175,12 @@ func hangingFirst(t *testing.T, d *dispatcher, n int) (ran *atomic.Int64, releas
 	var wg sync.WaitGroup
 	for range n {
 		wg.Go(func() {
-			d.work(func(j *Job) {
+			d.work(func(j *Job) bool {
 				if j == first {
 					<-release
 				}
 				ran.Add(1)
+				return true
 			})
 		})
 	}

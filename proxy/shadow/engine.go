@@ -37,11 +37,14 @@ const (
 	SkipShutdown        = "shutdown"
 	SkipNoCandidate     = "no_shadow_handler"
 	SkipUpgrade         = "upgrade" // a WebSocket tunnel: nothing to compare
+	// SkipStuck: as many calls abandoned past their deadline are still
+	// running as the pool has workers (deadline.go).
+	SkipStuck = "stuck_candidates"
 )
 
-// ErrCandidateTimeout marks a candidate that answered after the route's
-// shadow.timeout: its answer is not compared.
-var ErrCandidateTimeout = errors.New("candidate answered after shadow.timeout")
+// ErrCandidateTimeout marks a candidate call still running at the route's
+// shadow.timeout: it is abandoned, its answer never compared.
+var ErrCandidateTimeout = errors.New("candidate call past shadow.timeout")
 
 // Options configure an Engine.
 type Options struct {
@@ -85,7 +88,9 @@ type Route struct {
 	Twin routes.Handler
 	// AllowUnsafe lets a legacy candidate see unsafe methods.
 	AllowUnsafe bool
-	// Timeout bounds a candidate call; a later answer is an error.
+	// Timeout bounds each call of a job (the candidate, the noise twin):
+	// past it the call is abandoned and the comparison is an error
+	// (deadline.go). Zero: no deadline.
 	Timeout time.Duration
 	// MaxBody caps the request body copied and each response captured.
 	MaxBody int
@@ -126,6 +131,10 @@ type Engine struct {
 	jobPool  sync.Pool // *Job
 	running  atomic.Int64
 	finished atomic.Uint64
+
+	// Calls abandoned past their deadline: still running, and ever.
+	abandoned      atomic.Int64
+	abandonedTotal atomic.Uint64
 }
 
 // New builds an Engine and registers its gauges; it starts nothing.
@@ -182,6 +191,14 @@ func New(o Options) (*Engine, error) {
 			Name: "strangler_shadow_workers_busy",
 			Help: "Shadow workers running a candidate now.",
 		}, func() float64 { return float64(e.running.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "strangler_shadow_candidates_abandoned",
+			Help: "Candidate calls abandoned past the route's shadow.timeout and still running; at shadow.workers, copies are skipped (stuck_candidates).",
+		}, func() float64 { return float64(e.abandoned.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "strangler_shadow_candidates_abandoned_total",
+			Help: "Candidate calls abandoned past the route's shadow.timeout (each compared as an error, its worker replaced).",
+		}, func() float64 { return float64(e.abandonedTotal.Load()) }),
 	); err != nil {
 		return nil, err
 	}
@@ -197,21 +214,36 @@ func (e *Engine) Start() {
 		return
 	}
 	e.started = true
+	e.wg.Add(e.workers)
 	for range e.workers {
-		e.wg.Go(func() { e.queue.work(e.runJob) })
+		go e.work()
 	}
 }
 
-func (e *Engine) runJob(j *Job) {
+// work is one of the pool's workers. Each holds a place in e.wg; one whose
+// call was abandoned hands its place to the replacement abandon starts.
+func (e *Engine) work() {
+	if e.queue.work(e.runJob) {
+		e.wg.Done()
+	}
+}
+
+// runJob runs j; false when its call was abandoned (abandon counted the
+// worker out of running).
+func (e *Engine) runJob(j *Job) bool {
 	e.running.Add(1)
-	e.run(j)
+	if !e.run(j) {
+		return false
+	}
 	e.running.Add(-1)
+	return true
 }
 
 // Close stops taking jobs and waits, until ctx ends, for the workers to
 // finish what is queued and running. A job whose primary body is still
 // streaming when Close is called is dropped (skipped: shutdown) when it
 // ends. It returns an error if jobs were still running when ctx ended.
+// Calls abandoned past their deadline are not waited for.
 func (e *Engine) Close(ctx context.Context) error {
 	e.mu.Lock()
 	e.closed = true

@@ -56,6 +56,9 @@ type Job struct {
 	// log entry), and a match keeps nothing, so it allocates nothing.
 	heads []byte
 	hdrs  [3][][2]string
+
+	// dl bounds each call by the route's timeout; it outlives recycling.
+	dl deadline
 }
 
 type userValue struct {
@@ -75,7 +78,7 @@ const (
 // front of its body. It never blocks. It returns nil and the skip reason
 // when the request is not shadowed; the caller counts the reason.
 func (e *Engine) Begin(ctx *fasthttp.RequestCtx, r *Route) (*Job, string) {
-	if reason := check(ctx, r); reason != "" {
+	if reason := e.check(ctx, r); reason != "" {
 		return nil, reason
 	}
 	if !e.reserve() {
@@ -87,7 +90,7 @@ func (e *Engine) Begin(ctx *fasthttp.RequestCtx, r *Route) (*Job, string) {
 // BeginWait is Begin for offline replays: it waits for a free slot (until
 // wait ends) instead of skipping.
 func (e *Engine) BeginWait(wait context.Context, ctx *fasthttp.RequestCtx, r *Route) (*Job, string) {
-	if reason := check(ctx, r); reason != "" {
+	if reason := e.check(ctx, r); reason != "" {
 		return nil, reason
 	}
 	select {
@@ -99,9 +102,12 @@ func (e *Engine) BeginWait(wait context.Context, ctx *fasthttp.RequestCtx, r *Ro
 }
 
 // check returns why the request in ctx may not be shadowed, or "".
-func check(ctx *fasthttp.RequestCtx, r *Route) string {
+func (e *Engine) check(ctx *fasthttp.RequestCtx, r *Route) string {
 	if r.Candidate == nil {
 		return SkipNoCandidate
+	}
+	if e.stuck() {
+		return SkipStuck
 	}
 	if r.candidateSide() == routes.SideLegacy && !safeMethod(ctx) && !r.AllowUnsafe {
 		return SkipUnsafeMethod
@@ -298,18 +304,27 @@ func (j *Job) request() shadowreport.Request {
 }
 
 // run is the worker's part: call the candidate (and a twin on the noise
-// sample), compare, record.
-func (e *Engine) run(j *Job) {
-	defer e.done(j)
+// sample), compare, record. It returns false when a call was abandoned
+// past its deadline: the job is the timer's then (deadline.go).
+func (e *Engine) run(j *Job) (kept bool) {
+	defer func() {
+		if kept {
+			e.done(j)
+		}
+	}()
 	r := j.route
 	c := r.Collector
+	if e.stuck() {
+		c.Skipped(SkipStuck)
+		return true
+	}
 	req := j.request()
 	candSide := r.candidateSide()
 	primary := j.head(&j.primaryResp.Header, j.primaryBody, hdrPrimary)
 
-	cand, over, d, err := j.call(r.Candidate, &j.candBody, hdrCandidate)
-	if err == nil && r.Timeout > 0 && d > r.Timeout {
-		err = fmt.Errorf("%w: %s > %s", ErrCandidateTimeout, d.Round(time.Millisecond), r.Timeout)
+	cand, over, d, err := j.call(r.Candidate, candSide, &j.candBody, hdrCandidate)
+	if err == errAbandoned {
+		return false
 	}
 	c.Called(candSide, d, err != nil || cand.Status >= 500)
 	if err != nil {
@@ -323,7 +338,10 @@ func (e *Engine) run(j *Job) {
 
 	var self *compare.Result
 	if twin, base, twinSide := j.twin(primary, cand); twin != nil && c.Noise().Sample() {
-		second, over2, d2, err2 := j.call(twin, &j.twinBody, hdrTwin)
+		second, over2, d2, err2 := j.call(twin, twinSide, &j.twinBody, hdrTwin)
+		if err2 == errAbandoned {
+			return false
+		}
 		c.Called(twinSide, d2, err2 != nil || second.Status >= 500)
 		if twinSide == routes.SidePorted && e.recorded != nil {
 			e.recorded.Take(eventID(second.Body)) // what the twin "published" is not compared
@@ -341,6 +359,7 @@ func (e *Engine) run(j *Job) {
 		Request: req, PrimarySide: r.Primary,
 		Primary: primary, Candidate: cand, Result: res, Self: self,
 	})
+	return true
 }
 
 // twin picks the second call of the noise sample: the primary side's
@@ -355,32 +374,41 @@ func (j *Job) twin(primary, cand compare.Response) (routes.Handler, compare.Resp
 	return r.Twin, primary, r.Primary
 }
 
-// call runs h on a fresh copy of the job's request and returns its answer
-// with the body copied into *buf (over: longer than the cap, not kept) and
-// the head into j.hdrs[hdr].
-func (j *Job) call(h routes.Handler, buf *[]byte, hdr int) (resp compare.Response, over bool, d time.Duration, err error) {
+// call runs h (of side) on a fresh copy of the job's request, under the
+// route's deadline, and returns its answer with the body copied into *buf
+// (over: longer than the cap, not kept) and the head into j.hdrs[hdr]. It
+// returns errAbandoned, having touched nothing of the job since the call
+// began, when the deadline passed first.
+func (j *Job) call(h routes.Handler, side routes.Side, buf *[]byte, hdr int) (resp compare.Response, over bool, d time.Duration, err error) {
 	e := j.engine
 	c := e.acquireCtx(&j.req, j.remote)
 	defer e.releaseCtx(c)
 	for _, p := range j.params {
 		c.SetUserValue(p.key, p.val)
 	}
+	max := j.route.MaxBody
+	b := (*buf)[:0]
+	gen := j.arm(side, buf)
 	start := e.now()
 	err = h.Serve(c)
 	d = e.now().Sub(start)
+	if err == nil {
+		if bs := c.Response.BodyStream(); bs != nil {
+			b, err = readAtMost(b, bs, max+1)
+			_ = c.Response.CloseBodyStream() // a body read to its end keeps the connection
+			if err != nil {
+				err = fmt.Errorf("read candidate body: %w", err)
+			}
+		} else {
+			b = append(b, c.Response.Body()...)
+		}
+	}
+	if !j.disarm(gen) {
+		e.left()
+		return resp, false, d, errAbandoned
+	}
 	if err != nil {
 		return resp, false, d, err
-	}
-	max := j.route.MaxBody
-	b := (*buf)[:0]
-	if bs := c.Response.BodyStream(); bs != nil {
-		b, err = readAtMost(b, bs, max+1)
-		_ = c.Response.CloseBodyStream() // a body read to its end keeps the connection
-		if err != nil {
-			return resp, false, d, fmt.Errorf("read candidate body: %w", err)
-		}
-	} else {
-		b = append(b, c.Response.Body()...)
 	}
 	*buf = b
 	if len(b) > max {
