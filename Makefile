@@ -7,7 +7,7 @@ PKGS  := ./...
 TESTFLAGS ?= -race -count=1 -timeout 30m
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build run test deps deps-test deps-bench lint bench bench-short clean
+.PHONY: all build run test deps deps-test deps-bench lint bench bench-short soak clean
 
 all: build
 
@@ -51,6 +51,15 @@ bench: deps-bench build
 # to check it works; writes bench/short.md and bench/short.png.
 bench-short: deps-bench build
 	$(GO) run ./cmd/benchrun -short
+
+# At least 2 million mixed requests (legacy pages, uploads, downloads, the Go
+# intake and lookups, a shadowed route, WebSocket tunnels, client aborts, bad
+# requests) through bin/strangler in front of Nginx + PHP-FPM and kfake, with
+# the proxy's RSS, heap, goroutines and fds sampled, then a 1 GiB upload and
+# download; writes SOAK.md, bench/soak.csv and bench/soak.png. Not part of
+# `make test` (which runs a 3,000-request smoke of the same driver).
+soak: deps build
+	$(GO) run ./cmd/soak
 
 clean:
 	rm -rf $(BIN) var

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/strangler-proxy/strangler/internal/procstat"
 )
 
 // clockTick is USER_HZ; 100 on every Linux this runs on (sysconf(_SC_CLK_TCK)).
@@ -89,27 +91,9 @@ func tree(roots []int) []int {
 func treeRSS(roots []int) int64 {
 	var total int64
 	for _, pid := range tree(roots) {
-		total += statusKB(pid, "VmRSS:") * 1024
+		total += procstat.RSS(pid)
 	}
 	return total
-}
-
-// statusKB reads one "Key: N kB" line of /proc/PID/status.
-func statusKB(pid int, key string) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, key); ok {
-			f := strings.Fields(rest)
-			if len(f) > 0 {
-				n, _ := strconv.ParseInt(f[0], 10, 64)
-				return n
-			}
-		}
-	}
-	return 0
 }
 
 // pinTree restricts every thread of roots and their descendants to cpu.
@@ -145,19 +129,6 @@ func allowedCPUs(pid int) string {
 		}
 	}
 	return "?"
-}
-
-// loadavg is /proc/loadavg's first three fields.
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
 }
 
 // cpuSteal is the machine's total and steal time in ticks, from /proc/stat,

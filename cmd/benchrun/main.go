@@ -26,6 +26,9 @@ import (
 	"time"
 
 	"github.com/strangler-proxy/strangler/internal/monolith"
+
+	"github.com/strangler-proxy/strangler/internal/procstat"
+	"github.com/strangler-proxy/strangler/internal/promtext"
 )
 
 // contender is one URL under load, with the proxy process in its path.
@@ -48,9 +51,9 @@ func (c contender) key() string { return c.Group + "/" + c.Name }
 type sample struct {
 	wrk                      wrkResult
 	proxyCPU, nginxCPU, fpm  time.Duration
-	proxyRSS                 int64 // after the run
-	commits                  hist  // strangler_spool_commit_seconds observed during the run
-	commitBatches            hist  // strangler_spool_commit_batch_events
+	proxyRSS                 int64         // after the run
+	commits                  promtext.Hist // strangler_spool_commit_seconds observed during the run
+	commitBatches            promtext.Hist // strangler_spool_commit_batch_events
 	stealTicks, machineTicks int64
 }
 
@@ -138,7 +141,7 @@ func bench(ctx context.Context, o options, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("run from the repository root (make bench): %w", err)
 	}
-	env := environment{start: time.Now(), loadBefore: loadavg()}
+	env := environment{start: time.Now(), loadBefore: procstat.LoadAvg()}
 	env.totalStart, env.stealStart = cpuSteal()
 	l := launcher{pinCPU: -1}
 	if o.pin {
@@ -253,7 +256,7 @@ func bench(ctx context.Context, o options, stderr io.Writer) error {
 				r+1, o.rounds, c.key(), s.wrk.ReqPerSec, s.wrk.P99, perReq(s.proxyCPU, s.wrk.Requests), s.wrk.Errors)
 		}
 	}
-	env.end, env.loadAfter = time.Now(), loadavg()
+	env.end, env.loadAfter = time.Now(), procstat.LoadAvg()
 	env.totalEnd, env.stealEnd = cpuSteal()
 
 	var micro []microResult
@@ -279,10 +282,10 @@ func measure(ctx context.Context, c contender, o options, wrkCPU int, tmp string
 	if c.Proxy != nil {
 		proxy = []int{c.Proxy.pid()}
 	}
-	var before series
+	var before promtext.Series
 	if c.Spool {
 		var err error
-		if before, err = scrape(c.Proxy.admin + "/metrics"); err != nil {
+		if before, err = promtext.Scrape(c.Proxy.admin + "/metrics"); err != nil {
 			return sample{}, err
 		}
 	}
@@ -299,12 +302,12 @@ func measure(ctx context.Context, c contender, o options, wrkCPU int, tmp string
 	t1, s1 := cpuSteal()
 	s.machineTicks, s.stealTicks = t1-t0, s1-s0
 	if c.Spool {
-		after, err := scrape(c.Proxy.admin + "/metrics")
+		after, err := promtext.Scrape(c.Proxy.admin + "/metrics")
 		if err != nil {
 			return sample{}, err
 		}
-		s.commits = after.histogram("strangler_spool_commit_seconds").minus(before.histogram("strangler_spool_commit_seconds"))
-		s.commitBatches = after.histogram("strangler_spool_commit_batch_events").minus(before.histogram("strangler_spool_commit_batch_events"))
+		s.commits = after.Histogram("strangler_spool_commit_seconds").Minus(before.Histogram("strangler_spool_commit_seconds"))
+		s.commitBatches = after.Histogram("strangler_spool_commit_batch_events").Minus(before.Histogram("strangler_spool_commit_batch_events"))
 	}
 	return s, nil
 }
@@ -354,7 +357,7 @@ func idleRSS(ctx context.Context, l launcher, bin, upstream string) (idle idleFi
 	idle.rss = treeRSS([]int{s.pid()})
 	idle.cpu = treeCPU([]int{s.pid()}) - c0
 	idle.window = window
-	if m, err := scrape(s.admin + "/metrics"); err == nil {
+	if m, err := promtext.Scrape(s.admin + "/metrics"); err == nil {
 		idle.heap = m["go_memstats_heap_inuse_bytes"]
 		idle.goroutines = m["go_goroutines"]
 	}

@@ -4,13 +4,8 @@ import (
 	"fmt"
 	"image"
 	"image/color"
-	"image/draw"
-	"image/png"
-	"os"
 
-	"golang.org/x/image/font"
-	"golang.org/x/image/font/basicfont"
-	"golang.org/x/image/math/fixed"
+	"github.com/strangler-proxy/strangler/internal/pngplot"
 )
 
 // The plot: one panel per group, one row per contender, req/s on the left
@@ -26,27 +21,15 @@ const (
 )
 
 var (
-	colBG    = color.RGBA{255, 255, 255, 255}
-	colText  = color.RGBA{20, 20, 20, 255}
-	colRPS   = color.RGBA{90, 90, 90, 255}
-	colProxy = color.RGBA{52, 101, 164, 255}
-	colNginx = color.RGBA{78, 154, 6, 255}
-	colFPM   = color.RGBA{245, 121, 0, 255}
-	colGrid  = color.RGBA{220, 220, 220, 255}
+	colText  = pngplot.Black
+	colRPS   = pngplot.Grey
+	colProxy = pngplot.Blue
+	colNginx = pngplot.Green
+	colFPM   = pngplot.Orange
+	colGrid  = pngplot.Light
 )
 
-func writePlot(path string, r report) error {
-	img := plotImage(r)
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if err := png.Encode(f, img); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
+func writePlot(path string, r report) error { return pngplot.Save(path, plotImage(r)) }
 
 func plotImage(r report) *image.RGBA {
 	groups := r.groups()
@@ -54,8 +37,7 @@ func plotImage(r report) *image.RGBA {
 	for _, g := range groups {
 		h += panelPad + rowH*(countIn(r.cs, g)+1)
 	}
-	img := image.NewRGBA(image.Rect(0, 0, plotW, h))
-	draw.Draw(img, img.Bounds(), &image.Uniform{colBG}, image.Point{}, draw.Src)
+	img := pngplot.New(plotW, h)
 	text(img, 10, 18, "Strangler `make bench`: req/s (left) and CPU us per request by process (right), medians", colText)
 	x := labelW + barW + gapW
 	legend := []struct {
@@ -123,11 +105,4 @@ func scale(v, maxV float64, w int) int {
 	return int(v / maxV * float64(w))
 }
 
-func fill(img *image.RGBA, x, y, w, h int, c color.RGBA) {
-	draw.Draw(img, image.Rect(x, y, x+w, y+h), &image.Uniform{c}, image.Point{}, draw.Src)
-}
-
-func text(img *image.RGBA, x, y int, s string, c color.RGBA) {
-	d := font.Drawer{Dst: img, Src: &image.Uniform{c}, Face: basicfont.Face7x13, Dot: fixed.P(x, y)}
-	d.DrawString(s)
-}
+var fill, text = pngplot.Fill, pngplot.Text

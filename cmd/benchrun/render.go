@@ -9,6 +9,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/strangler-proxy/strangler/internal/promtext"
 )
 
 // The generated part of BENCHMARKS.md lies between these lines; the rest of
@@ -33,7 +35,7 @@ type figures struct {
 	proxy, nginx, fpm, total    float64 // CPU µs per request
 	rssMiB, errors              float64
 	hasProxy                    bool
-	commits, batches            hist // summed over the rounds
+	commits, batches            promtext.Hist // summed over the rounds
 	commitsPerSec, eventsPerCom float64
 }
 
@@ -52,33 +54,19 @@ func (r report) figures(c contender) figures {
 		rss = append(rss, float64(s.proxyRSS)/(1<<20))
 		errs = append(errs, float64(s.wrk.Errors))
 		if c.Spool {
-			cps = append(cps, s.commits.count/r.opts.dur.Seconds())
-			f.commits = addHist(f.commits, s.commits)
-			f.batches = addHist(f.batches, s.commitBatches)
+			cps = append(cps, s.commits.Count/r.opts.dur.Seconds())
+			f.commits = f.commits.Plus(s.commits)
+			f.batches = f.batches.Plus(s.commitBatches)
 		}
 	}
 	f.rps, f.p50, f.p99 = median(rps), median(p50), median(p99)
 	f.proxy, f.nginx, f.fpm, f.total = median(px), median(ng), median(fp), median(tot)
 	f.rssMiB, f.errors = median(rss), median(errs)
 	f.commitsPerSec = median(cps)
-	if f.batches.count > 0 {
-		f.eventsPerCom = f.batches.sum / f.batches.count
+	if f.batches.Count > 0 {
+		f.eventsPerCom = f.batches.Sum / f.batches.Count
 	}
 	return f
-}
-
-func addHist(a, b hist) hist {
-	if a.le == nil {
-		return hist{le: b.le, counts: append([]float64(nil), b.counts...), count: b.count, sum: b.sum}
-	}
-	for i := range a.counts {
-		if i < len(b.counts) {
-			a.counts[i] += b.counts[i]
-		}
-	}
-	a.count += b.count
-	a.sum += b.sum
-	return a
 }
 
 // find is a contender's figures by group and name.
@@ -248,12 +236,12 @@ func (r report) spoolTable(b *strings.Builder) {
 			continue
 		}
 		f := r.figures(c)
-		if f.commits.count == 0 {
+		if f.commits.Count == 0 {
 			rows = append(rows, fmt.Sprintf("| %s | 0 | — | — | — | — | — |", c.Name))
 			continue
 		}
 		rows = append(rows, fmt.Sprintf("| %s | %.0f | %.1f | ≤ %s | ≤ %s | ≤ %s | %s |", c.Name, f.commitsPerSec, f.eventsPerCom,
-			ms(f.commits.quantile(.5)), ms(f.commits.quantile(.9)), ms(f.commits.quantile(.99)), ms(f.commits.sum/f.commits.count)))
+			ms(f.commits.Quantile(.5)), ms(f.commits.Quantile(.9)), ms(f.commits.Quantile(.99)), ms(f.commits.Sum/f.commits.Count)))
 	}
 	if len(rows) == 0 {
 		return

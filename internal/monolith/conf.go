@@ -16,6 +16,7 @@ type conf struct {
 	Listen       string // host:port of the main server
 	ProxyListen  string // host:port of the proxy_pass server; "" = none
 	Upstream     string // host:port the proxy_pass server dials
+	WebSocket    string // host:port Nginx proxies /ws/ to; "" = none
 	AsRoot       bool   // run workers as root (Nginx user root; FPM -R)
 	NginxWorkers string
 	Workers      int               // PHP-FPM children

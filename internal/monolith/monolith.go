@@ -37,6 +37,10 @@ type Options struct {
 	// shell-style names; values may not contain '"', "${", NUL or newlines
 	// (they are written into php-fpm.conf).
 	Env map[string]string
+	// WebSocket is the host:port of a websocket service that Nginx proxies
+	// /ws/ to, passing the upgrade through, as a monolith's Nginx fronts its
+	// websocket server (PHP-FPM cannot hold a connection open). Empty: none.
+	WebSocket string
 	// ProxyPass also starts a second Nginx server on a free port that
 	// proxy_passes to the first, for "Nginx as a reverse proxy" benchmarks.
 	ProxyPass bool
@@ -205,6 +209,7 @@ func start(ctx context.Context, o Options, root string, bins binaries) (_ *Monol
 		AsRoot:       os.Geteuid() == 0,
 		NginxWorkers: nginxWorkers(o.NginxWorkers),
 		Workers:      o.Workers,
+		WebSocket:    o.WebSocket,
 		Env: map[string]string{
 			"STRANGLER_CAMPAIGNS_FILE": filepath.Join(root, "examples", "monolith", "data", "campaigns.json"),
 			"STRANGLER_EVENTS_FILE":    filepath.Join(dir, "forwarded-events.jsonl"),
