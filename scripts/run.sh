@@ -8,7 +8,9 @@ cd "$(dirname "$0")/.."
 MONOLITH_LISTEN=${MONOLITH_LISTEN:-127.0.0.1:8081}
 CONFIG=${CONFIG:-config.yaml}
 
-bin/monolith -listen "$MONOLITH_LISTEN" &
+# PHP keeps its sessions in var/sessions, where config.yaml's session:
+# section points the Go handlers (shared login, /account).
+bin/monolith -listen "$MONOLITH_LISTEN" -session-dir "$PWD/var/sessions" &
 monolith_pid=$!
 cleanup() {
   kill -TERM "$monolith_pid" 2>/dev/null || true

@@ -41,6 +41,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root := fs.String("root", "", "repository root holding examples/monolith (default: nearest go.mod upwards)")
 	sessions := fs.String("sessions", "files", "PHP session.save_handler: files (under the runtime dir), redis (phpredis) or memcached (php-memcached)")
 	sessionAddr := fs.String("session-addr", "", "host:port of the Redis or memcached for sessions (default: start one on a free port)")
+	sessionDir := fs.String("session-dir", "", "directory for files sessions, kept after exit (default: inside the runtime dir)")
 	serializeHandler := fs.String("serialize-handler", "php", "PHP session.serialize_handler: php_serialize, php or php_binary")
 	startWait := fs.Duration("start-timeout", 60*time.Second, "how long to wait for the first healthy answer")
 	env := map[string]string{}
@@ -69,7 +70,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	startCtx, cancel := context.WithTimeout(ctx, *startWait)
 	m, err := monolith.Start(startCtx, monolith.Options{
 		Port: port, Host: host, Workers: *workers, Env: env, ProxyPass: *proxyPass, Root: *root,
-		Sessions: *sessions, SessionAddr: *sessionAddr, SerializeHandler: *serializeHandler,
+		Sessions: *sessions, SessionAddr: *sessionAddr, SerializeHandler: *serializeHandler, SessionDir: *sessionDir,
 	})
 	cancel()
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/strangler-proxy/strangler/ported/events"
 	"github.com/strangler-proxy/strangler/ported/hotcache"
 	"github.com/strangler-proxy/strangler/ported/kafka"
+	"github.com/strangler-proxy/strangler/ported/session"
 	"github.com/strangler-proxy/strangler/ported/spool"
 	"github.com/strangler-proxy/strangler/proxy/control"
 )
@@ -33,6 +34,7 @@ type backend struct {
 	spool    *spool.Spool
 	producer *kafka.Producer // nil without kafka.brokers
 	cache    *hotcache.Cache
+	sessions *session.Reader // the monolith's PHP sessions
 }
 
 // openBackend opens the spool, starts the producer (which connects in the
@@ -73,6 +75,11 @@ func openBackend(c fileConfig, log *zap.Logger, reg prometheus.Registerer) (_ *b
 	if err != nil {
 		return nil, fmt.Errorf("hot cache: %w", err)
 	}
+	// The session store connects on first use: a Redis that is away at
+	// start makes session reads answer 503, not the process fail.
+	if b.sessions, err = session.New(session.Options{Config: c.Session, Logger: log, Registerer: reg}); err != nil {
+		return nil, fmt.Errorf("session: %w", err)
+	}
 	return b, nil
 }
 
@@ -90,6 +97,7 @@ func (b *backend) deps(log *zap.Logger, reg prometheus.Registerer) handlerDeps {
 		Events:     b.cfg.Events,
 		Sink:       b.sink(),
 		Campaigns:  b.cache,
+		Sessions:   b.sessions,
 		Logger:     log,
 		Registerer: reg,
 	}
@@ -155,5 +163,8 @@ func (b *backend) close() error {
 	st := b.spool.Stats()
 	b.log.Info("event delivery closed", zap.Int64("spooled", st.Entries), zap.String("spool_dir", b.cfg.Spool.Dir),
 		zap.Bool("kafka", b.producer != nil))
+	if err := b.sessions.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("session store: %w", err))
+	}
 	return errors.Join(errs...)
 }

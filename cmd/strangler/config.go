@@ -21,6 +21,7 @@ import (
 	"github.com/strangler-proxy/strangler/ported/events"
 	"github.com/strangler-proxy/strangler/ported/hotcache"
 	"github.com/strangler-proxy/strangler/ported/kafka"
+	"github.com/strangler-proxy/strangler/ported/session"
 	"github.com/strangler-proxy/strangler/ported/spool"
 	"github.com/strangler-proxy/strangler/proxy"
 	"github.com/strangler-proxy/strangler/routes"
@@ -49,6 +50,9 @@ type fileConfig struct {
 	// HotCache is the campaign data of the events intake and the campaign
 	// routes. Its source is required, as legacy.upstream(s) is.
 	HotCache hotcache.Config `mapstructure:"hotcache"`
+	// Session is where the monolith keeps its PHP sessions, for ported
+	// handlers that need the user (ported/session).
+	Session session.Config `mapstructure:"session"`
 }
 
 // logConfig is the `log:` section.
@@ -144,6 +148,7 @@ func parseConfig(path string, data []byte) (fileConfig, *viper.Viper, error) {
 		settle("", &c.Spool),
 		settle("", &c.Kafka),
 		settle("", &c.HotCache),
+		settle("", &c.Session),
 		c.crossCheck(),
 	}
 	return c, v, errors.Join(errs...)

@@ -17,6 +17,7 @@ import (
 	"github.com/strangler-proxy/strangler/ported/events"
 	"github.com/strangler-proxy/strangler/ported/hotcache"
 	"github.com/strangler-proxy/strangler/ported/kafka"
+	"github.com/strangler-proxy/strangler/ported/session"
 	"github.com/strangler-proxy/strangler/ported/spool"
 )
 
@@ -43,6 +44,7 @@ func TestShippedConfigSpellsOutTheDefaults(t *testing.T) {
 		{"kafka", c.Kafka, kafka.Config{}.WithDefaults()},
 		{"hotcache", c.HotCache, hotcache.Config{Source: c.HotCache.Source}.WithDefaults()},
 		{"legacy", c.Legacy, legacy.Config{Upstream: c.Legacy.Upstream}.WithDefaults()},
+		{"session", c.Session, session.Config{Backend: session.BackendFiles, SavePath: "var/sessions", Write: session.WriteConfig{Handlers: c.Session.Write.Handlers}}.WithDefaults()},
 	}
 	for _, tt := range tests {
 		if !reflect.DeepEqual(tt.got, tt.want) {

@@ -140,9 +140,9 @@ func check(path string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: %d problem(s)\n", path, len(msgs))
 		return exitFailure
 	}
-	fmt.Fprintf(stdout, "%s: ok: %s; listen %s, admin %s, upstream %s; %s; hotcache %s\n",
+	fmt.Fprintf(stdout, "%s: ok: %s; listen %s, admin %s, upstream %s; %s; hotcache %s; session %s\n",
 		path, routeSummary(table), c.Proxy.Listen, c.Proxy.AdminListen, c.Legacy.Summary(),
-		deliverySummary(c), c.HotCache.Source)
+		deliverySummary(c), c.HotCache.Source, c.Session.Summary())
 	return exitOK
 }
 

@@ -66,7 +66,7 @@ func TestCheck(t *testing.T) {
 		code   int
 		want   []string // substrings of stdout (ok) or stderr (problems)
 	}{
-		{"repository default", "", 0, []string{"ok: 4 routes (4 legacy)", "listen :8080", "admin 127.0.0.1:9901", "upstream http://127.0.0.1:8081",
+		{"repository default", "", 0, []string{"ok: 5 routes (5 legacy)", "session files var/sessions (php)", "listen :8080", "admin 127.0.0.1:9901", "upstream http://127.0.0.1:8081",
 			"delivery spool (no kafka.brokers: events stay in var/spool)", "hotcache file://examples/monolith/data/campaigns.json"}},
 		{"good", goodConfig, 0, []string{"ok: 2 routes (1 legacy, 1 ported)"}},
 		{"required keys only: all defaults", minimal, 0, []string{"ok: 0 routes", "listen :8080", "delivery spool (no kafka.brokers"}},
@@ -100,6 +100,14 @@ func TestCheck(t *testing.T) {
 		{"unknown handler", "routes:\n  - {name: ping, path: /api/v1/ping, mode: ported, handler: pong}\n", 1, []string{"pong"}},
 		{"bad mode", "routes:\n  - {name: ping, path: /p, mode: sideways, handler: ping}\n", 1, []string{"sideways"}},
 		{"broken yaml", "routes:\n  - {name: ping, methods: [GET\n", 1, []string{"yaml"}},
+		{"session on redis", minimal + "session:\n  backend: redis\n  address: 127.0.0.1:6379\n  password: hunter2\n  serialize_handler: php_serialize\n" +
+			"routes:\n  - {name: account, methods: [GET], path: /account, mode: ported, handler: account.get}\n", 0,
+			[]string{"ok: 1 routes (1 ported)", "session redis 127.0.0.1:6379 prefix PHPREDIS_SESSION: (php_serialize)"}},
+		{"session needs its store", minimal + "session:\n  backend: files\n", 1, []string{"session.save_path: required"}},
+		{"session backend", minimal + "session:\n  backend: mysql\n", 1, []string{`session.backend "mysql"`}},
+		{"unknown session key", minimal + "session:\n  adress: x:1\n", 1, []string{`unknown key "session.adress"`}},
+		{"session serialize handler", minimal + "session:\n  serialize_handler: igbinary\n", 1, []string{`session.serialize_handler "igbinary"`}},
+		{"session timeout without unit", minimal + "session:\n  timeout: 5\n", 1, []string{"session.timeout", "no unit"}},
 		{"ported events and campaigns", minimal + "routes:\n" +
 			"  - {name: events, methods: [POST], path: /api/v1/events, mode: ported, handler: events.ingest}\n" +
 			"  - {name: campaign, methods: [GET], path: \"/api/v1/campaigns/{id}\", mode: ported, handler: campaigns.get}\n" +

@@ -9,11 +9,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/strangler-proxy/strangler/ported/account"
 	"github.com/strangler-proxy/strangler/ported/campaign"
 	"github.com/strangler-proxy/strangler/ported/campaigns"
 	"github.com/strangler-proxy/strangler/ported/delivery"
 	"github.com/strangler-proxy/strangler/ported/events"
 	"github.com/strangler-proxy/strangler/ported/ping"
+	"github.com/strangler-proxy/strangler/ported/session"
 	"github.com/strangler-proxy/strangler/routes"
 )
 
@@ -29,6 +31,9 @@ type handlerDeps struct {
 	Sink delivery.Sink
 	// Campaigns is the campaign data, the hot cache. Nil: no campaigns.
 	Campaigns campaignData
+	// Sessions reads the monolith's PHP sessions. Nil: no session backend
+	// (a handler that requires a session answers 503).
+	Sessions *session.Reader
 	// Now is the handlers' clock. Nil means time.Now.
 	Now func() time.Time
 	// Logger gets the handlers' logs. Nil means none.
@@ -66,6 +71,7 @@ func registry(d handlerDeps) (routes.Registry, error) {
 		events.Name:        ev,
 		campaigns.GetName:  campaigns.NewGet(d.Campaigns, d.Now),
 		campaigns.ListName: campaigns.NewList(d.Campaigns, d.Now),
+		account.Name:       account.New(d.Sessions),
 	}, nil
 }
 
@@ -77,6 +83,11 @@ func (d handlerDeps) withDefaults() handlerDeps {
 	}
 	if d.Campaigns == nil {
 		d.Campaigns = noCampaigns{}
+	}
+	if d.Sessions == nil {
+		// No backend: every read is ErrUnavailable. New cannot fail on
+		// the zero config.
+		d.Sessions, _ = session.New(session.Options{})
 	}
 	if d.Now == nil {
 		d.Now = time.Now

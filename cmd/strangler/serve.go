@@ -259,6 +259,7 @@ func start(c fileConfig, path string, data []byte, lg loggers, hup <-chan os.Sig
 		zap.String("routes", routeSummary(a.plane.Table())),
 		zap.String("events", deliverySummary(c)),
 		zap.String("hotcache", c.HotCache.Source),
+		zap.String("session", c.Session.Summary()),
 		zap.String("version", version()),
 	)
 	return a, nil

@@ -51,6 +51,11 @@ func withShadow(live handlerDeps, fwd *legacy.Forwarder, c fileConfig, log *zap.
 	// measure is in strangler_shadow_* already.
 	sd.Registerer = nil
 	sd.Logger = log.Named("shadow")
+	// A candidate reads the session the primary's request carries, from
+	// the same store, and never writes it.
+	if sd.Sessions != nil {
+		sd.Sessions = sd.Sessions.ReadOnly()
+	}
 	if s.registry, err = registry(sd); err != nil {
 		return live, nil, fmt.Errorf("shadow handlers: %w", err)
 	}

@@ -58,6 +58,10 @@ type Options struct {
 	// SerializeHandler is session.serialize_handler: php_serialize, php or
 	// php_binary. Empty: php, PHP's default.
 	SerializeHandler string
+	// SessionDir is where files sessions live, created if missing and kept
+	// by Stop (so `make run` can point the proxy at it). Empty:
+	// <Dir>/sessions, removed with the runtime dir.
+	SessionDir string
 }
 
 // Session save handlers Options.Sessions names.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -21,6 +22,19 @@ func validateSessions(o *Options) error {
 	}
 	if o.Sessions == SessionsFiles && o.SessionAddr != "" {
 		return fmt.Errorf("monolith: session address %q given for files sessions", o.SessionAddr)
+	}
+	if o.SessionDir != "" {
+		if o.Sessions != SessionsFiles {
+			return fmt.Errorf("monolith: a session directory is for files sessions, not %s", o.Sessions)
+		}
+		abs, err := filepath.Abs(o.SessionDir)
+		if err != nil {
+			return fmt.Errorf("monolith: session dir: %w", err)
+		}
+		if err := checkConfPath(abs); err != nil {
+			return err
+		}
+		o.SessionDir = abs
 	}
 	if o.SessionAddr != "" {
 		if _, _, err := net.SplitHostPort(o.SessionAddr); err != nil {
@@ -47,6 +61,12 @@ func (m *Monolith) sessionStore(ctx context.Context, o Options, bins binaries, c
 	c.SessionHandler, c.SerializeHandler = o.Sessions, o.SerializeHandler
 	if o.Sessions == SessionsFiles {
 		m.SessionSavePath = filepath.Join(m.Dir, "sessions")
+		if o.SessionDir != "" {
+			if err := os.MkdirAll(o.SessionDir, 0o700); err != nil {
+				return fmt.Errorf("monolith: %w", err)
+			}
+			m.SessionSavePath = o.SessionDir
+		}
 		c.SessionSavePath = m.SessionSavePath
 		return nil
 	}

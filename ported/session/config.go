@@ -221,6 +221,19 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// Summary is the section in a few words, for check and the start line:
+// "files var/sessions (php)", "redis 10.0.0.5:6379 prefix PHPREDIS_SESSION: (php_serialize)", "none".
+// It never names credentials.
+func (c Config) Summary() string {
+	switch c.Backend {
+	case "":
+		return "none"
+	case BackendFiles:
+		return fmt.Sprintf("files %s (%s)", c.SavePath, c.SerializeHandler)
+	}
+	return fmt.Sprintf("%s %s prefix %s (%s)", c.Backend, c.Address, c.Prefix, c.SerializeHandler)
+}
+
 // Enabled reports a configured backend.
 func (c Config) Enabled() bool { return c.Backend != "" }
 

@@ -46,17 +46,21 @@ func ParseSavePath(s string) (dir string, depth int, err error) {
 			return "", 0, fmt.Errorf("save_path %q: mode %q is not octal 0..7777", s, parts[1])
 		}
 	}
-	if dir == "" || !filepath.IsAbs(dir) {
-		return "", 0, fmt.Errorf("save_path %q: the directory must be an absolute path (PHP-FPM runs elsewhere)", s)
+	if dir == "" {
+		return "", 0, fmt.Errorf("save_path %q: no directory", s)
 	}
 	return filepath.Clean(dir), depth, nil
 }
 
-// NewFiles reads sessions under savePath (session.save_path's syntax).
+// NewFiles reads sessions under savePath (session.save_path's syntax; a
+// relative directory is relative to the working directory).
 func NewFiles(savePath string) (*Files, error) {
 	dir, depth, err := ParseSavePath(savePath)
 	if err != nil {
 		return nil, err
+	}
+	if dir, err = filepath.Abs(dir); err != nil {
+		return nil, fmt.Errorf("save_path: %w", err)
 	}
 	return &Files{dir: dir, depth: depth, lockPoll: lockPollMin}, nil
 }

@@ -242,7 +242,7 @@ func TestConfigValidate(t *testing.T) {
 	bad := map[string]Config{
 		"session.backend":       {Backend: "mysql"},
 		"session.save_path":     {Backend: "files"},
-		"absolute path":         {Backend: "files", SavePath: "sessions"},
+		"no directory":          {Backend: "files", SavePath: "2;"},
 		"session.address":       {Backend: "redis", Address: "localhost"},
 		"Redis settings":        {Backend: "memcached", Address: "a:1", Password: "x"},
 		"serialize_handler":     {SerializeHandler: "igbinary"},

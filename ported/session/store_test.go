@@ -31,7 +31,7 @@ func TestParseSavePath(t *testing.T) {
 		{"1;0600;/var/lib/php;odd", "/var/lib/php;odd", 1, false},
 		{"x;/tmp", "", 0, true},
 		{"2;999;/tmp", "", 0, true},
-		{"relative/dir", "", 0, true},
+		{"relative/dir", "relative/dir", 0, false},
 		{"", "", 0, true},
 		{"-1;/tmp", "", 0, true},
 	}
