@@ -7,7 +7,7 @@ PKGS  := ./...
 TESTFLAGS ?= -race -count=1 -timeout 30m
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build run test deps deps-test deps-bench lint bench bench-short soak clean
+.PHONY: all build run test deps deps-test deps-bench lint bench bench-short bench-session soak clean
 
 all: build
 
@@ -51,6 +51,12 @@ bench: deps-bench build
 # to check it works; writes bench/short.md and bench/short.png.
 bench-short: deps-bench build
 	$(GO) run ./cmd/benchrun -short
+
+# One Go session read (cookie, id check, GET from a local redis-server,
+# decode) against PHP's session_start(['read_and_close' => true]) on the same
+# data, interleaved round by round; prints p50/p99 of each and their ratios.
+bench-session: deps
+	$(GO) test -run '^$$' -bench SessionReadRedis -benchtime 1x -count 3 ./ported/session
 
 # At least 2 million mixed requests (legacy pages, uploads, downloads, the Go
 # intake and lookups, a shadowed route, WebSocket tunnels, client aborts, bad
