@@ -131,4 +131,3 @@ func BenchmarkDecode(b *testing.B) {
 		}
 	}
 }
-
