@@ -84,7 +84,13 @@ func cleanerRunning(hc *fasthttp.HostClient) bool {
 // BenchmarkForward sends a small GET through a front-door server, the
 // forwarder and an upstream server, all on in-memory listeners, with
 // fasthttp clients on both ends of the chain.
-func BenchmarkForward(b *testing.B) {
+func BenchmarkForward(b *testing.B) { benchForward(b, 1) }
+
+// BenchmarkForwardThreeBackends is BenchmarkForward with three backends
+// listed (all dialing the same in-memory server): the balancer's own cost.
+func BenchmarkForwardThreeBackends(b *testing.B) { benchForward(b, 3) }
+
+func benchForward(b *testing.B, backends int) {
 	upLn := fasthttputil.NewInmemoryListener()
 	up := &fasthttp.Server{
 		Handler: func(ctx *fasthttp.RequestCtx) {
@@ -97,7 +103,14 @@ func BenchmarkForward(b *testing.B) {
 	go func() { _ = up.Serve(upLn) }()
 	defer func() { _ = up.Shutdown() }()
 
-	fwd, err := newForwarder(testConfig("upstream.test:80"), zap.NewNop(), nil,
+	cfg := testConfig("upstream.test:80")
+	if backends > 1 {
+		cfg.Upstream = ""
+		for i := range backends {
+			cfg.Upstreams = append(cfg.Upstreams, Backend{URL: fmt.Sprintf("http://upstream%d.test:80", i)})
+		}
+	}
+	fwd, err := newForwarder(cfg, zap.NewNop(), nil,
 		func(context.Context, string) (net.Conn, error) { return upLn.Dial() })
 	if err != nil {
 		b.Fatal(err)

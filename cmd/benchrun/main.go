@@ -89,7 +89,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.phpConn, "php-connections", 32, "wrk connections for the groups that reach PHP")
 	fs.IntVar(&o.threads, "threads", 1, "wrk threads")
 	fs.IntVar(&o.workers, "php-workers", 4, "PHP-FPM children")
-	groups := fs.String("groups", "static,php,intake,lookups,shadow", "comma-separated groups to run")
+	groups := fs.String("groups", "static,php,intake,lookups,shadow,backends,tls", "comma-separated groups to run (backends and tls: edge.go)")
 	fs.BoolVar(&o.pin, "pin", true, "pin the servers to -server-cpu and wrk to -load-cpu")
 	fs.IntVar(&o.serverCPU, "server-cpu", 0, "CPU for every server process")
 	fs.IntVar(&o.loadCPU, "load-cpu", 1, "CPU for wrk (and this driver)")
@@ -181,6 +181,7 @@ func bench(ctx context.Context, o options, stderr io.Writer) error {
 
 	var p proxies
 	var servers []*server
+	var edgeCs []contender // the edge groups' (edge.go)
 	defer func() {
 		for _, s := range servers {
 			s.stop()
@@ -212,6 +213,18 @@ func bench(ctx context.Context, o options, stderr io.Writer) error {
 			return err
 		}
 	}
+	if o.groups["backends"] || o.groups["tls"] {
+		e, err := l.startEdge(ctx, o, mono, campaigns, o.staticConns)
+		if err != nil {
+			return err
+		}
+		defer e.stop()
+		edgeCs = e.cs
+		upstreamPIDs = append(upstreamPIDs, e.pids()...)
+		if err := pin(); err != nil {
+			return err
+		}
+	}
 	env.pinned = fmt.Sprintf("upstream nginx %s, php-fpm %s, %s %s",
 		allowedCPUs(mono.NginxPID), allowedCPUs(mono.FPMPID), p.logFile.name, allowedCPUs(p.logFile.pid()))
 
@@ -222,7 +235,7 @@ func bench(ctx context.Context, o options, stderr io.Writer) error {
 	}
 
 	var cs []contender
-	for _, c := range contenders(mono, p, o.staticConns, o.phpConn) {
+	for _, c := range append(contenders(mono, p, o.staticConns, o.phpConn), edgeCs...) {
 		if o.groups[c.Group] {
 			cs = append(cs, c)
 		}

@@ -220,6 +220,9 @@ var groupTitle = map[string]string{
 	"intake":  "Event intake, Go vs PHP, both through Strangler (durable spool on)",
 	"lookups": "Campaign lookup, Go vs PHP, both through Strangler",
 	"shadow":  "Shadow at 100 % vs the same route legacy-only",
+	// edge.go's groups.
+	"backends": "Passthrough (" + staticPath + ") to one monolith backend vs three (issue 15: proxy CPU within 1.05×)",
+	"tls":      "TLS handshake per request (" + staticPath + ", Connection: close): strangler vs Nginx terminating TLS",
 }
 
 func ratio(a, b float64) string {

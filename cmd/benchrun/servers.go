@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -101,7 +102,10 @@ func (l launcher) start(name string, cmd *exec.Cmd, pipe bool) (*server, error) 
 // waitHTTP polls url until it answers (any status) or the server exits.
 func (s *server) waitHTTP(ctx context.Context, url string, okOnly bool) error {
 	deadline := time.Now().Add(30 * time.Second)
-	client := &http.Client{Timeout: 2 * time.Second}
+	// An https url is one of the harness's own certificates (edge.go).
+	tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} //nolint:gosec // see above
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Timeout: 2 * time.Second, Transport: tr}
 	for time.Now().Before(deadline) {
 		resp, err := client.Get(url)
 		if err == nil {
@@ -134,6 +138,12 @@ func tail(s string, n int) string {
 // that proxy_passes to upstream with a keepalive pool: what a team runs in
 // front of the monolith today, measured apart from the upstream Nginx.
 func (l launcher) startNginxProxy(ctx context.Context, upstream string) (*server, error) {
+	return l.nginxProxy(ctx, "nginx proxy_pass", upstream, "", "")
+}
+
+// nginxProxy is startNginxProxy's Nginx, listening with TLS when cert and
+// key are set (the TLS terminator strangler replaces, edge.go).
+func (l launcher) nginxProxy(ctx context.Context, name, upstream, cert, key string) (*server, error) {
 	bin, err := findBin("nginx")
 	if err != nil {
 		return nil, err
@@ -142,7 +152,7 @@ func (l launcher) startNginxProxy(ctx context.Context, upstream string) (*server
 	if err != nil {
 		return nil, err
 	}
-	dir := filepath.Join(l.tmp, "nginx-proxy")
+	dir := filepath.Join(l.tmp, sanitize(name))
 	for _, d := range []string{"tmp/client_body", "tmp/proxy", "tmp/fastcgi", "tmp/uwsgi", "tmp/scgi"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
 			return nil, err
@@ -151,6 +161,10 @@ func (l launcher) startNginxProxy(ctx context.Context, upstream string) (*server
 	user := ""
 	if os.Geteuid() == 0 {
 		user = "user root;\n"
+	}
+	listen := addr
+	if cert != "" {
+		listen = fmt.Sprintf("%s ssl;\n        ssl_certificate %s;\n        ssl_certificate_key %s;\n        ssl_protocols TLSv1.2 TLSv1.3", addr, cert, key)
 	}
 	conf := fmt.Sprintf(`%sdaemon off;
 worker_processes 1;
@@ -182,12 +196,21 @@ http {
         }
     }
 }
-`, user, dir, upstream, addr)
+`, user, dir, upstream, listen)
 	cfg := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
 		return nil, err
 	}
-	return l.proxy(ctx, "nginx proxy_pass", addr, l.command(bin, "-p", dir+"/", "-c", cfg, "-e", filepath.Join(dir, "error.log")))
+	cmd := l.command(bin, "-p", dir+"/", "-c", cfg, "-e", filepath.Join(dir, "error.log"))
+	if cert == "" {
+		return l.proxy(ctx, name, addr, cmd)
+	}
+	s, err := l.start(name, cmd, false)
+	if err != nil {
+		return nil, err
+	}
+	s.url = "https://" + addr
+	return s, s.waitHTTP(ctx, s.url+"/healthz-php", true)
 }
 
 // startHAProxy runs Debian's HAProxy in the foreground with one thread,
@@ -260,6 +283,19 @@ const (
 
 // startStrangler runs the real binary with the bench config.
 func (l launcher) startStrangler(ctx context.Context, name, bin, upstream, campaigns string, sink logSink) (*server, error) {
+	level := "info"
+	if sink == logOff {
+		level = "warn"
+	}
+	return l.runStrangler(ctx, name, bin, sink == logPipe, func(listen, admin, dir string) string {
+		return benchConfig(listen, admin, "http://"+upstream, dir, campaigns, level)
+	})
+}
+
+// runStrangler runs the binary with the config conf writes for its
+// addresses and directory, and waits until it is ready. Its URL is https
+// when the config has a tls: section.
+func (l launcher) runStrangler(ctx context.Context, name, bin string, pipe bool, conf func(listen, admin, dir string) string) (*server, error) {
 	listen, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -272,19 +308,19 @@ func (l launcher) startStrangler(ctx context.Context, name, bin, upstream, campa
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	level := "info"
-	if sink == logOff {
-		level = "warn"
-	}
+	c := conf(listen, admin, dir)
 	cfg := filepath.Join(dir, "config.yaml")
-	if err := os.WriteFile(cfg, []byte(benchConfig(listen, admin, "http://"+upstream, dir, campaigns, level)), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(c), 0o644); err != nil {
 		return nil, err
 	}
-	s, err := l.start(name, l.command(bin, "run", "-config", cfg), sink == logPipe)
+	s, err := l.start(name, l.command(bin, "run", "-config", cfg), pipe)
 	if err != nil {
 		return nil, fmt.Errorf("%w (run `make build` first)", err)
 	}
 	s.url, s.admin = "http://"+listen, "http://"+admin
+	if strings.Contains(c, "\ntls:\n") {
+		s.url = "https://" + listen
+	}
 	return s, s.waitHTTP(ctx, s.admin+"/readyz", true)
 }
 
