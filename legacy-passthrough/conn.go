@@ -171,6 +171,13 @@ func interim(head []byte) bool {
 	return len(head) >= 12 && head[9] == '1' && !(head[10] == '0' && head[11] == '1')
 }
 
+// bodyBuffered reports whether the reads of the current exchange brought
+// bytes past the final response head: the start of the body is buffered,
+// and a read of it will not wait for the upstream.
+func (c *upstreamConn) bodyBuffered() bool {
+	return !c.capturing && c.readBytes > int64(len(c.head))
+}
+
 // checkHead checks the heads captured in the exchange that just ended.
 func (c *upstreamConn) checkHead() error {
 	return checkResponseHeads(c.head, !c.capturing)
