@@ -178,7 +178,8 @@ type EjectionConfig struct {
 	ConsecutiveFailures int `mapstructure:"consecutive_failures"`
 	// BaseTime is the first ejection's length; each ejection that follows
 	// soon after lasts one BaseTime longer (the count drops by one for
-	// every BaseTime the backend then serves without one). An active check
+	// every BaseTime the backend then serves without one). Each ejection is
+	// drawn from 80-100 % of its length (jitter). An active check
 	// that finds an ejected, unhealthy backend healthy again readmits it
 	// early. Default 30s.
 	BaseTime time.Duration `mapstructure:"base_time"`

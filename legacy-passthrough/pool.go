@@ -15,6 +15,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+
+	"github.com/strangler-proxy/strangler/internal/jitter"
 )
 
 // Balancing: least outstanding requests per weight, between two backends
@@ -267,6 +269,9 @@ func (p *pool) eject(b *backend) {
 	now := p.now()
 	var d time.Duration
 	b.ejections, d = ejectionTime(p.ej, b.ejections, b.readmitted, now)
+	// Up to a fifth shorter, never longer: proxies that ejected a backend
+	// for the same outage do not all send it traffic again at one instant.
+	d = jitter.Down(d, 0.2)
 	b.ejected.Store(true)
 	p.nEjected++
 	b.ejectionsTotal.Inc()

@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/strangler-proxy/strangler/internal/jitter"
 	"github.com/strangler-proxy/strangler/internal/promreg"
 	"github.com/strangler-proxy/strangler/ported/campaign"
 )
@@ -315,7 +316,8 @@ func (c *Cache) load(ctx context.Context) (string, error) {
 
 // Run loads the document and refreshes it until ctx is done; it returns nil
 // then. Until the first load succeeds it retries with a backoff from 1s up
-// to the refresh interval, instead of waiting a full interval.
+// to the refresh interval (each wait drawn from its upper half), instead
+// of waiting a full interval.
 func (c *Cache) Run(ctx context.Context) error {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -340,7 +342,9 @@ func (c *Cache) Run(ctx context.Context) error {
 		}
 		switch {
 		case err != nil && !c.cur.Load().Loaded():
-			timer.Reset(backoff)
+			// Equal jitter: a fleet started together does not retry the
+			// source in lockstep.
+			timer.Reset(jitter.Down(backoff, 0.5))
 			backoff = min(2*backoff, c.cfg.Refresh)
 		default:
 			timer.Reset(c.interval())

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/strangler-proxy/strangler/internal/jitter"
 )
 
 // Files reads PHP's files save handler (ext/session/mod_files.c):
@@ -132,8 +134,8 @@ func (f *Files) open(id string, mode int) (int, error) {
 	return fd, nil
 }
 
-// lock takes flock(how) on fd, polling LOCK_NB with a doubling wait until
-// ctx ends: a blocking flock cannot be cancelled.
+// lock takes flock(how) on fd, polling LOCK_NB with a doubling, jittered
+// wait until ctx ends: a blocking flock cannot be cancelled.
 func (f *Files) lock(ctx context.Context, fd, how int) error {
 	wait := f.lockPoll
 	var t *time.Timer
@@ -145,11 +147,13 @@ func (f *Files) lock(ctx context.Context, fd, how int) error {
 		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
 			return fmt.Errorf("flock session file: %w", err)
 		}
+		// Equal jitter: requests waiting for one session do not poll in
+		// lockstep.
 		if t == nil {
-			t = time.NewTimer(wait)
+			t = time.NewTimer(jitter.Down(wait, 0.5))
 			defer t.Stop()
 		} else {
-			t.Reset(wait)
+			t.Reset(jitter.Down(wait, 0.5))
 		}
 		select {
 		case <-ctx.Done():
