@@ -52,6 +52,9 @@ func openBackend(c fileConfig, log *zap.Logger, reg prometheus.Registerer) (_ *b
 				_ = b.producer.Close(context.Background())
 			}
 		}()
+	} else if _, err = kafka.RegisterDisabled(reg); err != nil {
+		// strangler_kafka_connected exists, at 0, without brokers too.
+		return nil, fmt.Errorf("kafka metrics: %w", err)
 	}
 	// The spool is opened in direct mode too: it may hold events of an
 	// earlier run in spool mode, which its forwarder still delivers.

@@ -5,6 +5,7 @@ package delivery
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -23,6 +24,12 @@ type Message struct {
 type Sink interface {
 	Publish(ctx context.Context, m Message) error
 }
+
+// ErrUnavailable marks a sink failure that passes by itself (brokers away,
+// no ack in time): the caller answers 503 with Retry-After, and leaves the
+// logging of the outage to the sink, which says once when it starts and
+// once when it ends.
+var ErrUnavailable = errors.New("sink unavailable")
 
 // BackpressureError says the sink is full; the caller should answer 503 with
 // Retry-After instead of accepting an event it cannot keep.

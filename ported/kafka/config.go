@@ -41,6 +41,7 @@ const (
 	DefaultRetryBackoff        = 100 * time.Millisecond
 	DefaultMaxRetryBackoff     = 2 * time.Second
 	DefaultResumeTimeout       = 30 * time.Second
+	DefaultHealthInterval      = 5 * time.Second
 )
 
 // Config is the `kafka:` section. An empty Brokers list disables Kafka: the
@@ -102,6 +103,13 @@ type Config struct {
 	// the first connection. Past it, what was not found yet is sent again
 	// (duplicates, never a loss). 0 ⇒ 30s.
 	ResumeTimeout time.Duration `mapstructure:"resume_timeout"`
+
+	// HealthInterval is how often the producer checks that a broker
+	// answers: with no ack for that long it sends a metadata request.
+	// strangler_kafka_connected and readiness (`delivery: direct`) turn 0
+	// once no broker answered for two intervals, and the outage is logged
+	// once then, and once when a broker answers again. 0 ⇒ 5s.
+	HealthInterval time.Duration `mapstructure:"health_interval"`
 }
 
 // SASLConfig selects broker authentication.
@@ -164,6 +172,7 @@ func (c Config) WithDefaults() Config {
 	def(&c.RetryBackoff, DefaultRetryBackoff)
 	def(&c.MaxRetryBackoff, DefaultMaxRetryBackoff)
 	def(&c.ResumeTimeout, DefaultResumeTimeout)
+	def(&c.HealthInterval, DefaultHealthInterval)
 	if c.MaxBufferedBytes == 0 {
 		c.MaxBufferedBytes = DefaultMaxBufferedBytes
 	}
@@ -205,7 +214,7 @@ func (c Config) Validate() error {
 		{"dial_timeout", c.DialTimeout}, {"read_timeout", c.ReadTimeout}, {"write_timeout", c.WriteTimeout},
 		{"metadata_refresh", c.MetadataRefresh}, {"publish_timeout", c.PublishTimeout},
 		{"retry_backoff", c.RetryBackoff}, {"max_retry_backoff", c.MaxRetryBackoff},
-		{"resume_timeout", c.ResumeTimeout},
+		{"resume_timeout", c.ResumeTimeout}, {"health_interval", c.HealthInterval},
 	} {
 		if d.d < 0 {
 			errs = append(errs, fmt.Errorf("kafka.%s: negative", d.name))

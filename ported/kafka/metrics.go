@@ -14,11 +14,11 @@ type metrics struct {
 	errors      prometheus.Counter
 	inflight    prometheus.Gauge
 	inflightB   prometheus.Gauge
-	connected   prometheus.Gauge
+	connected   prometheus.Collector
 	tokenSigned prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, h *health) (*metrics, error) {
 	m := &metrics{
 		produced: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "strangler_kafka_produced_total", Help: "Messages handed to the Kafka producer.",
@@ -35,8 +35,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		inflightB: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "strangler_kafka_inflight_bytes", Help: "Key and value bytes of the in-flight messages.",
 		}),
-		connected: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "strangler_kafka_connected", Help: "1 once the producer has a client and a producer id.",
+		connected: connectedGauge(func() float64 {
+			if h.connected() {
+				return 1
+			}
+			return 0
 		}),
 		tokenSigned: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "strangler_kafka_msk_iam_tokens_signed_total", Help: "MSK IAM tokens signed (refreshes included).",
@@ -47,6 +50,25 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	m.reg = reg
 	return m, nil
+}
+
+// connectedGauge is strangler_kafka_connected.
+func connectedGauge(fn func() float64) prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "strangler_kafka_connected",
+		Help: "1 while a broker answered within two kafka.health_interval (an ack, a connect, a metadata probe); 0 otherwise, and always 0 without kafka.brokers.",
+	}, fn)
+}
+
+// RegisterDisabled registers strangler_kafka_connected at 0 when no brokers
+// are configured, so that the series exists whatever the config (alerts
+// and dashboards need not guess why it is missing). unregister undoes it.
+func RegisterDisabled(reg prometheus.Registerer) (unregister func(), err error) {
+	g := connectedGauge(func() float64 { return 0 })
+	if err := promreg.Register(reg, "kafka", g); err != nil {
+		return nil, err
+	}
+	return func() { promreg.Unregister(reg, g) }, nil
 }
 
 func (m *metrics) collectors() []prometheus.Collector {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"sync"
 	"time"
@@ -92,11 +93,8 @@ type Producer struct {
 	dialing sarama.Client // the client of a connect attempt in progress
 	closed  bool
 
-	stateMu  sync.Mutex
-	lastOK   time.Time
-	lastErr  error
-	lastErrT time.Time
-	now      func() time.Time
+	health *health
+	now    func() time.Time
 }
 
 // pending rides in ProducerMessage.Metadata and routes the outcome back to
@@ -121,11 +119,12 @@ func NewProducer(cfg Config, log *zap.Logger, reg prometheus.Registerer, opts ..
 	for _, opt := range opts {
 		opt(&o)
 	}
-	m, err := newMetrics(reg)
+	log = log.Named("kafka")
+	h := newHealth(log, o.now, cfg.HealthInterval)
+	m, err := newMetrics(reg, h)
 	if err != nil {
 		return nil, err
 	}
-	log = log.Named("kafka")
 	sc, err := saramaConfig(cfg, log, m, o)
 	if err != nil {
 		return nil, err
@@ -138,10 +137,12 @@ func NewProducer(cfg Config, log *zap.Logger, reg prometheus.Registerer, opts ..
 		budget:    newBudget(cfg.MaxInflightMessages, cfg.MaxBufferedBytes),
 		closing:   make(chan struct{}),
 		connected: make(chan struct{}),
+		health:    h,
 		now:       o.now,
 	}
-	p.wg.Add(1)
+	p.wg.Add(2)
 	go p.connect()
+	go p.monitor()
 	return p, nil
 }
 
@@ -186,7 +187,7 @@ func saramaConfig(cfg Config, log *zap.Logger, m *metrics, o options) (*sarama.C
 	sc.Producer.Retry.Max = cfg.RetryMax
 	sc.Producer.Retry.BackoffFunc = func(retries, _ int) time.Duration {
 		d := cfg.RetryBackoff << min(retries, 16)
-		return min(d, cfg.MaxRetryBackoff)
+		return jitter(min(d, cfg.MaxRetryBackoff))
 	}
 	// The retry buffer never holds more than what the budget lets in flight;
 	// sizing it at least that large means sarama never fails a message with
@@ -265,10 +266,14 @@ func (p *Producer) connect() {
 		if err == nil || errors.Is(err, ErrClosed) {
 			return
 		}
-		p.recordErr(err)
-		p.log.Warn("kafka unreachable; retrying", zap.Int("attempt", attempt),
-			zap.Duration("backoff", backoff), zap.Strings("brokers", p.cfg.Brokers), zap.Error(err))
-		timer.Reset(backoff)
+		p.health.failed(err)
+		// The outage itself is logged once, by the health check.
+		wait := jitter(backoff)
+		if ce := p.log.Check(zap.DebugLevel, "kafka unreachable; retrying"); ce != nil {
+			ce.Write(zap.Int("attempt", attempt), zap.Duration("backoff", wait),
+				zap.Strings("brokers", p.cfg.Brokers), zap.Error(err))
+		}
+		timer.Reset(wait)
 		select {
 		case <-p.closing:
 			return
@@ -314,7 +319,7 @@ func (p *Producer) dial() error {
 	go p.drainSuccesses(ap)
 	go p.drainErrors(ap)
 	close(p.connected)
-	p.m.connected.Set(1)
+	p.health.answered()
 	p.log.Info("kafka producer connected", zap.Strings("brokers", p.cfg.Brokers), zap.String("topic", p.cfg.Topic))
 	return nil
 }
@@ -344,21 +349,22 @@ func (p *Producer) settle(msg *sarama.ProducerMessage, err error) {
 	p.m.inflightB.Set(float64(b))
 	if err != nil {
 		p.m.errors.Inc()
-		p.recordErr(err)
+		p.health.failed(err)
 		pd.ack(fmt.Errorf("kafka produce: %w", err))
 		return
 	}
 	p.m.acked.Inc()
-	p.stateMu.Lock()
-	p.lastOK = p.now()
-	p.stateMu.Unlock()
+	p.health.answered()
 	pd.ack(nil)
 }
 
-func (p *Producer) recordErr(err error) {
-	p.stateMu.Lock()
-	p.lastErr, p.lastErrT = err, p.now()
-	p.stateMu.Unlock()
+// jitter spreads d over [d/2, d) so that a fleet of proxies that lost the
+// same brokers does not come back to them in the same instant.
+func jitter(d time.Duration) time.Duration {
+	if d <= 1 {
+		return d
+	}
+	return d/2 + rand.N(d/2)
 }
 
 // Send hands m to the producer and returns once sarama has taken it; ack is
@@ -477,39 +483,41 @@ func (p *Producer) Publish(ctx context.Context, m delivery.Message) error {
 	}
 	if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
 		err = ErrAckTimeout
+		// No answer in time counts against readiness like a failure.
+		p.health.failed(err)
 	}
-	return fmt.Errorf("publish %s: %w", m.EventID, err)
+	return fmt.Errorf("publish %s: %w: %w", m.EventID, delivery.ErrUnavailable, err)
 }
 
-// Ping reports whether the producer can deliver: nil once connected unless
-// the latest outcome was a failure (then that error).
+// Ping is the readiness of `delivery: direct`: nil while a broker answered
+// within two health intervals (an ack, or the monitor's metadata probe) and
+// the latest outcome (a produce, a probe, a publish waiting longer than
+// publish_timeout) was not a failure.
 func (p *Producer) Ping(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	p.stateMu.Lock()
-	lastOK, lastErr, lastErrT := p.lastOK, p.lastErr, p.lastErrT
-	p.stateMu.Unlock()
 	select {
 	case <-p.closing:
 		return ErrClosed
-	case <-p.connected:
 	default:
-		if lastErr != nil {
-			return fmt.Errorf("%w: %w", ErrNotConnected, lastErr)
-		}
-		return ErrNotConnected
 	}
-	if lastErr != nil && lastErrT.After(lastOK) {
-		return fmt.Errorf("kafka: last produce failed: %w", lastErr)
-	}
-	return nil
+	return p.health.err()
 }
 
-// Close stops taking messages, lets sarama flush what it holds (retrying as
-// configured) and stops the producer's goroutines. If ctx ends first, the
-// client is closed under sarama so its retries fail at once; their acks
-// report the error. Close the spool (which uses Send) before the producer.
+// Connected reports what strangler_kafka_connected shows: a broker answered
+// within two health intervals.
+func (p *Producer) Connected() bool { return p.health.connected() }
+
+// Close stops taking messages, lets sarama flush what it holds (retrying
+// as configured) and stops the producer's goroutines, within ctx. A
+// closeGrace before ctx's deadline (at once when less is left, or when ctx
+// ends without one) the client is closed under sarama, so its retries fail
+// at once and their acks report the error; sarama then needs at most one
+// retry backoff to stop. If it is still stopping when ctx ends, Close
+// returns without waiting (its goroutines end by themselves), so that the
+// shutdown keeps its bound. Close the spool (which uses Send) before the
+// producer.
 func (p *Producer) Close(ctx context.Context) error {
 	p.closeOnce.Do(func() { close(p.closing) })
 	p.mu.Lock()
@@ -533,21 +541,43 @@ func (p *Producer) Close(ctx context.Context) error {
 		close(done)
 	}()
 	var err error
+	force, stop := p.forceAt(ctx)
+	defer stop()
 	select {
 	case <-done:
-	case <-ctx.Done():
-		err = fmt.Errorf("kafka close: %w", ctx.Err())
+	case <-force:
+		err = fmt.Errorf("kafka close: flush cut short: %w", context.DeadlineExceeded)
 		if client != nil {
 			_ = client.Close()
 		}
-		<-done
+		select {
+		case <-done:
+		case <-ctx.Done():
+			p.m.unregister()
+			return fmt.Errorf("kafka close: %w (sarama still stopping, not waited for)", ctx.Err())
+		}
 	}
 	if client != nil && !client.Closed() {
 		if cerr := client.Close(); cerr != nil && !errors.Is(cerr, sarama.ErrClosedClient) {
 			err = errors.Join(err, fmt.Errorf("kafka close client: %w", cerr))
 		}
 	}
-	p.m.connected.Set(0)
 	p.m.unregister()
 	return err
 }
+
+// forceAt fires when Close must stop waiting for the flush: closeGrace
+// before ctx's deadline, or when ctx ends.
+func (p *Producer) forceAt(ctx context.Context) (<-chan struct{}, func()) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return ctx.Done(), func() {}
+	}
+	fire := make(chan struct{})
+	t := time.AfterFunc(time.Until(deadline)-p.closeGrace(), func() { close(fire) })
+	return fire, func() { t.Stop() }
+}
+
+// closeGrace is what sarama needs to stop once its client is closed: the
+// longest retry backoff it may be sleeping in, and a second.
+func (p *Producer) closeGrace() time.Duration { return p.cfg.MaxRetryBackoff + time.Second }

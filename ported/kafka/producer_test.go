@@ -165,6 +165,10 @@ func TestPublishBrokerDownFailsWithinBound(t *testing.T) {
 	})
 }
 
+// Close returns by its context's deadline even while sarama retries for a
+// broker that is gone, and every ack is still settled (with an error)
+// shortly after: sarama's goroutines stop by themselves within a retry
+// backoff once the client is closed under them.
 func TestCloseWithBrokerDownIsBounded(t *testing.T) {
 	c := kafkatest.Start(t, kafkatest.Options{Topic: topic})
 	cfg := kafka.Config{Brokers: []string{c.Addr}, Topic: topic, RetryMax: 50, MaxRetryBackoff: time.Second}
@@ -181,17 +185,23 @@ func TestCloseWithBrokerDownIsBounded(t *testing.T) {
 			t.Fatalf("Send %d: %v", i, err)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	const bound = 500 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), bound)
 	defer cancel()
-	_ = p.Close(ctx) // may report the deadline; what matters is that it returns and settles every ack
+	start := time.Now()
+	_ = p.Close(ctx) // reports the deadline; what matters is when it returns
+	// The bound plus scheduling slack on a shared 2-core machine.
+	if d := time.Since(start); d > bound+time.Second {
+		t.Errorf("Close took %s with a %s context", d, bound)
+	}
 	for i := range 10 {
 		select {
 		case err := <-acks:
 			if err == nil {
 				t.Fatalf("ack %d = nil with the broker down", i)
 			}
-		default:
-			t.Fatalf("only %d of 10 acks after Close", i)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("only %d of 10 acks settled 10s after Close", i)
 		}
 	}
 	if err := p.Send(context.Background(), delivery.Message{}, func(error) {}); !errors.Is(err, kafka.ErrClosed) {

@@ -106,6 +106,8 @@ type forwarder struct {
 	busy                map[string]uint64   // key → its one index in flight
 	waiting             map[string][]uint64 // key → read indexes behind it, in order
 	failed              error
+	diskFailure         bool // failed is the spool's own (a read), not the sender's
+	sendFailures        int  // failed retries in a row
 	retry               *time.Timer
 	backoff             time.Duration
 
@@ -197,7 +199,7 @@ func (f *forwarder) readNext(ctx context.Context) {
 	b, err := f.s.read(idx)
 	if err != nil {
 		f.next--
-		f.fail(err)
+		f.failDisk(err)
 		return
 	}
 	sl.size = framedSize(len(b))
@@ -285,7 +287,7 @@ func (f *forwarder) sendWaiting(ctx context.Context, key string) {
 	}
 	// It decoded when it was read into the window; a failure now is the
 	// disk's. Resend it, with its queue, once the retry walks the window.
-	f.fail(err)
+	f.failDisk(err)
 }
 
 func (f *forwarder) fail(err error) {
@@ -293,6 +295,13 @@ func (f *forwarder) fail(err error) {
 	if f.failed == nil {
 		f.failed = err
 	}
+}
+
+func (f *forwarder) failDisk(err error) {
+	if f.failed == nil {
+		f.diskFailure = true
+	}
+	f.fail(err)
 }
 
 // advance moves base over the acked prefix and releases its room.
@@ -315,7 +324,7 @@ func (f *forwarder) advance() {
 	s.m.forwarded.Add(float64(n))
 	s.lastDrain.Store(s.now().UnixNano())
 	f.truncBytes += size
-	f.backoff = s.cfg.RetryBackoff
+	f.backoff, f.sendFailures = s.cfg.RetryBackoff, 0
 	if wait := s.cfg.CheckpointInterval - time.Since(f.lastCkpt); wait <= 0 {
 		f.persist(false)
 	} else {
@@ -328,8 +337,19 @@ func (f *forwarder) advance() {
 // what is not acked, one event per key at a time as always.
 func (f *forwarder) scheduleRetry() {
 	wait := jitter(f.backoff)
-	f.log.Warn("kafka send failed; resending what is not acked",
-		zap.Uint64("from", f.base+1), zap.Duration("backoff", wait), zap.Error(f.failed))
+	f.sendFailures++
+	// A broker outage is logged once, by the producer, when it starts and
+	// when it ends; each resend during it is only a debug line. The spool's
+	// own read errors are not the producer's to report.
+	lvl := zap.DebugLevel
+	if f.diskFailure {
+		lvl = zap.ErrorLevel
+	}
+	if ce := f.log.Check(lvl, "send failed; resending what is not acked"); ce != nil {
+		ce.Write(zap.Uint64("from", f.base+1), zap.Int("attempt", f.sendFailures),
+			zap.Duration("backoff", wait), zap.Error(f.failed))
+	}
+	f.diskFailure = false
 	clear(f.busy)
 	clear(f.waiting)
 	f.next = f.base + 1

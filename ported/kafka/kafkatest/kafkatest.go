@@ -57,6 +57,7 @@ type Cluster struct {
 	srvTLS  *tls.Config
 	cliTLS  *tls.Config
 	stopped bool
+	gate    *gate
 }
 
 // Start starts a cluster and stops it on t.Cleanup.
@@ -68,7 +69,7 @@ func Start(t testing.TB, o Options) *Cluster {
 	if o.Port == 0 {
 		o.Port = freePort(t)
 	}
-	c := &Cluster{t: t, o: o, Port: o.Port, Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(o.Port))}
+	c := &Cluster{t: t, o: o, Port: o.Port, Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(o.Port)), gate: newGate()}
 	if o.TLS {
 		c.srvTLS, c.cliTLS, c.CAFile = selfSigned(t)
 	}
@@ -79,7 +80,7 @@ func Start(t testing.TB, o Options) *Cluster {
 
 func (c *Cluster) start() {
 	c.t.Helper()
-	opts := []kfake.Opt{kfake.Ports(c.Port), kfake.SeedTopics(c.o.Partitions, c.o.Topic)}
+	opts := []kfake.Opt{kfake.Ports(c.Port), kfake.SeedTopics(c.o.Partitions, c.o.Topic), kfake.ListenFn(c.gate.listen)}
 	if c.srvTLS != nil {
 		opts = append(opts, kfake.TLS(c.srvTLS))
 	}
@@ -108,6 +109,7 @@ func (c *Cluster) start() {
 // Stop closes the cluster (idempotent): clients see the broker vanish.
 func (c *Cluster) Stop() {
 	if !c.stopped {
+		c.gate.open() // a partition ends with the cluster
 		c.Cluster.Close()
 		c.stopped = true
 	}
