@@ -1,7 +1,6 @@
 // Package jitter spreads retry waits, so that a fleet of proxies that saw
 // the same failure at the same moment does not retry in lockstep: every
-// backoff of the process is drawn through it (the spool forwarder's has
-// its own, equally spread).
+// backoff of the process is drawn through it.
 package jitter
 
 import (

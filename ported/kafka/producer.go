@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strconv"
 	"sync"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"github.com/xdg-go/scram"
 	"go.uber.org/zap"
 
+	"github.com/strangler-proxy/strangler/internal/jitter"
 	"github.com/strangler-proxy/strangler/ported/delivery"
 )
 
@@ -187,7 +187,7 @@ func saramaConfig(cfg Config, log *zap.Logger, m *metrics, o options) (*sarama.C
 	sc.Producer.Retry.Max = cfg.RetryMax
 	sc.Producer.Retry.BackoffFunc = func(retries, _ int) time.Duration {
 		d := cfg.RetryBackoff << min(retries, 16)
-		return jitter(min(d, cfg.MaxRetryBackoff))
+		return jitter.Down(min(d, cfg.MaxRetryBackoff), 0.5)
 	}
 	// The retry buffer never holds more than what the budget lets in flight;
 	// sizing it at least that large means sarama never fails a message with
@@ -268,7 +268,7 @@ func (p *Producer) connect() {
 		}
 		p.health.failed(err)
 		// The outage itself is logged once, by the health check.
-		wait := jitter(backoff)
+		wait := jitter.Down(backoff, 0.5)
 		if ce := p.log.Check(zap.DebugLevel, "kafka unreachable; retrying"); ce != nil {
 			ce.Write(zap.Int("attempt", attempt), zap.Duration("backoff", wait),
 				zap.Strings("brokers", p.cfg.Brokers), zap.Error(err))
@@ -356,15 +356,6 @@ func (p *Producer) settle(msg *sarama.ProducerMessage, err error) {
 	p.m.acked.Inc()
 	p.health.answered()
 	pd.ack(nil)
-}
-
-// jitter spreads d over [d/2, d) so that a fleet of proxies that lost the
-// same brokers does not come back to them in the same instant.
-func jitter(d time.Duration) time.Duration {
-	if d <= 1 {
-		return d
-	}
-	return d/2 + rand.N(d/2)
 }
 
 // Send hands m to the producer and returns once sarama has taken it; ack is

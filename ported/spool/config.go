@@ -56,7 +56,7 @@ type Config struct {
 	ForwardWindow int `mapstructure:"forward_window"`
 	// RetryBackoff is the first pause after a failed send; it doubles up to
 	// MaxRetryBackoff while the brokers stay away, and each pause is drawn
-	// from [d/2, d). 0 ⇒ 100ms and 10s.
+	// from [d/2, d] (internal/jitter). 0 ⇒ 100ms and 10s.
 	RetryBackoff    time.Duration `mapstructure:"retry_backoff"`
 	MaxRetryBackoff time.Duration `mapstructure:"max_retry_backoff"`
 	// CheckpointInterval is the most often the acked position is fsynced.

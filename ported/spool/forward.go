@@ -3,11 +3,11 @@ package spool
 import (
 	"context"
 	"errors"
-	"math/rand/v2"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/strangler-proxy/strangler/internal/jitter"
 	"github.com/strangler-proxy/strangler/ported/delivery"
 )
 
@@ -336,7 +336,7 @@ func (f *forwarder) advance() {
 // window is in flight, so the resend can walk it from base+1 and send
 // what is not acked, one event per key at a time as always.
 func (f *forwarder) scheduleRetry() {
-	wait := jitter(f.backoff)
+	wait := jitter.Down(f.backoff, 0.5)
 	f.sendFailures++
 	// A broker outage is logged once, by the producer, when it starts and
 	// when it ends; each resend during it is only a debug line. The spool's
@@ -355,15 +355,6 @@ func (f *forwarder) scheduleRetry() {
 	f.next = f.base + 1
 	f.retry = time.NewTimer(wait)
 	f.backoff = min(f.backoff*2, f.s.cfg.MaxRetryBackoff)
-}
-
-// jitter spreads d over [d/2, d) so that a fleet of proxies that lost the
-// same brokers does not come back to them in the same instant.
-func jitter(d time.Duration) time.Duration {
-	if d <= 1 {
-		return d
-	}
-	return d/2 + rand.N(d/2)
 }
 
 // resumeReadAhead is how far past its window a restarted forwarder asks
