@@ -212,4 +212,3 @@ func TestSharedLogin(t *testing.T) {
 		})
 	}
 }
-
