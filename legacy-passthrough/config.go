@@ -116,6 +116,13 @@ type Config struct {
 	// once; past it an upgrade is answered 503 with Retry-After. Each holds
 	// two sockets and 64 KiB of buffers. Default 1024.
 	MaxTunnels int `mapstructure:"max_tunnels"`
+	// NoTunnels forwards a websocket handshake as an ordinary request
+	// (Upgrade and Connection stripped like any hop-by-hop field) instead
+	// of opening a tunnel. It is for forwarders whose requests are copies
+	// with no client connection to hand over: the shadow side's, and the
+	// offline compare's. Not a config.yaml key; main sets it. Zero value
+	// (false): handshakes are tunnelled.
+	NoTunnels bool `mapstructure:"-"`
 
 	// MaxResponseHeaderBytes caps the upstream's status line and headers;
 	// past it the client gets 502. It is also the read buffer of each busy

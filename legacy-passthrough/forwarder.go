@@ -346,7 +346,7 @@ func (f *Forwarder) serve(ctx *fasthttp.RequestCtx, obs routes.BodyObserver) (bo
 	}()
 
 	chosen, assign := f.choose(ctx)
-	if isWebSocketUpgrade(&ctx.Request.Header) && servedConn(ctx) {
+	if !f.cfg.NoTunnels && isWebSocketUpgrade(&ctx.Request.Header) {
 		return false, f.serveUpgrade(ctx, s, chosen)
 	}
 

@@ -32,7 +32,8 @@ import (
 // response and the connection closed.
 //
 // Tunnels are counted and capped (Config.MaxTunnels) and tracked, so that
-// Close ends every one of them and waits for their goroutines.
+// Close ends every one of them — with a 1001 "going away" close frame to
+// each peer (wsclose.go) — and waits for their goroutines.
 
 // tunnelBufSize is the copy buffer of each direction: the memory a tunnel
 // holds besides its two sockets.
@@ -64,16 +65,6 @@ func isWebSocketUpgrade(h *fasthttp.RequestHeader) bool {
 		}
 	}
 	return connection && websocket
-}
-
-// servedConn reports whether ctx came from a server's connection, which
-// Hijack can take over, rather than from RequestCtx.Init (the shadow
-// engine's copies), whose local address is fasthttp's 0.0.0.0:0: no
-// listener has that address. A copy of a handshake is forwarded as an
-// ordinary request.
-func servedConn(ctx *fasthttp.RequestCtx) bool {
-	a, ok := ctx.LocalAddr().(*net.TCPAddr)
-	return !ok || a.Port != 0 || !a.IP.IsUnspecified()
 }
 
 // hasToken reports whether the comma-separated list v holds token,
@@ -244,9 +235,12 @@ type tunnel struct {
 	id     []byte // X-Request-Id, for the log
 
 	last      atomic.Int64 // UnixNano of the last byte moved either way
-	stopped   atomic.Bool  // closeBoth was called
+	stopped   atomic.Bool  // closeBoth or goAway was called
+	goingAway atomic.Bool  // goAway was: the shutdown's, see wsclose.go
 	up2client atomic.Int64
 	client2up atomic.Int64
+	// Where each direction's frames begin and end, for the close frames.
+	toClient, toUp frameCursor
 }
 
 // reserve returns a new tunnel, or nil when MaxTunnels are open or Close
@@ -335,7 +329,10 @@ func (t *tunnel) run(client net.Conn) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		err := t.pipe(t.up, client, &t.client2up)
+		err := t.pipe(t.up, client, &t.client2up, &t.toUp)
+		if t.goingAway.Load() {
+			return // run sends the close frames, then closes
+		}
 		if err == nil {
 			// The client finished sending: pass the FIN on and keep
 			// answering it until the upstream closes too.
@@ -347,7 +344,11 @@ func (t *tunnel) run(client net.Conn) {
 	}()
 	err := t.writeEarly(client)
 	if err == nil {
-		err = t.pipe(client, t.up, &t.up2client)
+		err = t.pipe(client, t.up, &t.up2client, &t.toClient)
+	}
+	if t.goingAway.Load() {
+		<-done // nothing else writes to either side now
+		t.sayGoingAway(client)
 	}
 	// The upstream is done (or failed): nothing more can reach the client,
 	// and a hijacked connection cannot be half-closed, so both close.
@@ -366,6 +367,7 @@ func (t *tunnel) writeEarly(client net.Conn) error {
 	_ = client.SetWriteDeadline(time.Now().Add(t.ts.idle))
 	n, err := client.Write(t.early)
 	t.up2client.Add(int64(n))
+	t.toClient.advance(t.early[:n])
 	t.early = nil
 	return err
 }
@@ -383,10 +385,11 @@ func (t *tunnel) closeBoth() {
 
 func (t *tunnel) touch() { t.last.Store(time.Now().UnixNano()) }
 
-// pipe copies src to dst until src ends: nil at EOF, else the error. The
-// idle timeout counts from the last byte moved in either direction, so a
-// tunnel where only one side talks stays open.
-func (t *tunnel) pipe(dst, src net.Conn, moved *atomic.Int64) error {
+// pipe copies src to dst until src ends: nil at EOF, else the error,
+// following in frames where dst's frames begin and end. The idle timeout
+// counts from the last byte moved in either direction, so a tunnel where
+// only one side talks stays open.
+func (t *tunnel) pipe(dst, src net.Conn, moved *atomic.Int64, frames *frameCursor) error {
 	buf := make([]byte, tunnelBufSize)
 	for {
 		last := time.Unix(0, t.last.Load())
@@ -407,7 +410,9 @@ func (t *tunnel) pipe(dst, src net.Conn, moved *atomic.Int64) error {
 			if t.stopped.Load() {
 				return net.ErrClosed
 			}
-			if _, werr := dst.Write(buf[:n]); werr != nil {
+			nw, werr := dst.Write(buf[:n])
+			frames.advance(buf[:nw]) // what dst has, whole frames or not
+			if werr != nil {
 				return werr
 			}
 			moved.Add(int64(n))
@@ -441,9 +446,10 @@ func (ts *tunnels) closeAll() {
 	ts.wg.Wait()
 }
 
-// shut closes the tunnel's connections so whatever uses them returns. A
-// tunnel waiting for its hand-over is finished here; the others finish on
-// their own goroutine once its I/O fails. The client connection is touched
+// shut ends the tunnel for the shutdown. A tunnel waiting for its
+// hand-over is finished here; a running one stops copying and run says
+// going away to both peers (wsclose.go) and closes; one still in its
+// handshake has its upstream connection closed, so that I/O fails. The client connection is touched
 // under the lock and only while run has not finished: fasthttp recycles it
 // as soon as run returns.
 func (t *tunnel) shut() {
@@ -454,7 +460,7 @@ func (t *tunnel) shut() {
 		t.finish()
 		return
 	case tunnelRunning:
-		t.closeBoth()
+		t.goAway() // run sends 1001 close frames, then closes (wsclose.go)
 	case tunnelReserved:
 		if t.up != nil {
 			_ = t.up.Close()

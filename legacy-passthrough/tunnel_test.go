@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -28,14 +29,15 @@ const wsKey = "dGhlIHNhbXBsZSBub25jZQ=="
 // close frame with one and closes. heads receives each handshake head;
 // ended receives why each connection ended (nil: a close handshake).
 type wsBackend struct {
-	addr  string
-	heads chan []byte
-	ended chan error
+	addr   string
+	heads  chan []byte
+	ended  chan error
+	closes chan []byte // the payload of each close frame received
 }
 
 func startWSBackend(t *testing.T, push time.Duration) *wsBackend {
 	t.Helper()
-	b := &wsBackend{heads: make(chan []byte, 8), ended: make(chan error, 8)}
+	b := &wsBackend{heads: make(chan []byte, 8), ended: make(chan error, 8), closes: make(chan []byte, 8)}
 	b.addr = rawServer(t, func(c net.Conn) {
 		br := bufio.NewReader(c)
 		head, err := readHead(br)
@@ -71,6 +73,7 @@ func startWSBackend(t *testing.T, push time.Duration) *wsBackend {
 				return
 			}
 			if op == wsframe.Close {
+				b.closes <- p
 				b.ended <- nil
 				return
 			}
@@ -252,9 +255,11 @@ func TestWebSocketIdleTimeout(t *testing.T) {
 	waitFor(t, "the tunnel to end", func() bool { return gauge(t, fwd.metrics.tunnelsOpen) == 0 })
 }
 
-// TestWebSocketCloseEndsTunnels: Forwarder.Close ends open tunnels, waits
-// for their goroutines (goleak in TestMain checks none is left), and refuses
-// new upgrades.
+// TestWebSocketCloseEndsTunnels: Forwarder.Close ends open tunnels, each
+// peer told 1001 "going away" with a close frame (unmasked to the client,
+// masked to the upstream, RFC 6455 §5.3, §7.4.1), waits for their
+// goroutines (goleak in TestMain checks none is left), and refuses new
+// upgrades.
 func TestWebSocketCloseEndsTunnels(t *testing.T) {
 	b := startWSBackend(t, 0)
 	fwd, _ := newTestForwarder(t, testConfig(b.addr))
@@ -263,12 +268,24 @@ func TestWebSocketCloseEndsTunnels(t *testing.T) {
 	if head := handshake(t, cl, upgradeRequest("/ws"), nil); status(t, head) != 101 {
 		t.Fatalf("handshake answer %q", head)
 	}
-	fwd.Close()
-	if _, err := io.ReadAll(cl.br); err != nil && !isReset(err) {
-		t.Fatalf("client: %v", err)
+	if op, p, err := wsframe.Decode(cl.br); err != nil || string(p) != "hello from upstream" {
+		t.Fatalf("greeting: %x %q %v", op, p, err)
 	}
-	if err := b.end(t); err == nil {
-		t.Fatal("upstream connection ended cleanly; want it cut")
+	fwd.Close()
+	// The client: the close frame, then the end of the connection.
+	if op, p, err := wsframe.Decode(cl.br); err != nil || op != wsframe.Close || !bytes.Equal(p, []byte{0x03, 0xe9}) {
+		t.Fatalf("client got %x %x %v, want a close frame with status 1001", op, p, err)
+	}
+	if rest, err := io.ReadAll(cl.br); len(rest) > 0 || (err != nil && !isReset(err)) {
+		t.Fatalf("client after the close frame: %q, %v", rest, err)
+	}
+	// The upstream got a close frame too (TestWebSocketCloseMidFrame
+	// checks its mask bit) and ended there.
+	if err := b.end(t); err != nil {
+		t.Fatalf("upstream ended with %v, want a close frame", err)
+	}
+	if p := <-b.closes; !bytes.Equal(p, []byte{0x03, 0xe9}) {
+		t.Errorf("upstream's close frame %x, want status 1001", p)
 	}
 	if got := gauge(t, fwd.metrics.tunnelsOpen); got != 0 {
 		t.Errorf("tunnels open = %v after Close", got)
@@ -276,6 +293,98 @@ func TestWebSocketCloseEndsTunnels(t *testing.T) {
 	head, _ := dial(t, fr.addr).do(t, upgradeRequest("/ws"), false)
 	if status(t, head) != 503 {
 		t.Fatalf("upgrade after Close: %q, want 503", head)
+	}
+}
+
+// TestWebSocketCloseMidFrame: a close frame is sent only between frames. A
+// peer whose stream stopped inside a frame would read it as that frame's
+// payload, so it only sees its connection close.
+func TestWebSocketCloseMidFrame(t *testing.T) {
+	upGot := make(chan []byte, 1)
+	addr := rawServer(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		head, err := readHead(br)
+		if err != nil {
+			return
+		}
+		key, _ := headField(head, "Sec-WebSocket-Key")
+		// The 101, then half a frame: a header promising 100 bytes, 10 of them.
+		half := append([]byte{0x82, 100}, bytes.Repeat([]byte{'x'}, 10)...)
+		if _, err := c.Write(append([]byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+			"Sec-WebSocket-Accept: "+wsframe.Accept(key)+"\r\n\r\n"), half...)); err != nil {
+			return
+		}
+		_ = c.SetReadDeadline(time.Now().Add(ioTimeout))
+		b, _ := io.ReadAll(br)
+		upGot <- b
+	})
+	fwd, _ := newTestForwarder(t, testConfig(addr))
+	fr := startFront(t, fwd, nil)
+	cl := dial(t, fr.addr)
+	if head := handshake(t, cl, upgradeRequest("/ws"), nil); status(t, head) != 101 {
+		t.Fatalf("handshake answer %q", head)
+	}
+	// A whole frame the client sends first: its direction is between frames.
+	if _, err := cl.c.Write(wsframe.Encode(wsframe.Text, []byte("hi"), true)); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 12)
+	if _, err := io.ReadFull(cl.br, got); err != nil {
+		t.Fatal(err)
+	}
+	// The client's frame must have reached the upstream before Close, so
+	// wait for the tunnel to have moved it.
+	waitFor(t, "the client's frame upstream", func() bool { _, _, toUp := tunnelBytes(fwd); return toUp > 0 })
+	fwd.Close()
+	if rest, err := io.ReadAll(cl.br); len(rest) > 0 || (err != nil && !isReset(err)) {
+		t.Fatalf("client got %q (%v) after half a frame, want only the end of the connection", rest, err)
+	}
+	b := <-upGot
+	closing := b[len(wsframe.Encode(wsframe.Text, []byte("hi"), true)):]
+	op, p, err := wsframe.Decode(bytes.NewReader(closing))
+	if err != nil || op != wsframe.Close || !bytes.Equal(p, []byte{0x03, 0xe9}) || closing[1]&0x80 == 0 {
+		t.Errorf("upstream got %x after the client's frame (%x %x %v), want a masked close frame with status 1001", closing, op, p, err)
+	}
+}
+
+// tunnelBytes reads the byte counts of fwd's one open tunnel.
+func tunnelBytes(fwd *Forwarder) (open int, toClient, toUp int64) {
+	fwd.tunnels.mu.Lock()
+	defer fwd.tunnels.mu.Unlock()
+	for t := range fwd.tunnels.all {
+		open++
+		toClient, toUp = t.up2client.Load(), t.client2up.Load()
+	}
+	return open, toClient, toUp
+}
+
+func TestFrameCursor(t *testing.T) {
+	var stream []byte
+	var ends []int // where frames end
+	for _, f := range [][]byte{
+		wsframe.Encode(wsframe.Text, nil, false),
+		wsframe.Encode(wsframe.Text, []byte("short"), true),
+		wsframe.Encode(wsframe.Binary, bytes.Repeat([]byte{1}, 300), false),  // 16-bit length
+		wsframe.Encode(wsframe.Binary, bytes.Repeat([]byte{2}, 70000), true), // 64-bit length
+		wsframe.Encode(wsframe.Close, []byte{0x03, 0xe8}, false),
+	} {
+		stream = append(stream, f...)
+		ends = append(ends, len(stream))
+	}
+	for _, step := range []int{1, 3, 7, 4096, len(stream)} {
+		var c frameCursor
+		at := map[int]bool{0: true}
+		for i := 0; i < len(stream); i += step {
+			j := min(i+step, len(stream))
+			c.advance(stream[i:j])
+			at[j] = c.between()
+		}
+		for pos, between := range at {
+			want := pos == 0 || slices.Contains(ends, pos)
+			if between != want {
+				t.Errorf("step %d: between at %d = %v, want %v", step, pos, between, want)
+			}
+		}
 	}
 }
 
@@ -385,12 +494,14 @@ func TestWebSocketUpstreamGone(t *testing.T) {
 	waitFor(t, "the tunnel to end", func() bool { return gauge(t, fwd.metrics.tunnelsOpen) == 0 })
 }
 
-// TestUpgradeCopyIsOrdinary: a handshake in a RequestCtx built with Init
-// (as shadow copies are) cannot be hijacked, so it is forwarded as an
-// ordinary request.
+// TestUpgradeCopyIsOrdinary: a forwarder built with NoTunnels (the shadow
+// side's, whose requests are copies in a RequestCtx built with Init, with
+// no connection to hijack) forwards a handshake as an ordinary request.
 func TestUpgradeCopyIsOrdinary(t *testing.T) {
 	up, got := captureServer(t, okResponse)
-	fwd, _ := newTestForwarder(t, testConfig(up))
+	cfg := testConfig(up)
+	cfg.NoTunnels = true
+	fwd, _ := newTestForwarder(t, cfg)
 	var req fasthttp.Request
 	if err := req.Read(bufio.NewReader(strings.NewReader(upgradeRequest("/ws")))); err != nil {
 		t.Fatal(err)

@@ -158,6 +158,7 @@ func newReplay(f compareFlags, stderr io.Writer) (_ *replay, err error) {
 		lc.Upstream, lc.Upstreams = f.legacy, nil
 	}
 	lc.MaxConns = max(lc.MaxConns, 2*f.concurrency)
+	lc.NoTunnels = true // replayed requests have no client connection to hand over
 	if r.fwd, err = legacy.New(lc, log, prometheus.NewRegistry()); err != nil {
 		return nil, fmt.Errorf("legacy: %w", err)
 	}

@@ -89,3 +89,10 @@ func TestStartReadsTheConfigOnce(t *testing.T) {
 		})
 	}
 }
+
+// The shadow side's forwarder never tunnels: its requests are copies.
+func TestShadowForwarderHasNoTunnels(t *testing.T) {
+	if !shadowLegacyConfig(fileConfig{}).NoTunnels {
+		t.Error("the shadow forwarder's config tunnels websocket handshakes")
+	}
+}

@@ -94,13 +94,16 @@ const diffTopicCloseTimeout = 5 * time.Second
 
 // shadowLegacyConfig is the legacy section with the shadow pool's limits:
 // a candidate call is bounded by shadow.legacy_timeout, head and body, on
-// at most shadow.workers connections of its own.
+// at most shadow.workers connections of its own. Its requests are copies
+// with no client connection behind them, so a websocket handshake is
+// forwarded as an ordinary request, never tunnelled.
 func shadowLegacyConfig(c fileConfig) legacy.Config {
 	lc := c.Legacy
 	sh := c.Proxy.Shadow
 	lc.Timeout, lc.ReadTimeout, lc.WriteTimeout = sh.LegacyTimeout, sh.LegacyTimeout, sh.LegacyTimeout
 	lc.DialTimeout = min(lc.DialTimeout, sh.LegacyTimeout)
 	lc.MaxConns = sh.Workers
+	lc.NoTunnels = true
 	return lc
 }
 

@@ -1,7 +1,9 @@
 // Package wsframe encodes and decodes single-frame WebSocket messages
 // (RFC 6455) for the tests that drive Strangler's WebSocket tunnel from
 // both ends: the forwarder's own tests and the end-to-end ones. The proxy
-// itself never parses frames; it tunnels bytes.
+// itself tunnels bytes; it only follows where frames begin and end, to
+// send a close frame at shutdown between two (legacy-passthrough's
+// wsclose.go).
 package wsframe
 
 import (
