@@ -69,6 +69,7 @@ type config struct {
 	AllLegacy               bool
 	Routes                  string // YAML list items, indented by two spaces
 	SpoolDir                string
+	SpoolExtra              string // more YAML inside spool:, indented by two spaces
 	// HotCache is hotcache.source; "" means the shipped campaigns.json (by
 	// absolute path: the binary runs in a temp dir).
 	HotCache string
@@ -87,7 +88,7 @@ func (c config) render() string {
 	}
 	b.WriteString(c.LegacyExtra)
 	if c.SpoolDir != "" {
-		fmt.Fprintf(&b, "spool:\n  dir: %q\n", c.SpoolDir)
+		fmt.Fprintf(&b, "spool:\n  dir: %q\n%s", c.SpoolDir, c.SpoolExtra)
 	}
 	hc := c.HotCache
 	if hc == "" {

@@ -102,14 +102,24 @@ type ServerConfig struct {
 	// Content-Length is checked before any body byte is read; a chunked body
 	// is cut when it crosses the limit. Default 1.5 GiB.
 	MaxBodyBytes int64 `mapstructure:"max_body_bytes"`
-	// ShutdownTimeout is how long Shutdown waits for in-flight requests
-	// before it gives up on them. Default 30s.
+	// ShutdownTimeout bounds the whole shutdown after SIGTERM or SIGINT,
+	// from the signal to the exit: ShutdownDelay, then in-flight requests
+	// finishing, then the spool and the Kafka producers flushing. Default
+	// 25s, within Kubernetes' default 30s grace period. Server.Shutdown
+	// alone waits for in-flight requests at most this long.
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
+	// ShutdownDelay is how long the listener keeps accepting after the
+	// signal while /readyz already answers 503, so load balancers take the
+	// instance out before connections are refused. Nil means 5s, or a
+	// fifth of ShutdownTimeout when that is shorter; 0 closes the listener
+	// at once. Must be below ShutdownTimeout.
+	ShutdownDelay *time.Duration `mapstructure:"shutdown_delay"`
 	// MaxConnsPerIP caps concurrent connections from one client address; a
 	// connection over it is answered 429 and closed. Zero means unlimited.
 	MaxConnsPerIP int `mapstructure:"max_conns_per_ip"`
-	// Concurrency caps concurrent connections in total; a connection over it
-	// is answered 503 and closed. Zero means fasthttp's default (262144).
+	// Concurrency caps concurrent connections in total, WebSocket tunnels
+	// included; a connection over it is answered 503 with Retry-After: 1 and
+	// closed. Zero means 262144 (fasthttp's default).
 	Concurrency int `mapstructure:"concurrency"`
 	// ProxyProtocol reads PROXY protocol headers from trusted load
 	// balancers (see edge.ProxyProtocolConfig). Default: off.
@@ -126,7 +136,8 @@ const (
 	DefaultMaxHeaderLineBytes  = 8 << 10
 	DefaultMaxHeaderBytes      = 32 << 10
 	DefaultMaxBodyBytes        = 3 << 29 // 1.5 GiB
-	DefaultShutdownTimeout     = 30 * time.Second
+	DefaultShutdownTimeout     = 25 * time.Second
+	DefaultShutdownDelay       = 5 * time.Second
 	DefaultShadowLegacyTimeout = 5 * time.Second
 	DefaultBudgetInterval      = 10 * time.Second
 
@@ -148,6 +159,10 @@ func (c Config) WithDefaults() Config {
 	setDefault(&s.MaxHeaderBytes, DefaultMaxHeaderBytes)
 	setDefault(&s.MaxBodyBytes, DefaultMaxBodyBytes)
 	setDefault(&s.ShutdownTimeout, DefaultShutdownTimeout)
+	if s.ShutdownDelay == nil {
+		d := min(DefaultShutdownDelay, s.ShutdownTimeout/5)
+		s.ShutdownDelay = &d
+	}
 	sh := &c.Shadow
 	setDefault(&sh.Workers, shadow.DefaultWorkers)
 	setDefault(&sh.Queue, shadow.DefaultQueue)
@@ -193,6 +208,9 @@ func (c Config) Validate() error {
 		if d.v < 0 {
 			add("server.%s: %s is negative", d.key, d.v)
 		}
+	}
+	if d := s.ShutdownDelay; d != nil && (*d < 0 || *d >= s.ShutdownTimeout) {
+		add("server.shutdown_delay: %s: want at least 0 and below shutdown_timeout %s", *d, s.ShutdownTimeout)
 	}
 	if s.MaxHeaderLineBytes < 0 {
 		add("server.max_header_line_bytes: %d is negative", s.MaxHeaderLineBytes)

@@ -12,7 +12,7 @@ func TestConfigDefaults(t *testing.T) {
 	if c.Listen != ":8080" || c.AdminListen != "127.0.0.1:9901" ||
 		s.ReadTimeout != 30*time.Second || s.WriteTimeout != 60*time.Second || s.IdleTimeout != 75*time.Second ||
 		s.MaxHeaderLineBytes != 8192 || s.MaxHeaderBytes != 32768 || s.MaxBodyBytes != 1536<<20 ||
-		s.ShutdownTimeout != 30*time.Second || s.MaxConnsPerIP != 0 || s.Concurrency != 0 {
+		s.ShutdownTimeout != 25*time.Second || *s.ShutdownDelay != 5*time.Second || s.MaxConnsPerIP != 0 || s.Concurrency != 0 {
 		t.Errorf("defaults: %+v", c)
 	}
 	if err := c.Validate(); err != nil {
@@ -20,6 +20,10 @@ func TestConfigDefaults(t *testing.T) {
 	}
 	if sh := c.Shadow; sh.Workers != 8 || sh.Queue != 256 || sh.LegacyTimeout != 5*time.Second || sh.BudgetInterval != 10*time.Second || sh.DiffLog.Path != "" {
 		t.Errorf("shadow defaults: %+v", sh)
+	}
+	// A short shutdown_timeout gets a fifth of it as the delay.
+	if d := *(Config{Server: ServerConfig{ShutdownTimeout: 2 * time.Second}}.WithDefaults().Server.ShutdownDelay); d != 400*time.Millisecond {
+		t.Errorf("shutdown_delay for shutdown_timeout 2s: %s, want 400ms", d)
 	}
 	// Set values are kept.
 	kept := Config{Listen: ":9", Server: ServerConfig{ReadTimeout: time.Second, MaxBodyBytes: 10}}.WithDefaults()
@@ -38,6 +42,9 @@ func TestConfigValidate(t *testing.T) {
 		{"listen without port", func(c *Config) { c.Listen = "8080" }, []string{"listen"}},
 		{"admin on the public address", func(c *Config) { c.AdminListen = c.Listen }, []string{"admin_listen", "is also listen"}},
 		{"negative timeout", func(c *Config) { c.Server.IdleTimeout = -time.Second }, []string{"server.idle_timeout"}},
+		{"shutdown delay as long as the timeout", func(c *Config) { d := c.Server.ShutdownTimeout; c.Server.ShutdownDelay = &d }, []string{"server.shutdown_delay"}},
+		{"negative shutdown delay", func(c *Config) { d := -time.Second; c.Server.ShutdownDelay = &d }, []string{"server.shutdown_delay"}},
+		{"no shutdown delay", func(c *Config) { d := time.Duration(0); c.Server.ShutdownDelay = &d }, nil},
 		{"head smaller than a line", func(c *Config) { c.Server.MaxHeaderBytes = 4096 }, []string{"server.max_header_bytes", "below"}},
 		{"negative limits", func(c *Config) {
 			c.Server.MaxBodyBytes, c.Server.MaxConnsPerIP, c.Server.Concurrency = -1, -1, -1

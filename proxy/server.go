@@ -172,7 +172,9 @@ func New(o Options) (*Server, error) {
 		WriteTimeout:  sc.WriteTimeout,
 		IdleTimeout:   sc.IdleTimeout,
 		MaxConnsPerIP: sc.MaxConnsPerIP,
-		Concurrency:   sc.Concurrency,
+		// server.concurrency is limitListener's (its 503 has Retry-After);
+		// fasthttp's own limit stays out of its way.
+		Concurrency: 2 * s.concurrency(),
 		// A keep-alive client learns of a shutdown on its next response.
 		CloseOnShutdown: true,
 		// fasthttp's messages would otherwise quote request heads, cookies
@@ -180,6 +182,14 @@ func New(o Options) (*Server, error) {
 		SecureErrorLogMessage: true,
 	}
 	return s, nil
+}
+
+// concurrency is server.concurrency, or fasthttp's default for zero.
+func (s *Server) concurrency() int {
+	if n := s.cfg.Server.Concurrency; n > 0 {
+		return n
+	}
+	return fasthttp.DefaultConcurrency
 }
 
 // Config is the configuration in force, defaults applied.
@@ -198,9 +208,11 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	s.startShadow()
 	s.startEdge()
-	// wirecheck must read the plain HTTP/1.1 bytes: any TLS or PROXY
-	// protocol listener goes inside it.
-	if err := s.srv.Serve(wirecheck.Listener{Listener: s.edge.Wrap(lingerListener{ln})}); err != nil {
+	// Outside in: wirecheck must read the plain HTTP/1.1 bytes (the TLS and
+	// PROXY protocol listeners go inside it); the limit counts every TCP
+	// connection, below TLS; lingerConn needs the TCP connection itself.
+	l := &limitListener{Listener: lingerListener{ln}, s: s, max: int64(s.concurrency()), silent: s.edge.TLS()}
+	if err := s.srv.Serve(wirecheck.Listener{Listener: s.edge.Wrap(l)}); err != nil {
 		return fmt.Errorf("serve %s: %w", ln.Addr(), err)
 	}
 	return nil
@@ -388,6 +400,11 @@ func (s *Server) writeError(ctx *fasthttp.RequestCtx, x *exchange, status int) {
 		// Draining the rest of a too-large body is the client's bandwidth
 		// wasted and ours; Nginx closes too.
 		ctx.Response.SetConnectionClose()
+	}
+	if status == http.StatusServiceUnavailable {
+		// Every 503 of the front door says when to come back (RFC 9110
+		// §10.2.3): what it reports is a passing state.
+		ctx.Response.Header.Set("Retry-After", concurrencyRetryAfter)
 	}
 	ctx.Response.Header.SetContentType("text/plain; charset=utf-8")
 	ctx.Response.AppendBodyString(http.StatusText(status))

@@ -557,3 +557,38 @@ func BenchmarkFrontDoorLegacy(b *testing.B) {
 		}
 	}
 }
+
+// Past server.concurrency a connection is answered 503 with Retry-After and
+// the standard body, and closed; once a connection closes, its place is
+// free again. A 503 a handler asks for carries Retry-After too.
+func TestEvery503CarriesRetryAfter(t *testing.T) {
+	unavailable := routes.HandlerFunc(func(ctx *fasthttp.RequestCtx) error {
+		if string(ctx.Path()) == "/busy" {
+			return &StatusError{Code: 503}
+		}
+		ctx.SetBodyString("legacy")
+		return nil
+	})
+	h := newHarness(t, harnessOptions{legacy: unavailable, cfg: Config{Server: ServerConfig{Concurrency: 1}}})
+	first, br := h.dial(t)
+	if _, err := io.WriteString(first, get("/busy")); err != nil {
+		t.Fatal(err)
+	}
+	r, err := readResponse(br)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ra, _ := r.header("Retry-After"); r.status != 503 || ra != "1" || !strings.Contains(r.body, "request id") {
+		t.Errorf("handler's 503: %d, Retry-After %q, body %q", r.status, ra, r.body)
+	}
+	// first stays open (keep-alive): the next connection is one too many.
+	r = h.roundTrip(t, get("/"))
+	if ra, _ := r.header("Retry-After"); r.status != 503 || ra != "1" || !strings.Contains(r.body, "(request id ") {
+		t.Fatalf("connection over the limit: %d, Retry-After %q, body %q", r.status, ra, r.body)
+	}
+	if c, _ := r.header("Connection"); c != "close" {
+		t.Errorf("the refusal keeps the connection (Connection: %q)", c)
+	}
+	first.Close()
+	waitFor(t, "the place to free up", func() bool { return h.roundTrip(t, get("/")).status == 200 })
+}

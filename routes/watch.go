@@ -97,9 +97,10 @@ type Watcher struct {
 	watching     chan struct{}
 	watchingOnce sync.Once
 
-	// Owned by the Run goroutine.
+	// Owned by the Run goroutine; current is also read by DryRun, under mu.
 	lastSum     [sha256.Size]byte
 	lastReadErr string
+	mu          sync.Mutex
 	current     Config // the decoded routes of the table in force
 	// retry: the last attempt was refused by the Publisher, which depends
 	// on more than the file, so a signal retries the same bytes.
@@ -295,8 +296,10 @@ func (w *Watcher) reload(trigger string) {
 		w.refuse(trigger, ResultResourceError, []string{err.Error()})
 		return
 	}
+	w.mu.Lock()
 	changes := Changes(w.current, c)
 	w.current = c
+	w.mu.Unlock()
 	w.reloads.WithLabelValues(ResultOK).Inc()
 	w.lastSuccess.Set(unixSeconds(w.o.Now()))
 

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -26,15 +25,16 @@ import (
 	"github.com/strangler-proxy/strangler/routes"
 )
 
-// compareUsage is the compare command's synopsis.
-const compareUsage = `usage: strangler compare -capture FILE -route NAME [-config config.yaml] [-legacy URL] [-out report.html]
-                         [-concurrency N] [-min-comparisons N]
-
-Replays a capture (written by a route's capture block) against the monolith
+// compareSynopsis and compareAbout are the compare command's usage.
+const (
+	compareSynopsis = `-capture FILE -route NAME [-config config.yaml] [-legacy URL] [-out report.html]
+                         [-concurrency N] [-min-comparisons N]`
+	compareAbout = `Replays a capture (written by a route's capture block) against the monolith
 and the route's Go handler (in process, with shadow dependencies: nothing is
 published), compares every pair as the shadow mode does, writes the HTML
-report and exits 1 when the route is not ready to flip, 0 when it is.
-`
+report and exits 0 when the route is ready to flip, 1 when it is not, 2 when
+it could not replay.`
+)
 
 // compareFlags are the compare command's settings.
 type compareFlags struct {
@@ -43,11 +43,9 @@ type compareFlags struct {
 	minComparisons                      uint64
 }
 
-func parseCompareFlags(args []string, stderr io.Writer) (compareFlags, bool) {
+func parseCompareFlags(args []string, stdout, stderr io.Writer) (compareFlags, int, bool) {
 	var f compareFlags
-	fs := flag.NewFlagSet("compare", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, compareUsage); fs.PrintDefaults() }
+	fs := flags("compare", compareSynopsis, compareAbout)
 	fs.StringVar(&f.config, "config", defaultConfig, "config file: the route table, the legacy timeouts, the hot cache")
 	fs.StringVar(&f.capture, "capture", "", "capture file (JSONL) to replay; required")
 	fs.StringVar(&f.route, "route", "", "route to compare; required")
@@ -55,8 +53,8 @@ func parseCompareFlags(args []string, stderr io.Writer) (compareFlags, bool) {
 	fs.StringVar(&f.out, "out", "report.html", "HTML report to write")
 	fs.IntVar(&f.concurrency, "concurrency", 4, "requests replayed at once")
 	fs.Uint64Var(&f.minComparisons, "min-comparisons", 0, "override the route's verdict.min_comparisons (0: keep it)")
-	if err := fs.Parse(args); err != nil {
-		return f, false
+	if code, ok := parse(fs, args, stdout, stderr); !ok {
+		return f, code, false
 	}
 	switch {
 	case fs.NArg() > 0:
@@ -66,27 +64,28 @@ func parseCompareFlags(args []string, stderr io.Writer) (compareFlags, bool) {
 	case f.concurrency < 1:
 		fmt.Fprintln(stderr, "strangler compare: -concurrency must be at least 1")
 	default:
-		return f, true
+		return f, 0, true
 	}
+	fs.SetOutput(stderr)
 	fs.Usage()
-	return f, false
+	return f, exitUsage, false
 }
 
 // compareCmd runs `strangler compare`.
 func compareCmd(args []string, stdout, stderr io.Writer) int {
-	f, ok := parseCompareFlags(args, stderr)
+	f, code, ok := parseCompareFlags(args, stdout, stderr)
 	if !ok {
-		return exitUsage
+		return code
 	}
 	r, err := newReplay(f, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "strangler compare: %v\n", err)
-		return exitFailure
+		return exitRunError
 	}
 	defer r.close()
 	if err := r.run(); err != nil {
 		fmt.Fprintf(stderr, "strangler compare: %v\n", err)
-		return exitFailure
+		return exitRunError
 	}
 	return r.finish(stdout, stderr)
 }
@@ -321,11 +320,11 @@ func (r *replay) finish(stdout, stderr io.Writer) int {
 	var buf bytes.Buffer
 	if err := h.WriteHTML(&buf, ""); err != nil {
 		fmt.Fprintf(stderr, "strangler compare: %v\n", err)
-		return exitFailure
+		return exitRunError
 	}
 	if err := os.WriteFile(r.f.out, buf.Bytes(), 0o644); err != nil {
 		fmt.Fprintf(stderr, "strangler compare: write report: %v\n", err)
-		return exitFailure
+		return exitRunError
 	}
 	snap := r.sr.Collector.Snapshot()
 	v := snap.Verdict(r.th)
@@ -341,7 +340,7 @@ func (r *replay) finish(stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "report: %s\n", r.f.out)
 	if !v.Ready {
 		fmt.Fprintf(stdout, "verdict: NOT READY to flip: %s\n", strings.Join(v.Reasons, "; "))
-		return exitFailure
+		return exitFinding
 	}
 	fmt.Fprintln(stdout, "verdict: ready to flip")
 	return exitOK

@@ -76,8 +76,8 @@ func TestCompareCommand(t *testing.T) {
 		wantOut  []string
 	}{
 		{"identical answers: ready", "go", "20", exitOK, []string{"20 compared: 20 match", "verdict: ready to flip"}},
-		{"a differing field: not ready", "php", "20", exitFailure, []string{"20 mismatch", "body.implementation: 20 mismatches", "verdict: NOT READY", "match rate 0.00 %"}},
-		{"too few comparisons: not ready", "go", "", exitFailure, []string{"only 20 of 1000 comparisons needed"}},
+		{"a differing field: not ready", "php", "20", exitFinding, []string{"20 mismatch", "body.implementation: 20 mismatches", "verdict: NOT READY", "match rate 0.00 %"}},
+		{"too few comparisons: not ready", "go", "", exitFinding, []string{"only 20 of 1000 comparisons needed"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

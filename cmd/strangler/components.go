@@ -142,14 +142,16 @@ func (b *backend) adminRoutes() []control.AdminRoute {
 // close flushes and closes, in order: the spool first (it stops taking
 // events and pushes what it holds to the producer), then the producer
 // (which flushes to the brokers). Call it once nothing can publish any
-// more. A flush cut short by flushTimeout (Kafka away) is logged, not
-// returned: the un-acked events stay in the spool and go at the next start.
-func (b *backend) close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
+// more. The spool gets up to flushTimeout and the first half of what is
+// left before ctx's deadline, the producer the rest. A flush cut short
+// (Kafka away) is logged, not returned: the un-acked events stay in the
+// spool and go at the next start.
+func (b *backend) close(ctx context.Context) error {
+	sctx, cancel := context.WithTimeout(ctx, min(flushTimeout, untilHalfway(ctx)))
 	defer cancel()
-	steps := []error{b.spool.Close(ctx)}
+	steps := []error{b.spool.Close(sctx)}
 	if b.producer != nil {
-		pctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
+		pctx, cancel := context.WithTimeout(ctx, flushTimeout)
 		defer cancel()
 		steps = append(steps, b.producer.Close(pctx))
 	}
@@ -170,4 +172,13 @@ func (b *backend) close() error {
 		errs = append(errs, fmt.Errorf("session store: %w", err))
 	}
 	return errors.Join(errs...)
+}
+
+// untilHalfway is half the time left before ctx's deadline, or flushTimeout
+// without one.
+func untilHalfway(ctx context.Context) time.Duration {
+	if d, ok := ctx.Deadline(); ok {
+		return time.Until(d) / 2
+	}
+	return flushTimeout
 }

@@ -108,7 +108,7 @@ func TestSpoolCommand(t *testing.T) {
 
 	bad := writeConfig(t, minimal+"spool:\n  dirr: x\n")
 	var stdout, stderr bytes.Buffer
-	if code := run([]string{"spool", "-config", bad}, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), `unknown key "spool.dirr"`) {
+	if code := run([]string{"spool", "-config", bad}, &stdout, &stderr); code != exitRunError || !strings.Contains(stderr.String(), `unknown key "spool.dirr"`) {
 		t.Errorf("bad config: exit %d, stderr %q", code, &stderr)
 	}
 }

@@ -174,29 +174,49 @@ func TestRoutesCommand(t *testing.T) {
 	}
 }
 
+// The command line: strangler alone prints the usage; each command's -h
+// prints its flags; exit codes are 0 ok, 1 a finding, 2 a usage or run
+// error.
 func TestCommandLine(t *testing.T) {
 	tests := []struct {
-		name string
-		args []string
-		code int
-		want string // in stdout+stderr
+		name     string
+		args     []string
+		code     int
+		stdout   string // in stdout
+		stderr   string // in stderr
+		noStdout bool
 	}{
-		{"version", []string{"version"}, 0, "strangler "},
-		{"help", []string{"help"}, 0, "usage:"},
-		{"unknown command", []string{"frobnicate"}, 2, `unknown command "frobnicate"`},
-		{"bad flag", []string{"run", "-nope"}, 2, "-nope"},
-		{"stray argument", []string{"routes", "extra"}, 2, "unexpected arguments"},
-		{"run with a missing config", []string{"run", "-config", "/nonexistent/config.yaml"}, 1, "start failed"},
-		{"default command is run", []string{"-config", "/nonexistent/config.yaml"}, 1, "start failed"},
+		{"no command: the usage", nil, 2, "", "usage: strangler COMMAND", true},
+		{"flags but no command", []string{"-config", "x.yaml"}, 2, "", `unknown command "-config"`, true},
+		{"help", []string{"help"}, 0, "strangler COMMAND -h", "", false},
+		{"-h", []string{"-h"}, 0, "Exit codes: 0 ok; 1 a finding", "", false},
+		{"version", []string{"version"}, 0, "strangler ", "", false},
+		{"run -h", []string{"run", "-h"}, 0, "usage: strangler run [-config FILE]", "", false},
+		{"run -h lists its flags", []string{"run", "-h"}, 0, "-config string", "", false},
+		{"check -h", []string{"check", "-h"}, 0, "-against string", "", false},
+		{"routes -help", []string{"routes", "-help"}, 0, "usage: strangler routes", "", false},
+		{"spool -h", []string{"spool", "-h"}, 0, "usage: strangler spool", "", false},
+		{"compare -h", []string{"compare", "-h"}, 0, "-min-comparisons uint", "", false},
+		{"version -h", []string{"version", "-h"}, 0, "usage: strangler version", "", false},
+		{"unknown command", []string{"frobnicate"}, 2, "", `unknown command "frobnicate"`, true},
+		{"bad flag", []string{"run", "-nope"}, 2, "", "flag provided but not defined: -nope", true},
+		{"bad flag shows the command's usage", []string{"routes", "-nope"}, 2, "", "usage: strangler routes", true},
+		{"stray argument", []string{"routes", "extra"}, 2, "", "unexpected arguments", true},
+		{"run with a missing config", []string{"run", "-config", "/nonexistent/config.yaml"}, 2, "", "start failed", true},
+		{"check a missing file", []string{"check", "/nonexistent/config.yaml"}, 2, "", "no such file", true},
+		{"routes of a bad config", []string{"routes", "-config", "/nonexistent/config.yaml"}, 2, "", "no such file", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var out bytes.Buffer
-			if code := run(tt.args, &out, &out); code != tt.code {
-				t.Errorf("exit %d, want %d: %s", code, tt.code, &out)
+			var stdout, stderr bytes.Buffer
+			if code := run(tt.args, &stdout, &stderr); code != tt.code {
+				t.Errorf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tt.code, &stdout, &stderr)
 			}
-			if !strings.Contains(out.String(), tt.want) {
-				t.Errorf("output lacks %q: %s", tt.want, &out)
+			if !strings.Contains(stdout.String(), tt.stdout) || !strings.Contains(stderr.String(), tt.stderr) {
+				t.Errorf("stdout %q, stderr %q; want %q and %q in them", &stdout, &stderr, tt.stdout, tt.stderr)
+			}
+			if tt.noStdout && stdout.Len() > 0 {
+				t.Errorf("stdout %q, want nothing", &stdout)
 			}
 		})
 	}
@@ -210,8 +230,8 @@ func TestRunFailsToStartOnATakenPort(t *testing.T) {
 	defer taken.Close()
 	path := writeConfig(t, fmt.Sprintf("listen: %q\nadmin_listen: %q\nspool:\n  dir: %q\n", taken.Addr(), freeAddr(t), t.TempDir())+minimal)
 	var logs bytes.Buffer
-	if code := run([]string{"run", "-config", path}, io.Discard, &logs); code != 1 {
-		t.Fatalf("exit %d, want 1: %s", code, &logs)
+	if code := run([]string{"run", "-config", path}, io.Discard, &logs); code != 2 {
+		t.Fatalf("exit %d, want 2: %s", code, &logs)
 	}
 	if n := strings.Count(logs.String(), `"level":"error"`); n != 1 || !strings.Contains(logs.String(), "start failed") ||
 		!strings.Contains(logs.String(), "address already in use") {

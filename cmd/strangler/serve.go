@@ -51,7 +51,7 @@ func serve(path string, logOut io.Writer) int {
 		lg := newLoggers(logConfig{Level: "info"}.WithDefaults(), logOut)
 		lg.log.Error("start failed: invalid config", zap.String("config", path), zap.Strings("problems", problems(err)))
 		lg.close()
-		return exitFailure
+		return exitRunError
 	}
 	lg := newLoggers(c.Log, logOut)
 	defer lg.close()
@@ -59,7 +59,7 @@ func serve(path string, logOut io.Writer) int {
 	a, err := start(c, path, data, lg, hup)
 	if err != nil {
 		lg.log.Error("start failed", zap.String("config", path), zap.Error(err))
-		return exitFailure
+		return exitRunError
 	}
 	return a.wait(ctx)
 }
@@ -169,7 +169,7 @@ func start(c fileConfig, path string, data []byte, lg loggers, hup <-chan os.Sig
 	if a.backend, err = openBackend(c, log, reg); err != nil {
 		return nil, err
 	}
-	undo = append(undo, func() { _ = a.backend.close() })
+	undo = append(undo, func() { _ = a.backend.close(context.Background()) })
 	a.fwd, err = legacy.New(c.Legacy, log, reg)
 	if err != nil {
 		return nil, fmt.Errorf("legacy forwarder: %w", err)
@@ -182,7 +182,7 @@ func start(c fileConfig, path string, data []byte, lg loggers, hup <-chan os.Sig
 		return nil, err
 	}
 	a.shadow = shadowSide
-	undo = append(undo, func() { _ = a.shadow.close() })
+	undo = append(undo, func() { _ = a.shadow.close(context.Background()) })
 	handlers, err := registry(deps)
 	if err != nil {
 		return nil, err
@@ -215,9 +215,10 @@ func start(c fileConfig, path string, data []byte, lg loggers, hup <-chan os.Sig
 		Registry: reg,
 		Plane:    a.plane,
 		Checks:   append([]control.Check{{Name: "legacy", Fn: a.fwd.Ping}}, a.backend.checks()...),
-		Routes:   a.backend.adminRoutes(),
-		Logger:   log.Named("admin"),
-		Token:    c.Proxy.AdminToken,
+		// strangler check -against asks here what a reload would do.
+		Routes: append(a.backend.adminRoutes(), control.AdminRoute{Pattern: "POST /config/check", Handler: a.watcher.CheckHandler()}),
+		Logger: log.Named("admin"),
+		Token:  c.Proxy.AdminToken,
 	})
 	if err != nil {
 		return nil, err
@@ -297,50 +298,109 @@ func orStopped(err error) error {
 }
 
 // wait serves until ctx ends (a signal) or a component stops on its own,
-// then shuts everything down: readiness fails first so load balancers stop
-// sending, the front door drains within server.shutdown_timeout (the shadow
-// pool with it), then the watchers, the hot-cache refresher and the admin
-// server stop, and the control plane closes its capture files. Only then,
-// with no request left that could publish, the spool flushes to Kafka and
-// closes, then the producer, then the legacy forwarder.
+// then shuts everything down within server.shutdown_timeout of that moment
+// (shutdownPlan): readiness fails at once; after a signal the listener
+// keeps accepting for server.shutdown_delay so load balancers stop sending;
+// then the front door drains (the shadow pool with it), the watchers, the
+// hot-cache refresher and the admin server stop, and the control plane
+// closes its capture files. Only then, with no request left that could
+// publish, the spool flushes to Kafka and closes, then the producer, then
+// the legacy forwarder. A step that overruns the whole bound makes the
+// process exit 2 at shutdown_timeout, saying which step it was.
 func (a *app) wait(ctx context.Context) int {
 	code := exitOK
+	signalled := true
 	select {
 	case <-ctx.Done():
-		a.log.Info("shutting down", zap.Duration("shutdown_timeout", a.cfg.Proxy.Server.ShutdownTimeout))
 	case <-a.failed.Done():
-		code = exitFailure // goRun logged which component and why
+		code, signalled = exitRunError, false // goRun logged which component and why
 	}
 	a.stopping.Store(true)
+	plan := newShutdownPlan(time.Now(), a.cfg.Proxy.Server, signalled)
+	var step atomic.Value
+	step.Store("delay")
+	watchdog := time.AfterFunc(time.Until(plan.deadline), func() {
+		a.log.Error("shutdown overran server.shutdown_timeout; exiting now",
+			zap.Duration("shutdown_timeout", a.cfg.Proxy.Server.ShutdownTimeout), zap.Any("step", step.Load()))
+		os.Exit(exitRunError)
+	})
+	defer watchdog.Stop()
 
 	a.admin.Drain()
-	if err := a.front.Shutdown(context.Background()); err != nil {
-		a.log.Error("front door shutdown", zap.Error(err))
-		code = exitFailure
+	a.log.Info("shutting down: /readyz answers 503",
+		zap.Duration("shutdown_delay", plan.delay), zap.Duration("shutdown_timeout", a.cfg.Proxy.Server.ShutdownTimeout),
+		zap.Time("requests_until", plan.drainBy), zap.Time("exit_by", plan.deadline))
+	if plan.delay > 0 {
+		t := time.NewTimer(plan.delay)
+		select {
+		case <-t.C:
+		case <-a.failed.Done(): // a component stopping on its own cuts the delay short
+			t.Stop()
+		}
 	}
-	a.stopBackground()
-	actx, cancel := context.WithTimeout(context.Background(), adminShutdownTimeout)
+
+	step.Store("drain in-flight requests")
+	dctx, cancel := context.WithDeadline(context.Background(), plan.drainBy)
 	defer cancel()
+	if err := a.front.Shutdown(dctx); err != nil {
+		a.log.Error("front door shutdown", zap.Error(err))
+		code = exitRunError
+	}
+	step.Store("stop background work and the admin server")
+	a.stopBackground()
+	ctx, cancel = context.WithDeadline(context.Background(), plan.end)
+	defer cancel()
+	actx, acancel := context.WithTimeout(ctx, adminShutdownTimeout)
+	defer acancel()
 	if err := a.admin.Shutdown(actx); err != nil {
 		a.log.Warn("admin shutdown", zap.Error(err))
 	}
 	if err := a.group.Wait(); err != nil {
-		code = exitFailure
+		code = exitRunError
 	}
 	if err := a.plane.Close(); err != nil {
 		a.log.Error("close capture files", zap.Error(err))
-		code = exitFailure
+		code = exitRunError
 	}
-	if err := a.backend.close(); err != nil {
+	step.Store("flush the spool and the Kafka producer")
+	if err := a.backend.close(ctx); err != nil {
 		a.log.Error("close event delivery", zap.Error(err))
-		code = exitFailure
+		code = exitRunError
 	}
 	// The front door's Shutdown drained the shadow pool.
-	if err := a.shadow.close(); err != nil {
+	step.Store("close the shadow side")
+	if err := a.shadow.close(ctx); err != nil {
 		a.log.Error("close shadow side", zap.Error(err))
-		code = exitFailure
+		code = exitRunError
 	}
 	a.fwd.Close()
-	a.log.Info("stopped", zap.Int("exit_code", code))
+	a.log.Info("stopped", zap.Int("exit_code", code), zap.Duration("took", time.Since(plan.began)))
 	return code
+}
+
+// shutdownPlan is when each step of the shutdown must be done by. Counted
+// from the signal (began), the process exits by began+shutdown_timeout
+// (deadline), its last stepsTail kept for writing the logs. After the delay,
+// what is left before end is split: in-flight requests get all but the
+// flush share, the spool and the Kafka producers the flush share (up to
+// 5s, at most half).
+type shutdownPlan struct {
+	began, drainBy, end, deadline time.Time
+	delay                         time.Duration
+}
+
+const (
+	maxFlushShare = 5 * time.Second
+	maxStepsTail  = time.Second
+)
+
+func newShutdownPlan(began time.Time, sc proxy.ServerConfig, signalled bool) shutdownPlan {
+	p := shutdownPlan{began: began, deadline: began.Add(sc.ShutdownTimeout)}
+	if signalled && sc.ShutdownDelay != nil {
+		p.delay = *sc.ShutdownDelay // a failed component is not worth waiting for
+	}
+	p.end = p.deadline.Add(-min(maxStepsTail, sc.ShutdownTimeout/10))
+	left := p.end.Sub(began.Add(p.delay))
+	p.drainBy = p.end.Add(-min(maxFlushShare, left/2))
+	return p
 }

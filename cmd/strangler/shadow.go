@@ -66,7 +66,7 @@ func withShadow(live handlerDeps, fwd *legacy.Forwarder, c fileConfig, log *zap.
 	}
 	defer func() {
 		if err != nil {
-			_ = s.close() // what was opened so far
+			_ = s.close(context.Background()) // what was opened so far
 		}
 	}()
 	if dl := c.Proxy.Shadow.DiffLog; dl.Path != "" {
@@ -128,7 +128,7 @@ func (s *shadowSide) planeOptions(o control.Options) control.Options {
 
 // close closes the diff log and the shadow forwarder. Call it after the
 // front door's Shutdown, which drains the shadow pool.
-func (s *shadowSide) close() error {
+func (s *shadowSide) close(ctx context.Context) error {
 	if s == nil {
 		return nil
 	}
@@ -137,7 +137,7 @@ func (s *shadowSide) close() error {
 		errs = append(errs, s.diffLog.Close())
 	}
 	if s.diffTopic != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), diffTopicCloseTimeout)
+		ctx, cancel := context.WithTimeout(ctx, diffTopicCloseTimeout)
 		defer cancel()
 		if err := s.diffTopic.Close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("diff topic: %w (undelivered diff events dropped)", err))

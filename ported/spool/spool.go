@@ -80,6 +80,7 @@ type Spool struct {
 
 	// depth counts un-acked plus reserved (queued) entries and bytes.
 	depthMu      sync.Mutex
+	largest      int64 // the largest record Publish was asked to take, under depthMu
 	depthBytes   int64
 	depthEntries int64
 
@@ -349,6 +350,7 @@ func (s *Spool) fail(err error) {
 func (s *Spool) reserve(size int64) error {
 	s.depthMu.Lock()
 	defer s.depthMu.Unlock()
+	s.largest = max(s.largest, size)
 	full := s.depthBytes+size > s.cfg.MaxBytes && s.depthEntries > 0
 	if s.cfg.MaxEntries > 0 && s.depthEntries+1 > s.cfg.MaxEntries {
 		full = true
@@ -552,7 +554,8 @@ func (s *Spool) oldestUnacked() time.Time {
 	return rec.at
 }
 
-// Ping is the readiness check: nil while Publish can accept events.
+// Ping is the readiness check: nil while Publish can accept the next event,
+// taken to be as large as the largest it was asked to store so far.
 func (s *Spool) Ping(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -568,7 +571,10 @@ func (s *Spool) Ping(ctx context.Context) error {
 	}
 	s.depthMu.Lock()
 	defer s.depthMu.Unlock()
-	if s.depthBytes >= s.cfg.MaxBytes || (s.cfg.MaxEntries > 0 && s.depthEntries >= s.cfg.MaxEntries) {
+	// Not ready as soon as the next event would be refused: one as large
+	// as the largest seen would not fit (reserve's own test).
+	full := s.depthBytes+max(s.largest, 1) > s.cfg.MaxBytes && s.depthEntries > 0
+	if full || (s.cfg.MaxEntries > 0 && s.depthEntries >= s.cfg.MaxEntries) {
 		return &delivery.BackpressureError{Reason: "spool full", After: s.retryAfter()}
 	}
 	return nil

@@ -187,6 +187,7 @@ func (a *Admin) readyz(w http.ResponseWriter, r *http.Request) {
 	code := http.StatusOK
 	if res.Status != "ready" {
 		code = http.StatusServiceUnavailable
+		w.Header().Set("Retry-After", "1") // as every 503 of the proxy's
 	}
 	writeJSON(w, code, res)
 }

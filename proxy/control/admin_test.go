@@ -101,6 +101,9 @@ func TestAdminReadyz(t *testing.T) {
 			if ct := hdr.Get("Content-Type"); ct != "application/json" {
 				t.Errorf("Content-Type %q", ct)
 			}
+			if ra := hdr.Get("Retry-After"); (code == 503) != (ra == "1") {
+				t.Errorf("%d with Retry-After %q; want 1 with every 503 and none otherwise", code, ra)
+			}
 			var got Readiness
 			if err := json.Unmarshal([]byte(body), &got); err != nil {
 				t.Fatalf("%v: %s", err, body)
