@@ -74,8 +74,9 @@ type config struct {
 	// absolute path: the binary runs in a temp dir).
 	HotCache string
 	// Brokers are kafka.brokers; none means events stay in the spool.
-	Brokers []string
-	Extra   string // more top-level YAML
+	Brokers    []string
+	KafkaExtra string // more YAML inside kafka: (with Brokers), indented by two spaces
+	Extra      string // more top-level YAML
 }
 
 func (c config) render() string {
@@ -96,7 +97,7 @@ func (c config) render() string {
 	}
 	fmt.Fprintf(&b, "hotcache:\n  source: %q\n", hc)
 	if len(c.Brokers) > 0 {
-		fmt.Fprintf(&b, "kafka:\n  brokers: [%s]\n", strings.Join(c.Brokers, ", "))
+		fmt.Fprintf(&b, "kafka:\n  brokers: [%s]\n%s", strings.Join(c.Brokers, ", "), c.KafkaExtra)
 	}
 	fmt.Fprintf(&b, "all_legacy: %v\n", c.AllLegacy)
 	b.WriteString("routes:")

@@ -285,3 +285,43 @@ func TestReadyzFailsWhenTheSpoolRefusesTheNextEvent(t *testing.T) {
 	}
 	t.Fatal("the spool never filled")
 }
+
+// With delivery: direct every 202 waits for Kafka, so /readyz follows the
+// brokers: 503 naming kafka within two kafka.health_interval of them going
+// away, while events are refused; 200 again once they are back.
+func TestReadyzInDirectModeFollowsTheBrokers(t *testing.T) {
+	k := kafkatest.Start(t, kafkatest.Options{Topic: topic})
+	m := startMonolith(t)
+	p := start(t, config{Upstream: m.URL, Brokers: []string{k.Addr}, KafkaExtra: "  health_interval: 1s\n",
+		Routes: eventsRoute("ported"), Extra: "events:\n  delivery: direct\n"})
+	waitReady(t, p)
+	c := client()
+	defer c.CloseIdleConnections()
+	if code, _, err := postEvent(c, p.URL, event("u_direct0001", nil)); err != nil || code != http.StatusAccepted {
+		t.Fatalf("event with Kafka up: %d %v", code, err)
+	}
+	k.Stop()
+	waitReadyz := func(want int) string {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			status, body := readyz(t, p)
+			if status == want {
+				return body
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("/readyz still %d %s, want %d", status, body, want)
+			}
+		}
+	}
+	if body := waitReadyz(http.StatusServiceUnavailable); !strings.Contains(body, `"name": "kafka"`) || strings.Contains(body, `"draining"`) {
+		t.Errorf("readiness without brokers: %s", body)
+	}
+	if code, _, err := postEvent(c, p.URL, event("u_direct0002", nil)); err != nil || code != http.StatusServiceUnavailable {
+		t.Errorf("event while /readyz says no broker: %d %v, want 503", code, err)
+	}
+	k.Restart()
+	waitReadyz(http.StatusOK)
+	if code, _, err := postEvent(c, p.URL, event("u_direct0003", nil)); err != nil || code != http.StatusAccepted {
+		t.Errorf("event with Kafka back: %d %v", code, err)
+	}
+}
