@@ -123,6 +123,9 @@ func TestParseBench(t *testing.T) {
 	if r := rs[2]; r.allocsOp != -1 || r.bytesOp != -1 {
 		t.Errorf("without -benchmem: %+v", r)
 	}
+	if r, ok := worst(append(rs, microResult{name: "BenchmarkDispatch/param", allocsOp: 3}), "BenchmarkDispatch"); !ok || r.name != "BenchmarkDispatch/param" {
+		t.Errorf("worst: %+v %v", r, ok)
+	}
 	if r, ok := find(rs, "BenchmarkLookupShadow"); !ok || r.nsPerOp != 348334 {
 		t.Errorf("find: %+v %v", r, ok)
 	}

@@ -97,3 +97,16 @@ func find(rs []microResult, prefix string) (microResult, bool) {
 	}
 	return microResult{}, false
 }
+
+// worst is the result with the most allocs/op among those whose name
+// starts with prefix (every case of a benchmark, not only the first).
+func worst(rs []microResult, prefix string) (microResult, bool) {
+	var w microResult
+	found := false
+	for _, r := range rs {
+		if strings.HasPrefix(r.name, prefix) && (!found || r.allocsOp > w.allocsOp) {
+			w, found = r, true
+		}
+	}
+	return w, found
+}

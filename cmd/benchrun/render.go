@@ -349,11 +349,12 @@ func (r report) targets(b *strings.Builder) {
 	} else if len(p5) > 0 {
 		ts = append(ts, target{"P5", "access-log cost per request (log on − log off, proxy CPU)", strings.Join(p5, "; "), "< 1 µs", "—"})
 	}
-	d, ok1 := find(r.micro, "BenchmarkDispatch")
-	h, ok2 := find(r.micro, "BenchmarkCampaignGet")
-	if ok1 && ok2 {
-		ts = append(ts, target{"P6", "allocs/op: dispatch; hot-cache get", fmt.Sprintf("%.0f; %.0f", d.allocsOp, h.allocsOp), "0; 0",
-			verdict(d.allocsOp == 0 && h.allocsOp == 0)})
+	if d, ok := worst(r.micro, "BenchmarkDispatch"); ok {
+		if h, ok := find(r.micro, "BenchmarkCampaignGet"); ok {
+			ts = append(ts, target{"P6", "allocs/op: dispatch (the worst of its cases); hot-cache get",
+				fmt.Sprintf("%.0f (%s); %.0f", d.allocsOp, strings.TrimPrefix(d.name, "BenchmarkDispatch/"), h.allocsOp), "0; 0",
+				verdict(d.allocsOp == 0 && h.allocsOp == 0)})
+		}
 	}
 	idle := r.env.idle
 	ts = append(ts, target{"P7", "idle RSS, shipped config.yaml",

@@ -9,6 +9,7 @@ import (
 	"image/draw"
 	"image/png"
 	"os"
+	"strings"
 
 	"golang.org/x/image/font"
 	"golang.org/x/image/font/basicfont"
@@ -40,10 +41,14 @@ func Fill(img *image.RGBA, x, y, w, h int, c color.RGBA) {
 }
 
 // Text writes s with its baseline at y, starting at x (7×13 pixel glyphs).
+// The font has ASCII only: a few common signs are spelled out, others
+// become '?'.
 func Text(img *image.RGBA, x, y int, s string, c color.RGBA) {
 	d := font.Drawer{Dst: img, Src: &image.Uniform{c}, Face: basicfont.Face7x13, Dot: fixed.P(x, y)}
-	d.DrawString(s)
+	d.DrawString(asciiOnly.Replace(s))
 }
+
+var asciiOnly = strings.NewReplacer("×", "x", "µ", "u", "–", "-", "—", "-", "÷", "/", "≤", "<=", "≥", ">=", "→", "->")
 
 // Line draws a two-pixel line from (x0, y0) to (x1, y1).
 func Line(img *image.RGBA, x0, y0, x1, y1 int, c color.RGBA) {
