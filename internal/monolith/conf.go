@@ -25,6 +25,7 @@ type conf struct {
 	SessionHandler   string // session.save_handler: files, redis, memcached
 	SessionSavePath  string // session.save_path, quoted in the INI
 	SerializeHandler string // session.serialize_handler
+	RedisLocking     bool   // redis.session.locking_enabled
 }
 
 // write renders nginx.conf and php-fpm.conf from the templates in tmplDir

@@ -58,6 +58,11 @@ type Options struct {
 	// SerializeHandler is session.serialize_handler: php_serialize, php or
 	// php_binary. Empty: php, PHP's default.
 	SerializeHandler string
+	// SessionLocking turns on phpredis's session locking
+	// (redis.session.locking_enabled, off by default in phpredis) for redis
+	// sessions. Files sessions always lock (flock); php-memcached locks by
+	// default.
+	SessionLocking bool
 	// SessionDir is where files sessions live, created if missing and kept
 	// by Stop (so `make run` can point the proxy at it). Empty:
 	// <Dir>/sessions, removed with the runtime dir.

@@ -23,6 +23,9 @@ func validateSessions(o *Options) error {
 	if o.Sessions == SessionsFiles && o.SessionAddr != "" {
 		return fmt.Errorf("monolith: session address %q given for files sessions", o.SessionAddr)
 	}
+	if o.SessionLocking && o.Sessions != SessionsRedis {
+		return fmt.Errorf("monolith: session locking is phpredis's setting, not for %s sessions", o.Sessions)
+	}
 	if o.SessionDir != "" {
 		if o.Sessions != SessionsFiles {
 			return fmt.Errorf("monolith: a session directory is for files sessions, not %s", o.Sessions)
@@ -58,7 +61,7 @@ func validateSessions(o *Options) error {
 // Redis or memcached of its own when o names none.
 func (m *Monolith) sessionStore(ctx context.Context, o Options, bins binaries, c *conf) error {
 	m.Sessions = o.Sessions
-	c.SessionHandler, c.SerializeHandler = o.Sessions, o.SerializeHandler
+	c.SessionHandler, c.SerializeHandler, c.RedisLocking = o.Sessions, o.SerializeHandler, o.SessionLocking
 	if o.Sessions == SessionsFiles {
 		m.SessionSavePath = filepath.Join(m.Dir, "sessions")
 		if o.SessionDir != "" {

@@ -105,10 +105,11 @@ func TestConfRender(t *testing.T) {
 		{
 			name: "root with proxy_pass",
 			give: conf{Listen: "127.0.0.1:1234", ProxyListen: "127.0.0.1:1235", Upstream: "127.0.0.1:1234", AsRoot: true, NginxWorkers: "1", Workers: 3,
-				Env: map[string]string{"B_VAR": "2", "A_VAR": "1"}},
+				Env: map[string]string{"B_VAR": "2", "A_VAR": "1"}, RedisLocking: true},
 			want: map[string][]string{
-				"nginx.conf":   {"user root;", "daemon off;", "listen 127.0.0.1:1234;", "listen 127.0.0.1:1235;", "server 127.0.0.1:1234;", "keepalive_timeout 75s;", "client_max_body_size 2g;", `proxy_set_header Connection "";`, "proxy_http_version 1.1;"},
-				"php-fpm.conf": {"user = root", "pm = static", "pm.max_children = 3", "clear_env = yes", "env[A_VAR] = \"1\"\nenv[B_VAR] = \"2\"", "upload_max_filesize] = 2G", "post_max_size] = 2G"},
+				"nginx.conf": {"user root;", "daemon off;", "listen 127.0.0.1:1234;", "listen 127.0.0.1:1235;", "server 127.0.0.1:1234;", "keepalive_timeout 75s;", "client_max_body_size 2g;", `proxy_set_header Connection "";`, "proxy_http_version 1.1;"},
+				"php-fpm.conf": {"user = root", "pm = static", "pm.max_children = 3", "clear_env = yes", "env[A_VAR] = \"1\"\nenv[B_VAR] = \"2\"", "upload_max_filesize] = 2G", "post_max_size] = 2G",
+					"php_admin_flag[redis.session.locking_enabled] = on"},
 			},
 		},
 		{
@@ -116,7 +117,7 @@ func TestConfRender(t *testing.T) {
 			give: conf{Listen: "0.0.0.0:80", NginxWorkers: "auto", Workers: 1},
 			wantNot: map[string][]string{
 				"nginx.conf":   {"user root", "proxy_pass http:", "upstream monolith"},
-				"php-fpm.conf": {"user = root", "env["},
+				"php-fpm.conf": {"user = root", "env[", "locking_enabled"},
 			},
 		},
 		{name: "space in dir", give: conf{Listen: "127.0.0.1:1", Workers: 1}, wantErr: true},

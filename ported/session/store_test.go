@@ -208,7 +208,7 @@ func TestFilesUpdateLocksPHPOut(t *testing.T) {
 		if err := php.Start(); err != nil {
 			return nil, err
 		}
-		waitBlockedOnLock(t, php.Process.Pid)
+		waitFlockWaiter(t, filepath.Join(dir, "sess_"+testID))
 		return []byte(`by|s:2:"go";`), nil
 	})
 	if err != nil {
@@ -220,27 +220,6 @@ func TestFilesUpdateLocksPHPOut(t *testing.T) {
 	if phpOut.String() != "go" {
 		t.Errorf("PHP read %q after Go's write, want go", phpOut.String())
 	}
-}
-
-// waitBlockedOnLock waits until pid is a blocked waiter in /proc/locks
-// ("-> FLOCK ... <pid> ..."), so the test knows PHP really waits on our lock.
-func waitBlockedOnLock(t *testing.T, pid int) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		b, err := os.ReadFile("/proc/locks")
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, line := range strings.Split(string(b), "\n") {
-			f := strings.Fields(line)
-			if len(f) > 5 && f[1] == "->" && f[2] == "FLOCK" && f[5] == strconv.Itoa(pid) {
-				return
-			}
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatalf("php (pid %d) never waited on the session lock", pid)
 }
 
 // TestRedisAgainstPHP: phpredis's writes, read by Go, for each handler; an

@@ -27,6 +27,8 @@ $routes = [
     ['GET',  '#^/login$#',                     'legacy.php',    'legacy_login_form'],
     ['POST', '#^/login$#',                     'legacy.php',    'legacy_login'],
     ['GET',  '#^/account$#',                   'legacy.php',    'legacy_account'],
+    ['GET',  '#^/session/hold$#',              'legacy.php',    'legacy_session_hold'],
+    ['POST', '#^/session/release$#',           'legacy.php',    'legacy_session_release'],
     ['POST', '#^/upload$#',                    'legacy.php',    'legacy_upload'],
     ['GET',  '#^/download/(?<mb>[0-9]+)$#',    'legacy.php',    'legacy_download'],
     // Any method: the proxy's fidelity tests also echo POST/PUT/DELETE.

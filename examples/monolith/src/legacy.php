@@ -124,6 +124,73 @@ function legacy_account(): void
     legacy_html(200, 'Account', '<p>Logged in as <span id="user">' . htmlspecialchars($user) . '</span>.</p>');
 }
 
+// legacy_session_hold keeps the client's session open, and with it PHP's lock
+// on it (flock for files; phpredis's <key>_LOCK with
+// redis.session.locking_enabled), so ported/session's tests can check the Go
+// side against a real PHP-FPM request holding it. It streams "open
+// by=<$_SESSION['by']>" as soon as session_start returns, keeps the session
+// open until POST /session/release?hold=<hold> (or ?ms=, at most 60 s), then
+// sets $_SESSION['by'] = 'php', closes the session and says "closed". Like
+// /account it only resumes a session the client has.
+function legacy_session_hold(): void
+{
+    $sent = $_COOKIE[session_name()] ?? null;
+    $hold = legacy_hold_file();
+    $ms = max(0, min(60000, (int)($_GET['ms'] ?? 0)));
+    if (!is_string($sent) || $hold === false) {
+        legacy_json(400, ['error' => 'bad_request', 'message' => 'send the session cookie and a hold=[a-z0-9]{1,32}']);
+        return;
+    }
+    session_start();
+    if (session_id() !== $sent) {
+        session_destroy();
+        header_remove('Set-Cookie');
+        http_response_code(302);
+        header('Location: /login');
+        return;
+    }
+    header('Content-Type: text/plain');
+    // Past Nginx at once (as /download does), so the client knows PHP holds
+    // the session before it is released.
+    header('X-Accel-Buffering: no');
+    $by = $_SESSION['by'] ?? '';
+    echo 'open by=' . (is_string($by) ? $by : '?') . "\n";
+    flush();
+    $until = hrtime(true) + $ms * 1000000;
+    while (hrtime(true) < $until) {
+        if (@unlink($hold)) {
+            break;
+        }
+        usleep(2000);
+    }
+    $_SESSION['by'] = 'php';
+    session_write_close();
+    echo "closed\n";
+}
+
+// legacy_session_release ends the /session/hold of the same hold name. It
+// touches no session (the held one is locked).
+function legacy_session_release(): void
+{
+    $hold = legacy_hold_file();
+    // Not touch(): its utime after the create fails if the hold has
+    // already taken the file away.
+    if ($hold === false || file_put_contents($hold, '') === false) {
+        legacy_json(400, ['error' => 'bad_request', 'message' => 'hold=[a-z0-9]{1,32}']);
+        return;
+    }
+    http_response_code(204);
+}
+
+function legacy_hold_file(): string|false
+{
+    $name = (string)($_GET['hold'] ?? '');
+    if (preg_match('/^[a-z0-9]{1,32}$/', $name) !== 1) {
+        return false;
+    }
+    return sys_get_temp_dir() . '/session-hold-' . $name;
+}
+
 // legacy_upload hashes the uploaded file where PHP spooled it (upload_tmp_dir),
 // so memory stays flat whatever the size; the pool allows bodies up to 2 GiB.
 function legacy_upload(): void
