@@ -1,16 +1,23 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
 )
 
 // Two processes on one spool directory: the second refuses to start,
@@ -65,5 +72,91 @@ func TestSecondProcessRefusesAHeldSpool(t *testing.T) {
 		if got[id] != user {
 			t.Errorf("event %s: spooled key %q, want %q", id, got[id], user)
 		}
+	}
+}
+
+// s3Switch is gofakes3 over HTTP that can be down: every request then gets
+// a 503 SlowDown, as S3 answers when it sheds load.
+type s3Switch struct {
+	next http.Handler
+	up   atomic.Bool
+}
+
+func (s *s3Switch) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !s.up.Load() {
+		w.Header().Set("Content-Type", "application/xml")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>down</Message></Error>`)
+		return
+	}
+	s.next.ServeHTTP(w, r)
+}
+
+// Started while S3 is down (require_initial_load, the default), the proxy
+// is not ready, and what it serves meanwhile says "later", never "no":
+// lookups answer the contract's JSON 503 with Retry-After (not the front
+// door's text 500), an event naming a campaign gets 503 with Retry-After
+// (not a permanent 422 campaign_not_found), an event naming none is
+// accepted. Once S3 answers, all of it works.
+func TestStartedWhileS3IsDown(t *testing.T) {
+	backend := s3mem.New()
+	sw := &s3Switch{next: gofakes3.New(backend).Server()}
+	srv := httptest.NewServer(sw)
+	defer srv.Close()
+	data, err := os.ReadFile(shippedCampaigns())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := backend.CreateBucket("data"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := backend.PutObject("data", "campaigns.json", map[string]string{"Content-Type": "application/json"},
+		bytes.NewReader(data), int64(len(data)), nil); err != nil {
+		t.Fatal(err)
+	}
+
+	m := startMonolith(t)
+	p := start(t, config{
+		Upstream: m.URL, HotCache: "s3://data/campaigns.json",
+		HotCacheExtra: fmt.Sprintf("  s3: {endpoint: %q, path_style: true, access_key_id: test, secret_access_key: test}\n", srv.URL),
+		Routes:        campaignRoutes + eventsRoute("ported"),
+	})
+	if resp, body := get(t, p.Admin+"/readyz"); resp.StatusCode != http.StatusServiceUnavailable || readiness(t, body)["hotcache"] {
+		t.Errorf("/readyz with S3 down: %d %s, want 503 with hotcache failing", resp.StatusCode, body)
+	}
+	for _, path := range []string{"/api/v1/campaigns/cmp_000001", "/api/v1/campaigns?country=DE"} {
+		resp, body := get(t, p.URL+path)
+		want := `{"error":"unavailable","message":"campaign data unavailable","request_id":"` + resp.Header.Get("X-Request-Id") + `"}`
+		ra, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Content-Type") != "application/json" ||
+			string(body) != want || ra < 1 || ra > 60 {
+			t.Errorf("GET %s with S3 down: %d %q Retry-After %q %s; want 503 application/json Retry-After 1..60 %s",
+				path, resp.StatusCode, resp.Header.Get("Content-Type"), resp.Header.Get("Retry-After"), body, want)
+		}
+	}
+	cmp := activeCampaign(t)
+	c := client()
+	resp, err := c.Post(p.URL+"/api/v1/events", "application/json", bytes.NewReader(event("u_s3down001", cmp)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" ||
+		!strings.Contains(string(body), `"campaign data unavailable, retry later"`) {
+		t.Errorf("event naming a campaign with S3 down: %d Retry-After %q %s; want 503 with Retry-After",
+			resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+	if code, _, err := postEvent(c, p.URL, event("u_s3down002", nil)); err != nil || code != http.StatusAccepted {
+		t.Errorf("event naming no campaign with S3 down: %d %v, want 202", code, err)
+	}
+
+	sw.up.Store(true)
+	waitReady(t, p)
+	if resp, body := get(t, p.URL+"/api/v1/campaigns/cmp_000001"); resp.StatusCode != http.StatusOK {
+		t.Errorf("campaign once S3 is up: %d %s", resp.StatusCode, body)
+	}
+	if code, _, err := postEvent(c, p.URL, event("u_s3down003", cmp)); err != nil || code != http.StatusAccepted {
+		t.Errorf("event naming a campaign once S3 is up: %d %v, want 202", code, err)
 	}
 }

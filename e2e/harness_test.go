@@ -73,6 +73,8 @@ type config struct {
 	// HotCache is hotcache.source; "" means the shipped campaigns.json (by
 	// absolute path: the binary runs in a temp dir).
 	HotCache string
+	// HotCacheExtra is more YAML inside hotcache:, indented by two spaces.
+	HotCacheExtra string
 	// Brokers are kafka.brokers; none means events stay in the spool.
 	Brokers    []string
 	KafkaExtra string // more YAML inside kafka: (with Brokers), indented by two spaces
@@ -96,6 +98,7 @@ func (c config) render() string {
 		hc = "file://" + shippedCampaigns()
 	}
 	fmt.Fprintf(&b, "hotcache:\n  source: %q\n", hc)
+	b.WriteString(c.HotCacheExtra)
 	if len(c.Brokers) > 0 {
 		fmt.Fprintf(&b, "kafka:\n  brokers: [%s]\n%s", strings.Join(c.Brokers, ", "), c.KafkaExtra)
 	}

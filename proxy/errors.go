@@ -35,6 +35,16 @@ func (e *StatusError) Error() string {
 
 func (e *StatusError) Unwrap() error { return e.Err }
 
+// answered reports whether err says its handler wrote the response itself
+// (an Answered() bool method, as ported/campaigns.ErrNoData has: the
+// contract's JSON 503 with Retry-After). The front door keeps that answer
+// instead of its standard error text, and still logs the error; a route
+// with fallback still lets legacy answer instead (serveGo clears it).
+func answered(err error) bool {
+	var a interface{ Answered() bool }
+	return errors.As(err, &a) && a.Answered()
+}
+
 // errBodyTooLarge is what the front door's own body limit returns; fasthttp's
 // ErrBodyTooLarge stays in the chain so either check finds it.
 var errBodyTooLarge = fmt.Errorf("request body over server.max_body_bytes: %w", fasthttp.ErrBodyTooLarge)

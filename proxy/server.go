@@ -360,8 +360,13 @@ func (s *Server) fail(ctx *fasthttp.RequestCtx, x *exchange, err error) {
 			err = &StatusError{Code: st, Err: err}
 		}
 	}
-	status := StatusOf(err)
-	s.writeError(ctx, x, status)
+	var status int
+	if answered(err) {
+		status = ctx.Response.StatusCode() // the handler's own answer stands
+	} else {
+		status = StatusOf(err)
+		s.writeError(ctx, x, status)
+	}
 	lvl := zapcore.DebugLevel
 	if status >= 500 {
 		lvl = zapcore.ErrorLevel

@@ -102,7 +102,14 @@ func TestDispatch(t *testing.T) {
 		return nil
 	})
 	failing := routes.HandlerFunc(func(*fasthttp.RequestCtx) error { return errors.New("go side broke") })
-	reg := routes.Registry{"ported": ported, "failing": failing}
+	// A handler that writes its own error answer (a 503 in its contract's
+	// JSON) and says so: the front door keeps it, fallback still applies.
+	answering := routes.HandlerFunc(func(ctx *fasthttp.RequestCtx) error {
+		ctx.SetStatusCode(503)
+		ctx.SetBodyString(`{"error":"unavailable"}`)
+		return answeredErr{}
+	})
+	reg := routes.Registry{"ported": ported, "failing": failing, "answering": answering}
 	none, all := 0.0, 100.0
 	rcs := []routes.RouteConfig{
 		{Name: "p", Path: "/ported", Mode: routes.ModePorted, Handler: "ported"},
@@ -113,6 +120,8 @@ func TestDispatch(t *testing.T) {
 		{Name: "cg", Path: "/canary-go", Mode: routes.ModeCanary, Handler: "ported", Canary: &routes.CanaryConfig{Percent: &all}},
 		{Name: "fb", Path: "/fallback", Mode: routes.ModePorted, Handler: "failing", Fallback: true},
 		{Name: "nofb", Path: "/nofallback", Mode: routes.ModePorted, Handler: "failing"},
+		{Name: "ans", Path: "/answered", Mode: routes.ModePorted, Handler: "answering"},
+		{Name: "ansfb", Path: "/answered-fallback", Mode: routes.ModePorted, Handler: "answering", Fallback: true},
 	}
 	tests := []struct {
 		name, method, path   string
@@ -132,6 +141,8 @@ func TestDispatch(t *testing.T) {
 		{"fallback on a safe method", "GET", "/fallback", false, 200, "legacy", "fb", "ported", "legacy"},
 		{"no fallback on POST", "POST", "/fallback", false, 500, "", "fb", "ported", "ported"},
 		{"no fallback configured", "GET", "/nofallback", false, 500, "", "nofb", "ported", "ported"},
+		{"a handler's own error answer stands", "GET", "/answered", false, 503, `{"error":"unavailable"}`, "ans", "ported", "ported"},
+		{"fallback over a handler's own error answer", "GET", "/answered-fallback", false, 200, "legacy", "ansfb", "ported", "legacy"},
 	}
 	h := newHarness(t, harnessOptions{routes: rcs, reg: reg})
 	for _, tt := range tests {
@@ -153,6 +164,11 @@ func TestDispatch(t *testing.T) {
 		})
 	}
 }
+
+type answeredErr struct{}
+
+func (answeredErr) Error() string  { return "no data" }
+func (answeredErr) Answered() bool { return true }
 
 func TestHandlerErrorsBecomeOneStatusBodyAndLogLine(t *testing.T) {
 	tests := []struct {

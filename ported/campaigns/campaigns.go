@@ -5,8 +5,9 @@
 package campaigns
 
 import (
-	"errors"
+	"math"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -35,11 +36,36 @@ type Source interface {
 
 const contentType = "application/json"
 
-// ErrNoData is returned (nothing written) while the source holds no
-// campaigns, i.e. the hot cache has not loaded yet: the front door answers
-// it, or falls back to the monolith when the route allows. The PHP side
-// answers 503 "unavailable" in the same situation.
-var ErrNoData = errors.New("no campaign data loaded")
+// ErrNoData is returned while the source holds no campaigns, i.e. the hot
+// cache has not loaded yet. The handler has written the contract's answer
+// for it, 503 {"error":"unavailable",…} with Retry-After (the PHP side's
+// when its file cannot be read), never a 404 a client would believe: the
+// front door keeps that answer, or lets the monolith answer instead on a
+// route with fallback.
+var ErrNoData error = noDataError{}
+
+type noDataError struct{}
+
+func (noDataError) Error() string { return "no campaign data loaded" }
+
+// Answered tells the front door the response is written (proxy.Answered).
+func (noDataError) Answered() bool { return true }
+
+// DefaultRetryAfter is the Retry-After of the no-data 503 when the source
+// cannot say when it tries again.
+const DefaultRetryAfter = 5 * time.Second
+
+// unavailable writes the no-data 503 and returns ErrNoData.
+func unavailable(ctx *fasthttp.RequestCtx, src Source, buf *[]byte) error {
+	after := DefaultRetryAfter
+	if r, ok := src.(interface{ RetryAfter() time.Duration }); ok {
+		after = r.RetryAfter()
+	}
+	ctx.Response.Header.Set("Retry-After", strconv.Itoa(int(math.Ceil(max(after, time.Second).Seconds()))))
+	*buf = appendError((*buf)[:0], "unavailable", "campaign data unavailable", "", requestID(ctx))
+	write(ctx, fasthttp.StatusServiceUnavailable, *buf)
+	return ErrNoData
+}
 
 // bufPool recycles response buffers; fasthttp copies the body out.
 type bufPool struct{ p sync.Pool }
@@ -76,14 +102,14 @@ func NewGet(src Source, now func() time.Time) *Get {
 
 // Serve implements routes.Handler.
 func (g *Get) Serve(ctx *fasthttp.RequestCtx) error {
+	buf := g.bufs.get()
+	defer g.bufs.put(buf)
 	set := g.src.Set()
 	if set.Len() == 0 {
-		return ErrNoData
+		return unavailable(ctx, g.src, buf)
 	}
 	id, _ := ctx.UserValue("id").(string)
 	c, ok := set.Campaign(id)
-	buf := g.bufs.get()
-	defer g.bufs.put(buf)
 	if !ok {
 		*buf = appendError((*buf)[:0], "not_found", "campaign not found", "", requestID(ctx))
 		write(ctx, fasthttp.StatusNotFound, *buf)
@@ -118,7 +144,7 @@ func (l *List) Serve(ctx *fasthttp.RequestCtx) error {
 	}
 	set := l.src.Set()
 	if set.Len() == 0 {
-		return ErrNoData
+		return unavailable(ctx, l.src, buf)
 	}
 	*buf = appendPage((*buf)[:0], set, q, l.now())
 	write(ctx, fasthttp.StatusOK, *buf)

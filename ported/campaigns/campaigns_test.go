@@ -344,19 +344,50 @@ func TestListCursorAfterRemovedID(t *testing.T) {
 	}
 }
 
+// retryingSource has no data yet and says when it tries again.
+type retryingSource struct {
+	staticSource
+	after time.Duration
+}
+
+func (r retryingSource) RetryAfter() time.Duration { return r.after }
+
+// Before the hot cache ever loaded, both lookups answer the contract's
+// JSON 503 with Retry-After (never a 404 a client would take for an
+// answer) and return ErrNoData, which lets a route with fallback ask the
+// monolith instead.
 func TestNoData(t *testing.T) {
 	now := func() time.Time { return testNow }
-	for _, h := range []interface {
-		Serve(*fasthttp.RequestCtx) error
-	}{NewGet(staticSource{}, now), NewList(staticSource{}, now)} {
-		var ctx fasthttp.RequestCtx
-		ctx.Request.SetRequestURI("/api/v1/campaigns")
-		ctx.SetUserValue("id", "cmp_000001")
-		if err := h.Serve(&ctx); !errors.Is(err, ErrNoData) {
-			t.Fatalf("%T: error %v, want ErrNoData", h, err)
-		}
-		if len(ctx.Response.Body()) != 0 {
-			t.Fatalf("%T wrote a body with its error: %s", h, ctx.Response.Body())
+	tests := []struct {
+		name  string
+		src   Source
+		after string
+	}{
+		{"source without a schedule", staticSource{}, "5"},
+		{"hot cache retrying in 2.2s", retryingSource{after: 2200 * time.Millisecond}, "3"},
+	}
+	for _, tt := range tests {
+		for _, h := range []interface {
+			Serve(*fasthttp.RequestCtx) error
+		}{NewGet(tt.src, now), NewList(tt.src, now)} {
+			var ctx fasthttp.RequestCtx
+			ctx.Request.SetRequestURI("/api/v1/campaigns")
+			ctx.Request.Header.Set("X-Request-Id", "req-7")
+			ctx.SetUserValue("id", "cmp_000001")
+			err := h.Serve(&ctx)
+			if !errors.Is(err, ErrNoData) {
+				t.Fatalf("%s, %T: error %v, want ErrNoData", tt.name, h, err)
+			}
+			if a, ok := err.(interface{ Answered() bool }); !ok || !a.Answered() {
+				t.Errorf("%s, %T: ErrNoData does not say the answer is written", tt.name, h)
+			}
+			r := &ctx.Response
+			want := `{"error":"unavailable","message":"campaign data unavailable","request_id":"req-7"}`
+			if r.StatusCode() != 503 || string(r.Body()) != want || string(r.Header.ContentType()) != "application/json" ||
+				string(r.Header.Peek("Retry-After")) != tt.after {
+				t.Errorf("%s, %T: %d %q %s Retry-After %q; want 503 %s, Retry-After %s", tt.name, h, r.StatusCode(),
+					r.Header.ContentType(), r.Body(), r.Header.Peek("Retry-After"), want, tt.after)
+			}
 		}
 	}
 }

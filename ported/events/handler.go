@@ -149,6 +149,10 @@ func (h *Handler) Serve(ctx *fasthttp.RequestCtx) error {
 	case errors.Is(err, ErrNotObject):
 		h.fail(ctx, v, outcomeMalformed, fasthttp.StatusBadRequest, "not_an_object", "request body must be a JSON object", rid)
 		return nil
+	case errors.Is(err, ErrNoCampaignData):
+		retryAfter(ctx, h.campaignsRetryAfter())
+		h.fail(ctx, v, outcomeNoCampaigns, fasthttp.StatusServiceUnavailable, "unavailable", "campaign data unavailable, retry later", rid)
+		return nil
 	case err != nil:
 		h.fail(ctx, v, outcomeMalformed, fasthttp.StatusBadRequest, "malformed_json", "request body is not valid JSON", rid)
 		return nil
@@ -283,16 +287,49 @@ func (h *Handler) reject(ctx *fasthttp.RequestCtx, v *validator, rid []byte) {
 	respond(ctx, fasthttp.StatusUnprocessableEntity, v.buf)
 }
 
+// DefaultRetryAfter is the Retry-After of a 503 whose cause cannot say when
+// to come back: a sink that is away (brokers unreachable with `delivery:
+// direct`, no ack within publish_timeout), a failed spool, campaign data a
+// lookup cannot schedule. Every 503 of the intake carries one, so that
+// clients and load balancers retry rather than give up.
+const DefaultRetryAfter = 5 * time.Second
+
+// unavailable answers a sink failure with 503 and Retry-After. Passing
+// states (a full spool, brokers away) are debug lines here: the sink logs
+// its own state once when it changes, and a line per refused request
+// would bury that. Anything else is an error of its own.
 func (h *Handler) unavailable(ctx *fasthttp.RequestCtx, v *validator, err error, id string, rid []byte) {
 	var bp interface{ RetryAfter() time.Duration }
 	if errors.As(err, &bp) {
-		h.log.Warn("sink full", zap.Error(err), zap.String("event_id", id), zap.ByteString("request_id", rid))
-		ctx.Response.Header.Set("Retry-After", strconv.Itoa(retryAfterSeconds(bp.RetryAfter())))
+		if ce := h.log.Check(zap.DebugLevel, "sink full"); ce != nil {
+			ce.Write(zap.Error(err), zap.String("event_id", id), zap.ByteString("request_id", rid))
+		}
+		retryAfter(ctx, bp.RetryAfter())
 		h.fail(ctx, v, outcomeBackpressure, fasthttp.StatusServiceUnavailable, "backpressure", "event intake is over capacity, retry later", rid)
 		return
 	}
-	h.log.Error("publish event", zap.Error(err), zap.String("event_id", id), zap.ByteString("request_id", rid))
+	lvl := zap.ErrorLevel
+	if errors.Is(err, delivery.ErrUnavailable) {
+		lvl = zap.DebugLevel
+	}
+	if ce := h.log.Check(lvl, "publish event"); ce != nil {
+		ce.Write(zap.Error(err), zap.String("event_id", id), zap.ByteString("request_id", rid))
+	}
+	retryAfter(ctx, DefaultRetryAfter)
 	h.fail(ctx, v, outcomeUnavailable, fasthttp.StatusServiceUnavailable, "unavailable", "event could not be stored, retry later", rid)
+}
+
+// campaignsRetryAfter is when campaign data may be there: the hot cache's
+// next load attempt when it can tell.
+func (h *Handler) campaignsRetryAfter() time.Duration {
+	if r, ok := h.campaigns.(interface{ RetryAfter() time.Duration }); ok {
+		return r.RetryAfter()
+	}
+	return DefaultRetryAfter
+}
+
+func retryAfter(ctx *fasthttp.RequestCtx, d time.Duration) {
+	ctx.Response.Header.Set("Retry-After", strconv.Itoa(retryAfterSeconds(d)))
 }
 
 // retryAfterSeconds rounds up, so a client never retries before the sink
@@ -429,6 +466,7 @@ const (
 	outcomeMethod
 	outcomeBackpressure
 	outcomeUnavailable
+	outcomeNoCampaigns
 	numOutcomes
 )
 
@@ -450,6 +488,8 @@ func (o outcome) String() string {
 		return "backpressure"
 	case outcomeUnavailable:
 		return "unavailable"
+	case outcomeNoCampaigns:
+		return "no_campaign_data"
 	}
 	return "unknown"
 }

@@ -214,7 +214,7 @@ func TestServeErrors(t *testing.T) {
 			give:    call{method: "POST", contentType: "application/json", body: pageView().String()},
 			sinkErr: context.DeadlineExceeded,
 			publish: true,
-			want:    reply{status: 503, body: `{"error":"unavailable","message":"event could not be stored, retry later"}`},
+			want:    reply{status: 503, body: `{"error":"unavailable","message":"event could not be stored, retry later"}`, retryAfter: "5"},
 		},
 	}
 	for _, tt := range tests {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/strangler-proxy/strangler/internal/monolith"
 	"github.com/strangler-proxy/strangler/internal/monolith/monolithtest"
+	"github.com/strangler-proxy/strangler/ported/campaign"
 )
 
 // TestParityWithPHP sends the whole corpus to the PHP intake behind real
@@ -245,5 +246,53 @@ func repoRoot(t testing.TB) string {
 			t.Fatal("no go.mod above the working directory")
 		}
 		dir = parent
+	}
+}
+
+// notLoaded is a campaign lookup before its first load, retrying in 5s.
+type notLoaded struct{}
+
+func (notLoaded) Campaign(string) (*campaign.Campaign, bool) { return nil, false }
+func (notLoaded) Loaded() bool                               { return false }
+func (notLoaded) RetryAfter() time.Duration                  { return 5 * time.Second }
+
+// With no campaign data (PHP: the file cannot be read; Go: the hot cache
+// never loaded) both sides answer an event that names a campaign with the
+// same 503 and Retry-After, never campaign_not_found, whatever else it
+// breaks; an event that names none is still accepted.
+func TestParityWithoutCampaignData(t *testing.T) {
+	php := monolithtest.Start(t, monolith.Options{
+		Env: map[string]string{"STRANGLER_FIXED_NOW": fixedNowText,
+			"STRANGLER_CAMPAIGNS_FILE": filepath.Join(t.TempDir(), "missing.json")},
+	})
+	h, err := New(Options{Campaigns: notLoaded{}, Sink: &recordingSink{}, Now: func() time.Time { return fixedNow }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	goURL := serveLoopback(t, h)
+	client := &http.Client{Timeout: 20 * time.Second}
+	tests := []struct {
+		name   string
+		body   doc
+		status int
+	}{
+		{"names a campaign", pageView().set("campaign_id", `"cmp_000001"`), 503},
+		{"names a campaign and breaks other rules", pageView().set("campaign_id", `"cmp_000001"`).set("country", `"XX"`), 503},
+		{"a malformed campaign id needs no data", pageView().set("campaign_id", `"nope"`), 422},
+		{"names none", pageView(), 202},
+	}
+	for _, tt := range tests {
+		rq := request{name: tt.name, contentType: "application/json", body: tt.body.bytes(), requestID: "req-9"}
+		pr, gr := send(t, client, php.URL, rq), send(t, client, goURL, rq)
+		if pr.status != tt.status {
+			t.Errorf("%s: PHP answered %d %s, want %d", tt.name, pr.status, pr.body, tt.status)
+		}
+		if d := pr.diff(gr); d != "" {
+			t.Errorf("%s: %s\nphp: %d %s %q\ngo:  %d %s %q", tt.name, d, pr.status, pr.retryAfter, pr.body, gr.status, gr.retryAfter, gr.body)
+		}
+		if tt.status == 503 && (gr.retryAfter != "5" ||
+			string(gr.body) != `{"error":"unavailable","message":"campaign data unavailable, retry later","request_id":"req-9"}`) {
+			t.Errorf("%s: Go answered %d Retry-After %q %s", tt.name, gr.status, gr.retryAfter, gr.body)
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestPHPTwinConstants keeps the lists, messages and limits that the PHP
@@ -64,6 +65,7 @@ func TestPHPTwinConstants(t *testing.T) {
 		"EVENTS_MAX_BODY_BYTES": DefaultMaxBodyBytes, "EVENTS_SCHEMA_VERSION": SchemaVersion, "EVENTS_MAX_MONEY": maxMoney,
 		"EVENTS_SUM_TOLERANCE_MILLI": sumToleranceM, "EVENTS_MAX_ITEMS": maxItems, "EVENTS_MAX_QTY": maxQty,
 		"EVENTS_MAX_META_KEYS": maxMetaKeys, "EVENTS_MAX_META_VALUE_LEN": maxMetaValueLen, "EVENTS_MAX_EMAIL_LEN": maxEmailLen,
+		"EVENTS_RETRY_AFTER": int(DefaultRetryAfter / time.Second),
 	} {
 		m := regexp.MustCompile(`const ` + name + ` = ([0-9]+);`).FindSubmatch(src)
 		if m == nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"slices"
 	"strconv"
 	"time"
@@ -53,7 +54,8 @@ type Violation struct {
 
 // Validate parses raw and checks every rule of CONTRACT.md at time now. It
 // returns a parse error (ErrInvalidUTF8, ErrMalformedJSON, ErrNotObject),
-// or the violations in contract order, or none and the forwarded Event.
+// ErrNoCampaignData, or the violations in contract order, or none and the
+// forwarded Event.
 // It is pure: no I/O, no clock, campaigns is only read.
 func Validate(raw []byte, now time.Time, campaigns campaign.Lookup) (Event, []Violation, error) {
 	var v validator
@@ -72,9 +74,11 @@ type validator struct {
 	fields    [numFields]int32
 	keys      []keyRef
 	campaigns campaign.Lookup
-	now       instant
-	buf       []byte // scratch: decoded names, e-mail, response bodies
-	body      []byte // a streamed request body, read by the handler
+	// noCampaigns: a campaign was named and the lookup had no data loaded.
+	noCampaigns bool
+	now         instant
+	buf         []byte // scratch: decoded names, e-mail, response bodies
+	body        []byte // a streamed request body, read by the handler
 }
 
 // keyRef is an object member being sorted: its decoded name and value node.
@@ -87,6 +91,7 @@ func (v *validator) reset() {
 	v.errs = v.errs[:0]
 	v.keys = v.keys[:0]
 	v.campaigns = nil
+	v.noCampaigns = false
 }
 
 func (v *validator) add(field, code string) {
@@ -264,7 +269,23 @@ func (v *validator) run(raw []byte, now time.Time, campaigns campaign.Lookup) (E
 			}
 		}
 	}
+	if v.noCampaigns {
+		return ev, ErrNoCampaignData
+	}
 	return ev, nil
+}
+
+// ErrNoCampaignData says the event names a campaign while the campaign
+// data has never loaded (the hot cache's first load has not succeeded):
+// whether it exists cannot be told yet, and a campaign_not_found would be
+// a permanent answer for a passing state. The handler answers 503 with
+// Retry-After, whatever else the event breaks.
+var ErrNoCampaignData = errors.New("campaign data not loaded yet")
+
+// unloaded is a campaign.Lookup that can say it holds nothing yet
+// (*hotcache.Cache).
+type unloaded interface {
+	Loaded() bool
 }
 
 func (v *validator) checkType() string {
@@ -475,6 +496,10 @@ func (v *validator) checkCampaign(ev *Event, s []byte, occurred instant, occurre
 		c, ok = v.campaigns.Campaign(string(s))
 	}
 	if !ok {
+		if l, can := v.campaigns.(unloaded); can && !l.Loaded() {
+			v.noCampaigns = true
+			return
+		}
 		v.add("campaign_id", CodeCampaignUnknown)
 		return
 	}

@@ -98,6 +98,9 @@ type Cache struct {
 	checkedAt atomic.Int64 // unix nanos of the last successful refresh
 	lastErr   atomic.Pointer[string]
 	parses    atomic.Int64 // documents parsed, for tests
+	// nextLoad is when Run tries a first load again (unix ns), while
+	// nothing is loaded: what RetryAfter tells clients.
+	nextLoad atomic.Int64
 
 	// refreshMu makes refreshes (ticker and admin) one at a time.
 	refreshMu sync.Mutex
@@ -202,6 +205,20 @@ func (c *Cache) Set() *campaign.Set { return c.cur.Load().set }
 
 // Snapshot returns the current snapshot.
 func (c *Cache) Snapshot() *Snapshot { return c.cur.Load() }
+
+// Loaded reports whether a document was ever loaded. Before that every
+// campaign is unknown, and the handlers answer 503 with Retry-After rather
+// than a permanent "not found".
+func (c *Cache) Loaded() bool { return c.cur.Load().Loaded() }
+
+// RetryAfter is how long a client should wait before trying again while
+// nothing is loaded: the time to Run's next attempt, within [1s, 60s] (a
+// first load failing for long backs off up to the refresh interval, which
+// is no delay to hand a client).
+func (c *Cache) RetryAfter() time.Duration {
+	d := time.Duration(c.nextLoad.Load() - c.now().UnixNano())
+	return min(max(d, time.Second), time.Minute)
+}
 
 // Ready returns nil once a document is loaded, or at once when the config
 // does not require an initial load.
@@ -344,7 +361,9 @@ func (c *Cache) Run(ctx context.Context) error {
 		case err != nil && !c.cur.Load().Loaded():
 			// Equal jitter: a fleet started together does not retry the
 			// source in lockstep.
-			timer.Reset(jitter.Down(backoff, 0.5))
+			wait := jitter.Down(backoff, 0.5)
+			c.nextLoad.Store(c.now().Add(wait).UnixNano())
+			timer.Reset(wait)
 			backoff = min(2*backoff, c.cfg.Refresh)
 		default:
 			timer.Reset(c.interval())

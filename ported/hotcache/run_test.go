@@ -89,6 +89,34 @@ func TestRunRetriesFirstLoad(t *testing.T) {
 	waitFor(t, "load after retries", func() bool { return c.Ready(context.Background()) == nil })
 }
 
+// Until a first load succeeds the cache says so (Loaded) and when to try
+// again: the retry schedule, within [1s, 60s].
+func TestNotLoadedSaysWhenToRetry(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.json")
+	c, reg := newCache(t, nil, Config{Source: "file://" + path, Refresh: time.Hour})
+	if c.Loaded() {
+		t.Fatal("Loaded before any load")
+	}
+	if d := c.RetryAfter(); d != time.Second {
+		t.Errorf("RetryAfter before Run = %s, want the 1s floor", d)
+	}
+	c.firstBackoff = 40 * time.Second
+	runCache(t, c)
+	waitFor(t, "a failed attempt", func() bool { return metric(t, reg, "strangler_hotcache_refreshes_total", ResultError) >= 1 })
+	waitFor(t, "the next attempt scheduled", func() bool { return c.RetryAfter() > 10*time.Second })
+	if d := c.RetryAfter(); d > 40*time.Second {
+		t.Errorf("RetryAfter = %s, want at most the 40s backoff", d)
+	}
+	c.nextLoad.Store(time.Now().Add(time.Hour).UnixNano())
+	if d := c.RetryAfter(); d != time.Minute {
+		t.Errorf("RetryAfter with the next attempt an hour away = %s, want the 60s cap", d)
+	}
+	writeFile(t, path, doc(t, 10, 1))
+	if err := c.Refresh(context.Background()); err != nil || !c.Loaded() {
+		t.Fatalf("Refresh = %v, Loaded %v", err, c.Loaded())
+	}
+}
+
 func TestRunWaitsAfterPriorLoad(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "c.json")
 	writeFile(t, path, doc(t, 10, 1))

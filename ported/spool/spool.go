@@ -80,9 +80,13 @@ type Spool struct {
 
 	// depth counts un-acked plus reserved (queued) entries and bytes.
 	depthMu      sync.Mutex
-	largest      int64 // the largest record Publish was asked to take, under depthMu
 	depthBytes   int64
 	depthEntries int64
+	// sizes: the largest framed event among recent reservations, what
+	// readiness assumes the next one needs (see nextSize).
+	sizeCur, sizePrev int64
+	sizeCount         int
+	full              atomic.Bool // refusing since the last accepted reservation
 
 	lastDrain atomic.Int64 // unix ns of the latest ack that advanced the prefix
 	appends   atomic.Uint64
@@ -350,20 +354,59 @@ func (s *Spool) fail(err error) {
 func (s *Spool) reserve(size int64) error {
 	s.depthMu.Lock()
 	defer s.depthMu.Unlock()
-	s.largest = max(s.largest, size)
-	full := s.depthBytes+size > s.cfg.MaxBytes && s.depthEntries > 0
-	if s.cfg.MaxEntries > 0 && s.depthEntries+1 > s.cfg.MaxEntries {
-		full = true
-	}
-	if full {
-		return &delivery.BackpressureError{
+	s.noteSize(size)
+	if !s.fits(size) {
+		err := &delivery.BackpressureError{
 			Reason: fmt.Sprintf("spool holds %d events (%d bytes) not yet in Kafka", s.depthEntries, s.depthBytes),
 			After:  s.retryAfter(),
 		}
+		if !s.full.Swap(true) {
+			// Once per spell; each refused request is only a 503 and a count.
+			s.log.Warn("spool full: refusing events until Kafka drains it",
+				zap.Int64("entries", s.depthEntries), zap.Int64("bytes", s.depthBytes),
+				zap.Int64("max_bytes", s.cfg.MaxBytes), zap.Int64("max_entries", s.cfg.MaxEntries))
+		}
+		return err
+	}
+	if s.full.Load() && s.full.Swap(false) {
+		s.log.Info("spool accepting events again", zap.Int64("entries", s.depthEntries), zap.Int64("bytes", s.depthBytes))
 	}
 	s.depthBytes += size
 	s.depthEntries++
 	return nil
+}
+
+// fits reports whether an event of size framed bytes can be taken now; a
+// single event larger than the cap still goes into an empty spool. Called
+// with depthMu held.
+func (s *Spool) fits(size int64) bool {
+	if s.cfg.MaxEntries > 0 && s.depthEntries+1 > s.cfg.MaxEntries {
+		return false
+	}
+	return s.depthEntries == 0 || s.depthBytes+size <= s.cfg.MaxBytes
+}
+
+// sizeWindow is how many reservations one bucket of noteSize spans.
+const sizeWindow = 1024
+
+// noteSize keeps the largest size of the last one to two thousand events.
+// Called with depthMu held.
+func (s *Spool) noteSize(size int64) {
+	s.sizeCur = max(s.sizeCur, size)
+	if s.sizeCount++; s.sizeCount == sizeWindow {
+		s.sizePrev, s.sizeCur, s.sizeCount = s.sizeCur, 0, 0
+	}
+}
+
+// nextSize is what readiness assumes the next event needs: the largest of
+// the recent ones, or the average of what waits when none arrived since
+// Open. Called with depthMu held.
+func (s *Spool) nextSize() int64 {
+	n := max(s.sizeCur, s.sizePrev)
+	if n == 0 && s.depthEntries > 0 {
+		n = s.depthBytes / s.depthEntries
+	}
+	return max(n, 1)
 }
 
 func (s *Spool) unreserve(size, n int64) {
@@ -554,8 +597,11 @@ func (s *Spool) oldestUnacked() time.Time {
 	return rec.at
 }
 
-// Ping is the readiness check: nil while Publish can accept the next event,
-// taken to be as large as the largest it was asked to store so far.
+// Ping is the readiness check: nil while Publish can take the next event,
+// taken to be as large as the largest recent one. It fails when the spool
+// failed or is closed, and when the next event would not fit: refusal
+// starts before max_bytes is reached, at the first event that would cross
+// it, and so does this.
 func (s *Spool) Ping(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -571,10 +617,7 @@ func (s *Spool) Ping(ctx context.Context) error {
 	}
 	s.depthMu.Lock()
 	defer s.depthMu.Unlock()
-	// Not ready as soon as the next event would be refused: one as large
-	// as the largest seen would not fit (reserve's own test).
-	full := s.depthBytes+max(s.largest, 1) > s.cfg.MaxBytes && s.depthEntries > 0
-	if full || (s.cfg.MaxEntries > 0 && s.depthEntries >= s.cfg.MaxEntries) {
+	if !s.fits(s.nextSize()) {
 		return &delivery.BackpressureError{Reason: "spool full", After: s.retryAfter()}
 	}
 	return nil

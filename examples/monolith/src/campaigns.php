@@ -154,8 +154,11 @@ function campaigns_error(int $status, string $code, string $message, ?string $fi
     campaigns_send($status, $body);
 }
 
+// The data file is read again by the next request, so a client may come
+// back soon; Retry-After as on the Go side (campaigns.DefaultRetryAfter).
 function campaigns_unavailable(): void
 {
+    header('Retry-After: 5');
     campaigns_error(503, 'unavailable', 'campaign data unavailable');
 }
 

@@ -15,6 +15,8 @@
 declare(strict_types=1);
 
 const EVENTS_MAX_BODY_BYTES = 65536;
+// Retry-After of every 503 (the Go twin's events.DefaultRetryAfter).
+const EVENTS_RETRY_AFTER = 5;
 const EVENTS_SCHEMA_VERSION = 1;
 const EVENTS_MAX_MONEY = 1000000000;
 const EVENTS_SUM_TOLERANCE_MILLI = 10;
@@ -138,6 +140,12 @@ function events_handle(): void
 
     $now = events_now();
     $result = events_validate($body, $now);
+    if ($result === 'no_campaign_data') {
+        // A passing state, never a permanent campaign_not_found.
+        header('Retry-After: ' . EVENTS_RETRY_AFTER);
+        events_fail(503, 'unavailable', 'campaign data unavailable, retry later', $rid);
+        return;
+    }
     if (is_string($result)) {
         $messages = [
             'invalid_utf8' => 'request body is not valid UTF-8',
@@ -159,6 +167,7 @@ function events_handle(): void
 
     $id = events_uuid4();
     if (!events_append(events_forwarded_json($event, $id, $now))) {
+        header('Retry-After: ' . EVENTS_RETRY_AFTER);
         events_fail(503, 'unavailable', 'event could not be stored, retry later', $rid);
         return;
     }
@@ -329,14 +338,20 @@ function events_append(string $json): bool
     }
 }
 
-// The campaign with this id from STRANGLER_CAMPAIGNS_FILE, or null. It reads
-// the same indexed, OPcache-held copy as the campaign lookups
-// (campaigns_data), so an event naming a campaign does not re-decode 2.5 MB
-// of JSON; the file is only touched when an event names a well-formed id.
-function events_campaign(string $id): ?array
+// The campaign with this id from STRANGLER_CAMPAIGNS_FILE, null when there
+// is none, false when the file cannot be read or decoded (the Go side's
+// hot cache before its first load): then no answer about the campaign is
+// given but 503. It reads the same indexed, OPcache-held copy as the
+// campaign lookups (campaigns_data), so an event naming a campaign does not
+// re-decode 2.5 MB of JSON; the file is only touched when an event names a
+// well-formed id.
+function events_campaign(string $id): array|null|false
 {
     require_once __DIR__ . '/campaigns.php';
     $data = campaigns_data();
+    if ($data === null) {
+        return false;
+    }
     return $data['by_id'][$id] ?? null;
 }
 
@@ -491,6 +506,7 @@ function events_validate(string $body, array $now): string|array
     }
     $vars = get_object_vars($doc);
     $errs = [];
+    $noCampaigns = false;
     $ev = [
         'type' => null, 'user_id' => null, 'session_id' => null, 'occurred_at' => null, 'country' => null,
         'currency' => null, 'minor' => -1, 'amount' => null, 'items' => null, 'original_event_id' => null,
@@ -602,7 +618,9 @@ function events_validate(string $body, array $now): string|array
     if ($s !== null) {
         if (preg_match('/^cmp_[0-9]{6}$/D', $s) !== 1) {
             events_add($errs, 'campaign_id', 'campaign_id_format');
-        } elseif (($c = events_campaign($s)) === null) {
+        } elseif (($c = events_campaign($s)) === false) {
+            $noCampaigns = true;
+        } elseif ($c === null) {
             events_add($errs, 'campaign_id', 'campaign_not_found');
         } else {
             $valid = true;
@@ -651,6 +669,9 @@ function events_validate(string $body, array $now): string|array
         if (!in_array($name, $known, true)) {
             events_add($errs, $name, 'unknown_field');
         }
+    }
+    if ($noCampaigns) {
+        return 'no_campaign_data';
     }
     return [$ev, $errs];
 }
