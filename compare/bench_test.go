@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"testing"
+	"time"
 )
 
 // campaignList2KiB is a realistic GET /api/v1/campaigns answer of about
@@ -126,4 +128,39 @@ func equivalentList(tb testing.TB, primary []byte) []byte {
 		tb.Fatal("equivalent body is byte-identical")
 	}
 	return out
+}
+
+// BenchmarkProfile2KiB is what the noise profile adds per 2 KiB pair: the
+// legacy answer observed (parsed and walked), then the pair compared with
+// the profile's treatment, on a pair with a generated id and a clock value
+// that differ (the intake's shape, inside a campaign list).
+func BenchmarkProfile2KiB(b *testing.B) {
+	h := [][2]string{{"Content-Type", "application/json"}}
+	at := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	body := func(id string, ms int) []byte {
+		list := campaignList2KiB(b, nil)
+		return append([]byte(`{"event_id":"`+id+`","received_at":"`+at.Add(time.Duration(ms)*time.Millisecond).Format("2006-01-02T15:04:05.000Z")+`","list":`), append(list, '}')...)
+	}
+	p := NewProfile(NoiseConfig{})
+	w := Window{Start: at, End: at.Add(10 * time.Millisecond)}
+	r := rand.New(rand.NewPCG(1, 1))
+	for range 30 {
+		p.Observe(Response{Header: h, Body: body(uuid4(r), 3)}, "body", w, nil)
+	}
+	c := MustCompile(Rules{})
+	pr := Response{Status: 200, Header: h, Body: body(uuid4(r), 3)}
+	cr := Response{Status: 200, Header: h, Body: body(uuid4(r), 4)}
+	o := DiffOptions{Profile: p, Windows: [2]Window{w, w}}
+	b.Run("observe", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			p.Observe(pr, "body", w, nil)
+		}
+	})
+	b.Run("diff", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			c.DiffWith(pr, cr, o)
+		}
+	})
 }

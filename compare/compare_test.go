@@ -66,11 +66,38 @@ func TestDiffDetectsInjectedFaults(t *testing.T) {
 			[]string{"order body.items"},
 		},
 		{
-			"key order is not a difference",
+			// The contract is byte-identical answers: the same data spelled
+			// otherwise is a difference, each of its own kind.
+			"key order and number spelling",
 			jsonResp(200, `{"amount":29.70,"id":"cmp_000042","advertiser_id":"adv_0042","name":"Spring Sale","status":"active",`+
 				`"countries":["DE","FR"],"budget":{"currency":"EUR","amount_minor":125000},`+
 				`"items":[{"qty":2,"sku":"a-1","price":12.35},{"sku":"b-2","price":5.0,"qty":1}]}`, "Cache-Control", "max-age=60"),
-			nil,
+			[]string{"key_order body.budget", "key_order body.items[0]", "format body.items[1].price", "key_order body.items[1]", "key_order body"},
+		},
+		{
+			"upper-cased id",
+			jsonResp(200, strings.Replace(campaignBody, `"cmp_000042"`, `"CMP_000042"`, 1), "Cache-Control", "max-age=60"),
+			[]string{"case body.id"},
+		},
+		{
+			"exponent form",
+			jsonResp(200, strings.Replace(campaignBody, `"amount_minor":125000`, `"amount_minor":1.25e5`, 1), "Cache-Control", "max-age=60"),
+			[]string{"format body.budget.amount_minor"},
+		},
+		{
+			"escaped string",
+			jsonResp(200, strings.Replace(campaignBody, `"Spring Sale"`, `"Spring\u0020Sale"`, 1), "Cache-Control", "max-age=60"),
+			[]string{"escape body.name"},
+		},
+		{
+			"escaped member name",
+			jsonResp(200, strings.Replace(campaignBody, `"status":`, `"st\u0061tus":`, 1), "Cache-Control", "max-age=60"),
+			[]string{"escape body.status"},
+		},
+		{
+			"whitespace",
+			jsonResp(200, strings.ReplaceAll(campaignBody, `,"`, `, "`), "Cache-Control", "max-age=60"),
+			[]string{"whitespace body.advertiser_id"},
 		},
 		{
 			"type, missing and extra keys",
@@ -154,11 +181,11 @@ func TestRules(t *testing.T) {
 	}{
 		{"no rules", Rules{}, []string{
 			"missing header.Cache-Control", "value body.event_id", "value body.received_at",
-			"value body.items[0].sku", "value body.items[1].sku", "value body.meta.x", "value body.meta.y", "value body.msg"}},
+			"case body.items[0].sku", "case body.items[1].sku", "value body.meta.x", "value body.meta.y", "value body.msg"}},
 		{"ignore paths", Rules{Ignore: []string{"header.Cache-Control", "body.event_id", "body.received_at", "body.items[*].sku", "body.meta.*", "body.msg"}}, nil},
 		{"ignore one index", Rules{Ignore: []string{"body.items[0].sku"}}, []string{
 			"missing header.Cache-Control", "value body.event_id", "value body.received_at",
-			"value body.items[1].sku", "value body.meta.x", "value body.meta.y", "value body.msg"}},
+			"case body.items[1].sku", "value body.meta.x", "value body.meta.y", "value body.msg"}},
 		{"ignore subtree and status", Rules{Ignore: []string{"body.meta", "body.items", "status", "body.event_id", "body.received_at", "body.msg", "header.cache-control"}}, nil},
 		{"normalise", Rules{
 			Ignore: []string{"header.Cache-Control", "body.event_id", "body.meta"},
@@ -273,11 +300,13 @@ func TestHeaders(t *testing.T) {
 		{"cookie missing among several", [][2]string{{"Set-Cookie", "a=1"}, {"Set-Cookie", "b=2"}},
 			[][2]string{{"Set-Cookie", "b=3"}}, []string{"value header.Set-Cookie"}},
 		{"content type case and spaces", [][2]string{{"Content-Type", "application/json; charset=UTF-8"}},
-			[][2]string{{"Content-Type", "application/json;charset=utf-8"}}, nil},
+			[][2]string{{"Content-Type", "application/json;charset=utf-8"}}, []string{"format header.Content-Type"}},
+		{"content type case", [][2]string{{"Content-Type", "application/json"}},
+			[][2]string{{"Content-Type", "Application/JSON"}}, []string{"case header.Content-Type"}},
 		{"content type differs", [][2]string{{"Content-Type", "application/json"}},
 			[][2]string{{"Content-Type", "text/html; charset=UTF-8"}}, []string{"value header.Content-Type"}},
 		{"vary order", [][2]string{{"Vary", "Accept-Encoding, Cookie"}},
-			[][2]string{{"Vary", "cookie"}, {"Vary", "accept-encoding"}}, nil},
+			[][2]string{{"Vary", "cookie"}, {"Vary", "accept-encoding"}}, []string{"format header.Vary"}},
 		{"extra location", nil, [][2]string{{"Location", "/login"}}, []string{"extra header.Location"}},
 		{"uncompared header", [][2]string{{"X-Powered-By", "PHP/8.2"}}, nil, nil},
 		{"normalised location", [][2]string{{"Location", "https://shop.example/a?sid=1"}}, [][2]string{{"Location", "/a?sid=2"}}, nil},
@@ -303,7 +332,8 @@ func TestTextBodies(t *testing.T) {
 		p, q string
 		want []Diff
 	}{
-		{"line ends and trailing space", "<p>a</p>\r\n<p>b</p>  \r\n\r\n", "<p>a</p>\n<p>b</p>\n", nil},
+		{"line ends and trailing space", "<p>a</p>\r\n<p>b</p>  \r\n\r\n", "<p>a</p>\n<p>b</p>\n",
+			[]Diff{{Path: "body", Template: "body", Kind: KindWhitespace, Primary: `line 1: "<p>a</p>\r"`, Candidate: `line 1: "<p>a</p>"`}}},
 		{"normalised token", "<form csrf=abc123>", "<form csrf=ff00>", nil},
 		{"second line differs", "<p>a</p>\n<p>b</p>\n", "<p>a</p>\n<p>c</p>\n",
 			[]Diff{{Path: "body", Template: "body", Kind: KindValue, Primary: "line 2: <p>b</p>", Candidate: "line 2: <p>c</p>"}}},
@@ -324,9 +354,9 @@ func TestTextBodies(t *testing.T) {
 		t.Fatalf("diffs = %+v, want one type diff at body", r.Diffs)
 	}
 	// No content type: a body that parses as JSON is compared as JSON.
-	r = c.Diff(Response{Body: []byte(`{"a": 1}`)}, Response{Body: []byte(`{"a":1.0}`)})
-	if !r.Equal() {
-		t.Fatalf("untyped JSON bodies: %+v", r.Diffs)
+	r = c.Diff(Response{Body: []byte(`{"a": 1}`)}, Response{Body: []byte(`{"a":1}`)})
+	if got := paths(r); fmt.Sprint(got) != "[whitespace body.a]" {
+		t.Fatalf("untyped JSON bodies: %q", got)
 	}
 }
 
@@ -457,5 +487,61 @@ func TestDiffWorkIsBounded(t *testing.T) {
 	// Equal bodies take the byte-equal path whatever their shape.
 	if r := c.Diff(jsonResp(200, nested(14, 2, "0")), jsonResp(200, nested(14, 2, "0"))); !r.Equal() {
 		t.Fatalf("equal bodies: %q", paths(r))
+	}
+}
+
+// Accept rules mark the differences they name, by path and kind, and only
+// those.
+func TestAccept(t *testing.T) {
+	c := MustCompile(Rules{Accept: []Accept{
+		{Path: "body.*", Kind: KindKeyOrder, Reason: "clients decode JSON"},
+		{Path: "body.items[*].price", Kind: KindFormat, Reason: "a float in Go"},
+		{Path: "published.email_sha256", Kind: KindMissing, Reason: "dropped on purpose"},
+	}})
+	p := jsonResp(200, `{"a":{"x":1,"y":2},"items":[{"price":5},{"price":7}],"n":1}`)
+	q := jsonResp(200, `{"a":{"y":2,"x":1},"items":[{"price":5.0},{"price":7}],"n":1.0}`)
+	r := c.Diff(p, q)
+	var got []string
+	for _, d := range r.Diffs {
+		got = append(got, fmt.Sprintf("%s %s %q", d.Kind, d.Path, d.Accepted))
+	}
+	want := []string{`key_order body.a "clients decode JSON"`, `format body.items[0].price "a float in Go"`, `format body.n ""`}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("diffs %q\nwant  %q", got, want)
+	}
+	// Published paths are accepted the same way.
+	pub := c.DiffWith(jsonResp(0, `{"email_sha256":"x","a":1}`), jsonResp(0, `{"a":1}`), DiffOptions{Root: RootPublished})
+	if len(pub.Diffs) != 1 || pub.Diffs[0].Path != "published.email_sha256" || pub.Diffs[0].Accepted != "dropped on purpose" {
+		t.Fatalf("published: %+v", pub.Diffs)
+	}
+	for _, bad := range []Accept{
+		{Path: "body.a", Kind: "nonsense", Reason: "x"},
+		{Path: "body.a", Kind: KindFormat},
+		{Path: "bod", Kind: KindFormat, Reason: "x"},
+	} {
+		if _, err := Compile(Rules{Accept: []Accept{bad}}); err == nil {
+			t.Errorf("accept %+v compiled", bad)
+		}
+	}
+}
+
+func TestFingerprint(t *testing.T) {
+	a := MustCompile(Rules{Ignore: []string{"body.a"}}).Fingerprint()
+	if b := MustCompile(Rules{Ignore: []string{"body.a"}}).Fingerprint(); a != b {
+		t.Fatalf("same rules, fingerprints %s and %s", a, b)
+	}
+	for _, r := range []Rules{{}, {Ignore: []string{"body.b"}}, {Ignore: []string{"body.a"}, Accept: []Accept{{Path: "body", Kind: KindWhitespace, Reason: "x"}}}} {
+		if MustCompile(r).Fingerprint() == a {
+			t.Errorf("rules %+v share the fingerprint of ignore body.a", r)
+		}
+	}
+}
+
+// Elements that differ only in spelling or noise are not a reordering.
+func TestArraySpellingIsNoReorder(t *testing.T) {
+	c := MustCompile(Rules{})
+	got := paths(c.Diff(jsonResp(200, `{"a":[1,2,3]}`), jsonResp(200, `{"a":[1.0,2.0,3]}`)))
+	if fmt.Sprint(got) != "[format body.a[0] format body.a[1]]" {
+		t.Fatalf("diffs %q", got)
 	}
 }

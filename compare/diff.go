@@ -22,7 +22,10 @@ type Response struct {
 // Kind says how a value differs.
 type Kind string
 
-// Kinds of difference.
+// Kinds of difference. The first six are differences of meaning; the
+// representation kinds (format, escape, case, key_order, whitespace) are
+// the same data spelled differently, which the contract of a byte-for-byte
+// port forbids as much as a wrong value: clients parse bytes.
 const (
 	// KindValue: same type, different value.
 	KindValue Kind = "value"
@@ -33,13 +36,50 @@ const (
 	KindMissing Kind = "missing"
 	// KindExtra: present in the candidate answer only.
 	KindExtra Kind = "extra"
-	// KindOrder: the same array elements in another order.
+	// KindOrder: the same array elements in another order, or the same
+	// elements of a set-like header (Vary, Allow, Cache-Control) in
+	// another order.
 	KindOrder Kind = "order"
 	// KindIncomplete: the comparison stopped at its work budget (see
 	// maxSteps); what it had not reached is unknown, so it counts as a
 	// difference at the body.
 	KindIncomplete Kind = "incomplete"
+
+	// KindFormat: the same number spelled otherwise (1.0 and 1, 1e2 and
+	// 100), a header value spelled otherwise, or a generated or clock
+	// value not of the shape or layout the legacy side's values share.
+	KindFormat Kind = "format"
+	// KindEscape: the same string (or member name) escaped otherwise
+	// ("\u00e9" and "é", "\/" and "/").
+	KindEscape Kind = "escape"
+	// KindCase: strings equal but for letter case ("CMP_1" and "cmp_1").
+	KindCase Kind = "case"
+	// KindKeyOrder: the same object members in another order.
+	KindKeyOrder Kind = "key_order"
+	// KindWhitespace: the same document with other whitespace between
+	// its tokens; reported once per comparison, at the first place.
+	KindWhitespace Kind = "whitespace"
+
+	// KindNondeterministic: the Go side answered one request differently
+	// when asked twice, at a path where the legacy side's values are not
+	// generated (see Profile). Never noise: it is a finding about Go.
+	KindNondeterministic Kind = "nondeterministic"
 )
+
+// Kinds lists every Kind, in report order.
+func Kinds() []Kind {
+	return []Kind{KindValue, KindType, KindMissing, KindExtra, KindOrder, KindIncomplete,
+		KindFormat, KindEscape, KindCase, KindKeyOrder, KindWhitespace, KindNondeterministic}
+}
+
+// Representational reports whether k is a difference of spelling only.
+func (k Kind) Representational() bool {
+	switch k {
+	case KindFormat, KindEscape, KindCase, KindKeyOrder, KindWhitespace:
+		return true
+	}
+	return false
+}
 
 // Diff is one difference between the primary and candidate answers.
 type Diff struct {
@@ -52,9 +92,28 @@ type Diff struct {
 	// about 120 bytes) and with secrets redacted; "" when absent.
 	Primary   string `json:"primary"`
 	Candidate string `json:"candidate"`
-	// Noise is set by Noise.Classify when Template is known noise.
-	Noise bool `json:"noise,omitempty"`
+	// Note says what the kind alone does not ("outside its request's
+	// time window by 3s").
+	Note string `json:"note,omitempty"`
+	// Noise: the legacy side's own answers explain this difference.
+	// NoiseBy says how: "generated" (a value of the shape the legacy
+	// side's generated values share), "clock" (each side's time within
+	// its own request's window) or "legacy_twin" (the legacy side differs
+	// from itself here when asked twice).
+	Noise   bool   `json:"noise,omitempty"`
+	NoiseBy string `json:"noise_by,omitempty"`
+	// Accepted is the reason of the route's accept rule that explains
+	// this difference.
+	Accepted string `json:"accepted,omitempty"`
+	// Pending: the path is still learning whether its values are
+	// generated; the difference is settled once it knows (Profile.Settle).
+	Pending bool `json:"pending,omitempty"`
+	pend    *pendingValues
 }
+
+// Explained reports whether d needs no one's attention: noise or
+// accepted.
+func (d *Diff) Explained() bool { return d.Noise || d.Accepted != "" }
 
 // Result lists the differences of one comparison, in document order:
 // status, headers (in configured order), body.
@@ -70,22 +129,50 @@ func (r Result) Equal() bool { return len(r.Diffs) == 0 && r.Dropped == 0 }
 // maxRender bounds a rendered value in a Diff.
 const maxRender = 120
 
+// DiffOptions say how a comparison uses what the route has learned.
+type DiffOptions struct {
+	// Profile decides differing values at generated and clock paths (see
+	// Profile). Nil: every value is compared as is.
+	Profile *Profile
+	// Windows are when the primary [0] and the candidate [1] answered,
+	// for clock values.
+	Windows [2]Window
+	// Root names the body's paths: "body" (default), or "published" when
+	// the bodies are published messages.
+	Root string
+}
+
 // Diff compares primary and candidate. It never fails: a body that is not
 // valid JSON is compared as text.
 func (c *Comparator) Diff(primary, candidate Response) Result {
+	return c.DiffWith(primary, candidate, DiffOptions{})
+}
+
+// DiffWith is Diff with the route's learned noise and time windows.
+// Differences the route's accept rules name are marked Accepted.
+func (c *Comparator) DiffWith(primary, candidate Response, o DiffOptions) Result {
 	w := getWalker(c)
 	defer putWalker(w)
-	if !c.ignoreStatus && primary.Status != candidate.Status {
-		w.emitRaw(rootStatus, rootStatus, KindValue, strconv.Itoa(primary.Status), strconv.Itoa(candidate.Status))
+	w.o = o
+	if w.o.Root == "" {
+		w.o.Root = rootBody
 	}
-	c.diffHeaders(w, primary.Header, candidate.Header)
-	if !c.ignoreBody {
+	body := w.o.Root == rootBody
+	if body {
+		if !c.ignoreStatus && primary.Status != candidate.Status {
+			w.emitRaw(rootStatus, rootStatus, KindValue, strconv.Itoa(primary.Status), strconv.Itoa(candidate.Status))
+		}
+		c.diffHeaders(w, primary.Header, candidate.Header)
+	}
+	if !c.ignoreBody || !body {
 		c.diffBody(w, primary, candidate)
 	}
 	if w.steps > maxSteps {
-		w.emitRaw(rootBody, rootBody, KindIncomplete, "compared "+strconv.Itoa(maxSteps)+" values, then stopped", "")
+		w.emitRaw(w.o.Root, w.o.Root, KindIncomplete, "compared "+strconv.Itoa(maxSteps)+" values, then stopped", "")
 	}
-	return Result{Diffs: w.diffs, Dropped: w.dropped}
+	r := Result{Diffs: w.diffs, Dropped: w.dropped}
+	c.accept(&r)
+	return r
 }
 
 func (c *Comparator) diffBody(w *walker, p, q Response) {
@@ -94,8 +181,9 @@ func (c *Comparator) diffBody(w *walker, p, q Response) {
 	if string(p.Body) == string(q.Body) {
 		return
 	}
+	root := w.o.Root
 	if !isJSON(p) && !isJSON(q) {
-		c.diffText(w, p.Body, q.Body)
+		c.diffText(w, root, p.Body, q.Body)
 		return
 	}
 	tp, tq := getTape(), getTape()
@@ -107,21 +195,25 @@ func (c *Comparator) diffBody(w *walker, p, q Response) {
 	errq := tq.parse(bytesView(q.Body))
 	switch {
 	case errp != nil && errq != nil:
-		c.diffText(w, p.Body, q.Body)
+		c.diffText(w, root, p.Body, q.Body)
 	case errp != nil:
-		w.emitRaw(rootBody, rootBody, KindType, "not JSON: "+textExcerpt(p.Body), "JSON "+tq.nodes[0].kind.String())
+		w.emitRaw(root, root, KindType, "not JSON: "+textExcerpt(p.Body), "JSON "+tq.nodes[0].kind.String())
 	case errq != nil:
-		w.emitRaw(rootBody, rootBody, KindType, "JSON "+tp.nodes[0].kind.String(), "not JSON: "+textExcerpt(q.Body))
+		w.emitRaw(root, root, KindType, "JSON "+tp.nodes[0].kind.String(), "not JSON: "+textExcerpt(q.Body))
 	default:
 		w.p, w.q = tp, tq
-		w.path = append(w.path[:0], rootBody...)
-		w.tpl = append(w.tpl[:0], rootBody...)
+		w.path = append(w.path[:0], root...)
+		w.tpl = append(w.tpl[:0], root...)
 		var rs ruleSet
-		if c.body != nil {
+		if c.body != nil && root == rootBody {
 			rs.nodes = []*ruleNode{c.body}
 			rs.norms = c.body.norms
 		}
+		// Whitespace around the document.
+		pr, qr := &tp.nodes[0], &tq.nodes[0]
+		w.gaps(tp.src[:pr.start], tq.src[:qr.start])
 		w.value(0, 0, rs)
+		w.gaps(tp.src[pr.stop:], tq.src[qr.stop:])
 	}
 }
 
@@ -212,15 +304,22 @@ func (rs ruleSet) step(key string, idx int) (next ruleSet, ignored bool) {
 // walker walks two tapes in step and collects differences.
 type walker struct {
 	c       *Comparator
+	o       DiffOptions
 	p, q    *tape
 	path    []byte // concrete path of the value being compared
 	tpl     []byte // its template
 	diffs   []Diff
 	dropped int
 	// probe mode answers "equal?" without collecting: the first
-	// difference sets hit and the walk unwinds.
+	// difference of meaning sets hit and the walk unwinds. Spelling and
+	// noise are not differences of meaning there.
 	probe bool
 	hit   bool
+	// real counts differences of meaning found, noise and spelling aside:
+	// whether array elements differ for the reorder check.
+	real int
+	// spaced: a whitespace difference was reported (once is enough).
+	spaced bool
 	// steps counts values visited, probes included; past maxSteps the
 	// walk stops.
 	steps int
@@ -252,13 +351,22 @@ func putWalker(w *walker) {
 // emit records a difference at the current path, rendering both sides
 // (pi or qi < 0: absent).
 func (w *walker) emit(kind Kind, pi, qi int32) {
+	w.emitNote(kind, pi, qi, "", !kind.Representational())
+}
+
+// emitNote is emit with a note; meaning says whether the difference is
+// one of meaning (for probes and the reorder check).
+func (w *walker) emitNote(kind Kind, pi, qi int32, note string, meaning bool) *Diff {
 	if w.probe {
-		w.hit = true
-		return
+		w.hit = w.hit || meaning
+		return nil
+	}
+	if meaning {
+		w.real++
 	}
 	if len(w.diffs) >= w.c.maxDiffs {
 		w.dropped++
-		return
+		return nil
 	}
 	path := string(w.path)
 	d := Diff{Path: path, Template: string(w.tpl), Kind: kind}
@@ -277,14 +385,19 @@ func (w *walker) emit(kind Kind, pi, qi int32) {
 			d.Candidate = render(w.q, qi)
 		}
 	}
+	d.Note = note
 	w.diffs = append(w.diffs, d)
+	return &w.diffs[len(w.diffs)-1]
 }
 
 // emitRaw records a difference whose renderings the caller made.
 func (w *walker) emitRaw(path, tpl string, kind Kind, p, q string) {
 	if w.probe {
-		w.hit = true
+		w.hit = w.hit || !kind.Representational()
 		return
+	}
+	if !kind.Representational() {
+		w.real++
 	}
 	if len(w.diffs) >= w.c.maxDiffs {
 		w.dropped++
@@ -292,6 +405,83 @@ func (w *walker) emitRaw(path, tpl string, kind Kind, p, q string) {
 	}
 	w.diffs = append(w.diffs, Diff{Path: path, Template: tpl, Kind: kind, Primary: p, Candidate: q})
 }
+
+// emitNoise records a difference the profile explains: shown, never
+// counted against the candidate.
+func (w *walker) emitNoise(pi, qi int32, by string) {
+	if w.probe {
+		return
+	}
+	if d := w.emitNote(KindValue, pi, qi, "", false); d != nil {
+		d.Noise, d.NoiseBy = true, by
+	}
+}
+
+// emitPending records a difference at a path still learning; it keeps
+// both raw values for Profile.Settle. A probe takes it for equal: if the
+// path turns out computed the difference is reported by the full walk.
+func (w *walker) emitPending(kind Kind, pi, qi int32, pv, qv string) {
+	if w.probe {
+		return
+	}
+	if d := w.emitNote(kind, pi, qi, "", false); d != nil {
+		d.Pending = true
+		d.pend = &pendingValues{p: strings.Clone(pv), q: strings.Clone(qv)}
+	}
+}
+
+// gaps compares the text between two tokens on each side: whitespace,
+// and for an object member its name as spelled. A difference there is
+// whitespace (reported once per comparison) or an escaped member name.
+func (w *walker) gaps(a, b string) {
+	if a == b || w.probe {
+		return
+	}
+	if !sameBesidesSpace(a, b) {
+		w.emitRaw(string(w.path), string(w.tpl), KindEscape, excerpt(strconv.Quote(a)), excerpt(strconv.Quote(b)))
+		return
+	}
+	if w.spaced {
+		return
+	}
+	w.spaced = true
+	w.emitRaw(string(w.path), string(w.tpl), KindWhitespace, excerpt(strconv.Quote(a)), excerpt(strconv.Quote(b)))
+}
+
+// sameBesidesSpace compares two gaps with JSON whitespace outside quotes
+// dropped; a gap holds at most one quoted string, a member name.
+func sameBesidesSpace(a, b string) bool {
+	i, j := 0, 0
+	inA, inB := false, false
+	for {
+		for i < len(a) && !inA && isSpace(a[i]) {
+			i++
+		}
+		for j < len(b) && !inB && isSpace(b[j]) {
+			j++
+		}
+		if i == len(a) || j == len(b) {
+			return i == len(a) && j == len(b)
+		}
+		if a[i] != b[j] {
+			return false
+		}
+		switch c := a[i]; {
+		case c == '\\' && (inA || inB):
+			// An escape: the next byte is part of it, never a quote.
+			if i+1 < len(a) && j+1 < len(b) && a[i+1] == b[j+1] {
+				i++
+				j++
+			}
+		case c == '"':
+			inA, inB = !inA, !inB
+		}
+		i++
+		j++
+	}
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
 func (w *walker) value(pi, qi int32, rs ruleSet) {
 	if w.steps++; w.steps > maxSteps {
@@ -309,13 +499,17 @@ func (w *walker) value(pi, qi int32, rs ruleSet) {
 	}
 	switch pn.kind {
 	case jNumber:
-		if !numbersEqual(w.p.lit(pi), w.q.lit(qi), w.c.tolerance) {
-			w.emit(KindValue, pi, qi)
+		a, b := w.p.lit(pi), w.q.lit(qi)
+		switch {
+		case a == b:
+		case numbersEqual(a, b, 0):
+			w.emit(KindFormat, pi, qi)
+		case w.c.tolerance > 0 && numbersEqual(a, b, w.c.tolerance):
+		default:
+			w.leaf(KindValue, pi, qi, a, b, true)
 		}
 	case jString:
-		if !w.stringsEqual(pi, qi, rs.norms) {
-			w.emit(KindValue, pi, qi)
-		}
+		w.strings(pi, qi, rs.norms)
 	case jObject:
 		w.object(pi, qi, rs)
 	case jArray:
@@ -327,16 +521,52 @@ func (w *walker) value(pi, qi int32, rs ruleSet) {
 	}
 }
 
-func (w *walker) stringsEqual(pi, qi int32, norms []*replacer) bool {
+// strings compares two strings: as spelled, decoded, normalised.
+func (w *walker) strings(pi, qi int32, norms []*replacer) {
 	pn, qn := &w.p.nodes[pi], &w.q.nodes[qi]
-	if len(norms) == 0 && !pn.esc && !qn.esc {
-		return w.p.src[pn.start:pn.stop] == w.q.src[qn.start:qn.stop]
+	if w.p.src[pn.start:pn.stop] == w.q.src[qn.start:qn.stop] {
+		return
 	}
 	a, b := w.p.str(pi), w.q.str(qi)
-	for _, r := range norms {
-		a, b = r.apply(a), r.apply(b)
+	if a == b {
+		w.emit(KindEscape, pi, qi)
+		return
 	}
-	return a == b
+	if len(norms) > 0 {
+		na, nb := a, b
+		for _, r := range norms {
+			na, nb = r.apply(na), r.apply(nb)
+		}
+		if na == nb {
+			return // the route's normalise rule says they mean the same
+		}
+	}
+	kind := KindValue
+	if strings.EqualFold(a, b) {
+		kind = KindCase
+	}
+	w.leaf(kind, pi, qi, a, b, false)
+}
+
+// leaf records a differing string or number (a and b its decoded text or
+// literal), unless the profile explains it.
+func (w *walker) leaf(kind Kind, pi, qi int32, a, b string, num bool) {
+	if w.o.Profile == nil {
+		w.emit(kind, pi, qi)
+		return
+	}
+	switch t, note := w.o.Profile.treat(w.tpl, a, b, num, w.o.Windows[0], w.o.Windows[1]); t {
+	case treatExplained:
+		w.emitNoise(pi, qi, note)
+	case treatPending:
+		w.emitPending(kind, pi, qi, a, b)
+	case treatFormat:
+		w.emitNote(KindFormat, pi, qi, note, false)
+	case treatOutside:
+		w.emitNote(KindValue, pi, qi, note, true)
+	default:
+		w.emit(kind, pi, qi)
+	}
 }
 
 // pushKey appends key k to both paths and returns the lengths to restore.
@@ -398,6 +628,10 @@ func member(t *tape, oi int32, k string, hint *int32, index *map[string]int32) i
 func (w *walker) object(pi, qi int32, rs ruleSet) {
 	var qIndex, pIndex map[string]int32
 	qHint := qi + 1
+	// Members are matched by name; lastQ spots a member found before the
+	// previous one's place in the candidate: the names are in another
+	// order.
+	lastQ, reordered := int32(-1), false
 	for c := pi + 1; c < w.p.nodes[pi].end; c = w.p.nodes[c].end {
 		if w.probe && w.hit {
 			return
@@ -411,6 +645,11 @@ func (w *walker) object(pi, qi int32, rs ruleSet) {
 		if m := member(w.q, qi, k, &qHint, &qIndex); m < 0 {
 			w.emit(KindMissing, c, -1)
 		} else {
+			if m < lastQ {
+				reordered = true
+			}
+			lastQ = m
+			w.gaps(w.p.src[w.p.nodes[c].gap:w.p.nodes[c].start], w.q.src[w.q.nodes[m].gap:w.q.nodes[m].start])
 			w.value(c, m, next)
 		}
 		w.pop(lp, lt)
@@ -418,6 +657,10 @@ func (w *walker) object(pi, qi int32, rs ruleSet) {
 	if w.probe && w.hit {
 		return
 	}
+	if reordered {
+		w.emitRaw(string(w.path), string(w.tpl), KindKeyOrder, keyList(w.p, pi), keyList(w.q, qi))
+	}
+	w.closing(pi, qi)
 	// Keys the candidate has and the primary lacks.
 	if w.p.nodes[pi].n == w.q.nodes[qi].n && w.sameKeys(pi, qi) {
 		return
@@ -438,6 +681,28 @@ func (w *walker) object(pi, qi int32, rs ruleSet) {
 			return
 		}
 	}
+}
+
+// closing compares the text before a container's closing byte.
+func (w *walker) closing(pi, qi int32) {
+	if w.probe {
+		return
+	}
+	pn, qn := &w.p.nodes[pi], &w.q.nodes[qi]
+	w.gaps(w.p.src[pn.tail:pn.stop-1], w.q.src[qn.tail:qn.stop-1])
+}
+
+// keyList renders an object's member names in order.
+func keyList(t *tape, oi int32) string {
+	var b []byte
+	b = append(b, '[')
+	for c := oi + 1; c < t.nodes[oi].end && len(b) <= maxRender; c = t.nodes[c].end {
+		if c > oi+1 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendQuote(b, t.nodes[c].key)
+	}
+	return excerpt(string(append(b, ']')))
 }
 
 // sameKeys is the fast path for objects with the same keys in the same
@@ -488,9 +753,10 @@ func (w *walker) array(pi, qi int32, rs ruleSet) {
 			case i >= np:
 				w.emit(KindExtra, -1, d)
 			default:
-				n, dropped := len(w.diffs), w.dropped
+				w.gaps(w.p.src[w.p.nodes[c].gap:w.p.nodes[c].start], w.q.src[w.q.nodes[d].gap:w.q.nodes[d].start])
+				before := w.real
 				w.value(c, d, next)
-				if !w.probe && (len(w.diffs) != n || w.dropped != dropped) {
+				if !w.probe && w.real != before {
 					differing = append(differing, i)
 				}
 			}
@@ -503,11 +769,13 @@ func (w *walker) array(pi, qi int32, rs ruleSet) {
 			d = w.q.nodes[d].end
 		}
 	}
+	w.closing(pi, qi)
 	// Elements differ by index: if they are the same elements in another
 	// order, say that once instead of once per shifted element. Elements
 	// equal in place can be left out: the arrays are permutations of each
 	// other exactly when the differing elements are, and one differing
-	// element cannot be a permutation of anything.
+	// element cannot be a permutation of anything. Spelling and noise
+	// differences make no element differ here.
 	if w.probe || np != nq || len(differing) < 2 || len(differing)*len(differing) > maxPermutation {
 		return
 	}
@@ -518,6 +786,8 @@ func (w *walker) array(pi, qi int32, rs ruleSet) {
 	pc, qc = pc[:len(differing)], qc[:len(differing)]
 	next, _ := rs.step("", stepAnyIndex) // indexes move in a permutation
 	if _, unmatched := w.match(pc, qc, next); len(unmatched) == 0 {
+		// What the elements' own differences said is replaced by the one
+		// order difference (their spelling differences with it).
 		w.diffs, w.dropped = w.diffs[:mark], markDropped
 		w.emit(KindOrder, pi, qi)
 	}

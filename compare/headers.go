@@ -27,8 +27,20 @@ func (c *Comparator) diffHeaders(w *walker, p, q [][2]string) {
 			continue
 		}
 		np, nq := c.normaliseHeader(key, pv), c.normaliseHeader(key, qv)
-		if np != nq {
+		switch {
+		case np != nq:
 			w.emitRaw(path, path, KindValue, showHeaderValue(key, np), showHeaderValue(key, nq))
+		case key == "set-cookie" || len(c.headerNorms[key]) > 0:
+			// Cookie values are per session, and a normalise rule says
+			// what is the same: only the normalised forms count.
+		case strings.TrimSpace(pv) != strings.TrimSpace(qv):
+			// The same meaning spelled otherwise (RFC 9110 makes media
+			// types and list order lenient; clients are not always).
+			kind := KindFormat
+			if strings.EqualFold(pv, qv) {
+				kind = KindCase
+			}
+			w.emitRaw(path, path, kind, showHeaderValue(key, pv), showHeaderValue(key, qv))
 		}
 	}
 }

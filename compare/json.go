@@ -55,8 +55,13 @@ type jnode struct {
 	stop  int32  // offset just past the value's last byte
 	end   int32
 	n     int32 // members or elements of a container
-	kind  jkind
-	esc   bool // a string value holds an escape
+	// gap is where the text before the value starts: just past the
+	// parent's '{', '[' or ','. src[gap:start] is whitespace and, for a
+	// member, its key as spelled and the ':'. tail is where a container's
+	// closing text starts (past its last child, or its opening byte).
+	gap, tail int32
+	kind      jkind
+	esc       bool // a string value holds an escape
 }
 
 // tape is a parsed document. Its strings alias src.
@@ -93,7 +98,7 @@ func (t *tape) parse(s string) error {
 	t.src, t.nodes = s, t.nodes[:0]
 	p := parser{s: s, t: t}
 	p.ws()
-	if err := p.value("", 0); err != nil {
+	if err := p.value("", 0, 0); err != nil {
 		return err
 	}
 	p.ws()
@@ -120,15 +125,16 @@ func (p *parser) ws() {
 	}
 }
 
-func (p *parser) value(key string, depth int) error {
+func (p *parser) value(key string, gap, depth int) error {
 	if p.i >= len(p.s) {
 		return errSyntax
 	}
 	idx := len(p.t.nodes)
-	p.t.nodes = append(p.t.nodes, jnode{key: key, start: int32(p.i)})
+	p.t.nodes = append(p.t.nodes, jnode{key: key, start: int32(p.i), gap: int32(gap)})
 	var kind jkind
 	var n int32
 	esc := false
+	last := -1 // the last child's index
 	switch c := p.s[p.i]; c {
 	case '{':
 		if depth >= maxDepth {
@@ -136,6 +142,7 @@ func (p *parser) value(key string, depth int) error {
 		}
 		kind = jObject
 		p.i++
+		g := p.i
 		p.ws()
 		if p.i < len(p.s) && p.s[p.i] == '}' {
 			p.i++
@@ -159,17 +166,19 @@ func (p *parser) value(key string, depth int) error {
 			}
 			p.i++
 			p.ws()
-			if err := p.value(k, depth+1); err != nil {
+			last = len(p.t.nodes)
+			if err := p.value(k, g, depth+1); err != nil {
 				return err
 			}
 			n++
-			more, err := p.next('}')
+			more, after, err := p.next('}')
 			if err != nil {
 				return err
 			}
 			if !more {
 				break
 			}
+			g = after
 		}
 	case '[':
 		if depth >= maxDepth {
@@ -177,23 +186,26 @@ func (p *parser) value(key string, depth int) error {
 		}
 		kind = jArray
 		p.i++
+		g := p.i
 		p.ws()
 		if p.i < len(p.s) && p.s[p.i] == ']' {
 			p.i++
 			break
 		}
 		for {
-			if err := p.value("", depth+1); err != nil {
+			last = len(p.t.nodes)
+			if err := p.value("", g, depth+1); err != nil {
 				return err
 			}
 			n++
-			more, err := p.next(']')
+			more, after, err := p.next(']')
 			if err != nil {
 				return err
 			}
 			if !more {
 				break
 			}
+			g = after
 		}
 	case '"':
 		kind = jString
@@ -225,26 +237,31 @@ func (p *parser) value(key string, depth int) error {
 	nd := &p.t.nodes[idx]
 	nd.kind, nd.n, nd.esc = kind, n, esc
 	nd.stop, nd.end = int32(p.i), int32(len(p.t.nodes))
+	nd.tail = nd.start + 1
+	if last >= 0 {
+		nd.tail = p.t.nodes[last].stop
+	}
 	return nil
 }
 
-// next reads what follows a member or an element: ',' (more is true) or
-// the container's closing byte.
-func (p *parser) next(closing byte) (more bool, err error) {
+// next reads what follows a member or an element: ',' (more is true, and
+// after is the offset just past it) or the container's closing byte.
+func (p *parser) next(closing byte) (more bool, after int, err error) {
 	p.ws()
 	if p.i >= len(p.s) {
-		return false, errSyntax
+		return false, 0, errSyntax
 	}
 	switch p.s[p.i] {
 	case ',':
 		p.i++
+		after = p.i
 		p.ws()
-		return true, nil
+		return true, after, nil
 	case closing:
 		p.i++
-		return false, nil
+		return false, 0, nil
 	}
-	return false, errSyntax
+	return false, 0, errSyntax
 }
 
 func (p *parser) lit(want string) bool {

@@ -5,24 +5,60 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Outcome is what became of one shadowed request.
 type Outcome string
 
-// Outcomes. Classify returns the first three; the caller records the other
-// two when no comparison could be made.
+// Outcomes. Judge returns the first four and pending; the caller records
+// error and skipped when no comparison could be made.
 const (
 	OutcomeMatch     Outcome = "match"
-	OutcomeMismatch  Outcome = "mismatch"
-	OutcomeNoiseOnly Outcome = "noise_only" // every difference is known noise
+	OutcomeMismatch  Outcome = "mismatch"   // at least one difference nothing explains
+	OutcomeNoiseOnly Outcome = "noise_only" // every difference is the legacy side's own noise
+	OutcomeAccepted  Outcome = "accepted"   // every difference is noise or accepted, one at least accepted
 	OutcomeError     Outcome = "error"      // a side failed (handler error, timeout)
 	OutcomeSkipped   Outcome = "skipped"    // not compared (pool full, body too large...)
+	// OutcomePending: every difference is explained or at a path still
+	// learning; the comparison is judged once the path is classified.
+	OutcomePending Outcome = "pending"
 )
 
-// Outcomes lists every Outcome, in report order.
+// Outcomes lists every final Outcome, in report order.
 func Outcomes() []Outcome {
-	return []Outcome{OutcomeMatch, OutcomeMismatch, OutcomeNoiseOnly, OutcomeError, OutcomeSkipped}
+	return []Outcome{OutcomeMatch, OutcomeMismatch, OutcomeNoiseOnly, OutcomeAccepted, OutcomeError, OutcomeSkipped}
+}
+
+// Judge says what a Result amounts to. A Result with dropped differences
+// is a mismatch: what was dropped is unknown.
+func Judge(r *Result) Outcome {
+	if r.Equal() {
+		return OutcomeMatch
+	}
+	if r.Dropped > 0 {
+		return OutcomeMismatch
+	}
+	pending, accepted := false, false
+	for i := range r.Diffs {
+		d := &r.Diffs[i]
+		switch {
+		case d.Noise:
+		case d.Accepted != "":
+			accepted = true
+		case d.Pending:
+			pending = true
+		default:
+			return OutcomeMismatch
+		}
+	}
+	switch {
+	case pending:
+		return OutcomePending
+	case accepted:
+		return OutcomeAccepted
+	}
+	return OutcomeNoiseOnly
 }
 
 // Noise defaults. The thresholds are Diffy's (relative 20 %, absolute
@@ -70,6 +106,21 @@ type NoiseConfig struct {
 	// SettledEvery equal to Every keeps the sample as it is.
 	SettleAfter  int `mapstructure:"settle_after"`
 	SettledEvery int `mapstructure:"settled_every"`
+
+	// The Profile of the legacy side's answers across requests.
+	//
+	// MinObservations is how many legacy answers must show a path before
+	// it is classified generated, clock or computed.
+	MinObservations int `mapstructure:"min_observations"`
+	// MinBits is the variation a shape needs for its values to count as
+	// generated: a 36-byte UUID has about 122 bits, a 6-digit id 20.
+	MinBits int `mapstructure:"min_bits"`
+	// ClockSkew is how far the legacy host's clock may be from the
+	// proxy's when a time is checked against its request's window.
+	ClockSkew time.Duration `mapstructure:"clock_skew"`
+	// MaxValues bounds the values remembered per path for the repeat
+	// check; past it new values are checked but not remembered.
+	MaxValues int `mapstructure:"max_values"`
 }
 
 func (c NoiseConfig) withDefaults() NoiseConfig {
@@ -97,12 +148,27 @@ func (c NoiseConfig) withDefaults() NoiseConfig {
 	if c.SettledEvery <= 0 {
 		c.SettledEvery = DefaultNoiseSettledEvery
 	}
+	if c.MinObservations <= 0 {
+		c.MinObservations = DefaultMinObservations
+	}
+	if c.MinBits <= 0 {
+		c.MinBits = DefaultMinBits
+	}
+	if c.ClockSkew <= 0 {
+		c.ClockSkew = DefaultClockSkew
+	}
+	if c.MaxValues <= 0 {
+		c.MaxValues = DefaultMaxValues
+	}
 	return c
 }
 
-// Noise learns which paths differ between two answers of the primary side
-// to the same request, and discounts them in later comparisons. Safe for
-// concurrent use; memory is bounded by MaxPaths.
+// Noise learns which paths differ between two answers of the legacy side
+// to the same request (Diffy's idea: ask the same side twice), and
+// discounts them in later comparisons. Only the legacy side is ever asked
+// twice for noise, and only for safe methods: what the Go side does is
+// what is being judged. Safe for concurrent use; memory is bounded by
+// MaxPaths.
 type Noise struct {
 	cfg     NoiseConfig
 	sampled atomic.Uint64
@@ -125,9 +191,10 @@ func NewNoise(cfg NoiseConfig) *Noise {
 	return &Noise{cfg: cfg.withDefaults(), paths: map[string]*pathStats{}}
 }
 
-// Sample says whether this request should also go to the primary side a
-// second time to learn noise: the first Warmup requests, then one in
-// Every, and after SettleAfter requests one in SettledEvery.
+// Sample says whether this request should also go to each side a second
+// time (the legacy side to learn noise, the Go side to check that it
+// answers alike): the first Warmup requests, then one in Every, and after
+// SettleAfter requests one in SettledEvery.
 func (n *Noise) Sample() bool {
 	i := n.sampled.Add(1)
 	every := n.cfg.Every
@@ -137,8 +204,8 @@ func (n *Noise) Sample() bool {
 	return i <= uint64(n.cfg.Warmup) || i%uint64(every) == 0
 }
 
-// Learn records the differences between two answers of the primary side
-// to one request (the Result of Diff(primary1, primary2)).
+// Learn records the differences between two answers of the legacy side
+// to one request (the Result of Diff(legacy1, legacy2)).
 func (n *Noise) Learn(r Result) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -153,14 +220,15 @@ func (n *Noise) Learn(r Result) {
 	}
 }
 
-// Classify records a primary/candidate Result, marks its noisy diffs
-// (Diff.Noise) and returns match, noise_only or mismatch. A difference is
-// noise when its template is learned noise, or when self — the Result of
-// the primary's second answer to this same request, nil when the request
-// was not sampled — differs at the same template: direct evidence, as in
-// Diffy's three-way comparison, and what keeps the warm-up requests from
-// being reported before enough pairs are learned. A Result with dropped
-// differences is a mismatch: what was dropped is unknown.
+// Classify records a primary/candidate Result, marks the differences its
+// learned noise explains (Diff.Noise, NoiseBy "legacy_twin") and returns
+// the Result's outcome (Judge). A difference is twin noise when its
+// template is learned noise, or when self — the Result of the legacy
+// side's second answer to this same request, nil when the request was not
+// sampled — differs at the same template: direct evidence, as in Diffy's
+// three-way comparison, and what keeps the warm-up requests from being
+// reported before enough pairs are learned. A nondeterministic difference
+// (Go against itself) is never noise.
 func (n *Noise) Classify(r *Result, self *Result) Outcome {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -170,21 +238,24 @@ func (n *Noise) Classify(r *Result, self *Result) Outcome {
 	}
 	n.gen++
 	for _, d := range r.Diffs {
+		if d.Kind == KindNondeterministic {
+			continue
+		}
 		if s := n.entry(d.Template, false); s != nil && s.gen != n.gen {
 			s.gen = n.gen
 			s.raw++
 		}
 	}
-	allNoise := r.Dropped == 0
 	for i := range r.Diffs {
-		t := r.Diffs[i].Template
-		r.Diffs[i].Noise = n.isNoise(t) || (self != nil && hasTemplate(self, t))
-		allNoise = allNoise && r.Diffs[i].Noise
+		d := &r.Diffs[i]
+		if d.Noise || d.Kind == KindNondeterministic {
+			continue
+		}
+		if n.isNoise(d.Template) || (self != nil && hasTemplate(self, d.Template)) {
+			d.Noise, d.NoiseBy, d.Pending, d.pend = true, "legacy_twin", false, nil
+		}
 	}
-	if allNoise {
-		return OutcomeNoiseOnly
-	}
-	return OutcomeMismatch
+	return Judge(r)
 }
 
 func hasTemplate(r *Result, t string) bool {

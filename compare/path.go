@@ -12,6 +12,9 @@ const (
 	rootStatus = "status"
 	rootHeader = "header"
 	rootBody   = "body"
+	// RootPublished names what a side published for the request (its
+	// Kafka message), compared like a body.
+	RootPublished = "published"
 )
 
 type segKind uint8
@@ -30,16 +33,17 @@ type seg struct {
 	idx  int
 }
 
-// rulePath is a parsed Ignore or Normalise path.
+// rulePath is a parsed Ignore, Normalise or Accept path.
 type rulePath struct {
-	root   string // rootStatus, rootHeader or rootBody
+	root   string // rootStatus, rootHeader, rootBody or RootPublished
 	header string // canonical header name when root is rootHeader
-	segs   []seg  // steps below body
+	segs   []seg  // steps below body (or published)
 }
 
-// parseRulePath parses `status`, `header.Name` or `body` followed by
-// `.key`, `.*`, `["quoted key"]`, `[3]` or `[*]` steps.
+// parseRulePath parses `status`, `header.Name`, or `body` or `published`
+// followed by `.key`, `.*`, `["quoted key"]`, `[3]` or `[*]` steps.
 func parseRulePath(p string) (rulePath, error) {
+	root := rootBody
 	switch {
 	case p == rootStatus:
 		return rulePath{root: rootStatus}, nil
@@ -50,11 +54,13 @@ func parseRulePath(p string) (rulePath, error) {
 		}
 		return rulePath{root: rootHeader, header: textproto.CanonicalMIMEHeaderKey(name)}, nil
 	case p == rootBody || strings.HasPrefix(p, rootBody+".") || strings.HasPrefix(p, rootBody+"["):
+	case p == RootPublished || strings.HasPrefix(p, RootPublished+".") || strings.HasPrefix(p, RootPublished+"["):
+		root = RootPublished
 	default:
-		return rulePath{}, fmt.Errorf("must be status, header.<Name> or body[.<json path>]")
+		return rulePath{}, fmt.Errorf("must be status, header.<Name>, body[.<json path>] or published[.<json path>]")
 	}
-	rp := rulePath{root: rootBody}
-	s := p[len(rootBody):]
+	rp := rulePath{root: root}
+	s := p[len(root):]
 	for s != "" {
 		switch s[0] {
 		case '.':
@@ -159,6 +165,37 @@ func isToken(s string) bool {
 		}
 		if !strings.ContainsRune("!#$%&'*+-.^_`|~", rune(c)) {
 			return false
+		}
+	}
+	return true
+}
+
+// matches reports whether the rule path r names the concrete path d (as
+// rendered in a Diff) or a value above it. `*` matches any key, [*] any
+// index.
+func (r rulePath) matches(d rulePath) bool {
+	if r.root != d.root || r.header != d.header || len(r.segs) > len(d.segs) {
+		return false
+	}
+	for i, s := range r.segs {
+		o := d.segs[i]
+		switch s.kind {
+		case segKey:
+			if o.kind != segKey || o.key != s.key {
+				return false
+			}
+		case segAnyKey:
+			if o.kind != segKey {
+				return false
+			}
+		case segIndex:
+			if o.kind != segIndex || o.idx != s.idx {
+				return false
+			}
+		case segAnyIndex:
+			if o.kind != segIndex && o.kind != segAnyIndex {
+				return false
+			}
 		}
 	}
 	return true

@@ -41,7 +41,11 @@ func secretHeader(lowerName string) bool {
 
 // secretPath reports a body path naming a secret key anywhere along it.
 func secretPath(p string) bool {
-	if !strings.HasPrefix(p, rootBody) {
+	if !strings.HasPrefix(p, rootBody) && !strings.HasPrefix(p, RootPublished) {
+		return false
+	}
+	// Most paths name no secret at all: only parse those that might.
+	if !secretKey(p) {
 		return false
 	}
 	return pathKeys(p, secretKey)

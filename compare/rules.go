@@ -1,10 +1,14 @@
 package compare
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/textproto"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -48,6 +52,20 @@ type Rules struct {
 	// MaxDiffs bounds the differences one comparison reports; the rest are
 	// counted in Result.Dropped. Zero: DefaultMaxDiffs.
 	MaxDiffs int `mapstructure:"max_diffs"`
+	// Accept lists differences a person has looked at and accepted: they
+	// are still found and shown, marked with the reason, and count as
+	// explained. Empty: none (every difference counts).
+	Accept []Accept `mapstructure:"accept"`
+}
+
+// Accept is one accepted difference: of Kind, at Path (`status`,
+// `header.<Name>`, `body…` or `published…` as in Ignore; `*` and [*]
+// match any key and index; a path covers everything below it), for
+// Reason, which the report shows next to it.
+type Accept struct {
+	Path   string `mapstructure:"path" json:"path"`
+	Kind   Kind   `mapstructure:"kind" json:"kind"`
+	Reason string `mapstructure:"reason" json:"reason"`
 }
 
 // Replace is one normalise rule: every match of Regex in the values at Path
@@ -75,6 +93,13 @@ type Comparator struct {
 	unordered    bool
 	tolerance    float64
 	maxDiffs     int
+	accepts      []acceptRule
+	fingerprint  string
+}
+
+type acceptRule struct {
+	Accept
+	path rulePath
 }
 
 type replacer struct {
@@ -161,6 +186,8 @@ func Compile(r Rules) (*Comparator, error) {
 			continue
 		}
 		switch rp.root {
+		case RootPublished:
+			errs = append(errs, fmt.Errorf("ignore[%d] %q: published messages are compared whole; accept a difference there instead", i, ig))
 		case rootStatus:
 			c.ignoreStatus = true
 		case rootHeader:
@@ -212,6 +239,8 @@ func Compile(r Rules) (*Comparator, error) {
 		}
 		rep := &replacer{re: re, with: n.With}
 		switch rp.root {
+		case RootPublished:
+			errs = append(errs, fmt.Errorf("%s: published messages are compared whole; accept a difference there instead", where))
 		case rootStatus:
 			errs = append(errs, fmt.Errorf("%s: the status cannot be normalised; ignore it instead", where))
 		case rootHeader:
@@ -235,10 +264,83 @@ func Compile(r Rules) (*Comparator, error) {
 			node.norms = append(node.norms, rep)
 		}
 	}
+	for i, a := range r.Accept {
+		where := fmt.Sprintf("accept[%d] %q", i, a.Path)
+		rp, err := parseRulePath(a.Path)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("%s: %w", where, err))
+		case !slices.Contains(Kinds(), a.Kind):
+			errs = append(errs, fmt.Errorf("%s: kind %q is not one of %s", where, a.Kind, kindList()))
+		case strings.TrimSpace(a.Reason) == "":
+			errs = append(errs, fmt.Errorf("%s: reason is required: say why this %s difference is fine (it is shown on the report)", where, a.Kind))
+		default:
+			c.accepts = append(c.accepts, acceptRule{Accept: a, path: rp})
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("compare rules: %w", err)
 	}
+	c.fingerprint = r.Fingerprint()
 	return c, nil
+}
+
+func kindList() string {
+	var s []string
+	for _, k := range Kinds() {
+		s = append(s, string(k))
+	}
+	return strings.Join(s, ", ")
+}
+
+// Fingerprint identifies the rules: equal rules have equal fingerprints,
+// and any change to them gives another, which starts a new comparison
+// epoch on the report.
+func (r Rules) Fingerprint() string {
+	b, _ := json.Marshal(r) // plain data: never fails
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:6])
+}
+
+// Fingerprint returns the fingerprint of the rules c was compiled from.
+func (c *Comparator) Fingerprint() string { return c.fingerprint }
+
+// Accepts returns the accept rules, in configured order.
+func (c *Comparator) Accepts() []Accept {
+	out := make([]Accept, len(c.accepts))
+	for i, a := range c.accepts {
+		out[i] = a.Accept
+	}
+	return out
+}
+
+// accept marks the differences of r that an accept rule names.
+func (c *Comparator) accept(r *Result) {
+	if len(c.accepts) == 0 {
+		return
+	}
+	for i := range r.Diffs {
+		c.AcceptDiff(&r.Diffs[i])
+	}
+}
+
+// AcceptDiff marks d Accepted when an accept rule names it; it reports
+// whether one does. A difference explained as noise is left as it is.
+func (c *Comparator) AcceptDiff(d *Diff) bool {
+	if d.Noise || len(c.accepts) == 0 {
+		return false
+	}
+	dp, err := parseRulePath(d.Path)
+	if err != nil {
+		return false
+	}
+	for _, a := range c.accepts {
+		if a.Kind == d.Kind && a.path.matches(dp) {
+			d.Accepted = a.Reason
+			return true
+		}
+	}
+	return false
 }
 
 // MustCompile is Compile for rules known to be valid (tests, literals).

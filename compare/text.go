@@ -7,33 +7,42 @@ import (
 	"unicode/utf8"
 )
 
-// diffText compares bodies that are not JSON after normalising line ends
-// (CRLF, CR) and trailing whitespace, and reports the first differing line.
-func (c *Comparator) diffText(w *walker, p, q []byte) {
-	if bytes.Equal(p, q) && len(c.textNorms) == 0 {
+// diffText compares bodies that are not JSON and reports the first
+// differing line. Bodies that differ only in line ends (CRLF, CR) and
+// trailing whitespace differ in kind whitespace; the route's normalise
+// rules apply after that.
+func (c *Comparator) diffText(w *walker, root string, p, q []byte) {
+	if bytes.Equal(p, q) {
 		return
 	}
-	a, b := c.normaliseText(p), c.normaliseText(q)
+	a, b := baseText(p), baseText(q)
+	if a == b {
+		n, la, lb := firstDifferentLine(string(p), string(q))
+		prefix := "line " + strconv.Itoa(n) + ": "
+		w.emitRaw(root, root, KindWhitespace, prefix+excerpt(strconv.Quote(RedactText(la))), prefix+excerpt(strconv.Quote(RedactText(lb))))
+		return
+	}
+	for _, r := range c.textNorms {
+		a, b = r.apply(a), r.apply(b)
+	}
 	if a == b {
 		return
 	}
 	n, la, lb := firstDifferentLine(a, b)
 	prefix := "line " + strconv.Itoa(n) + ": "
-	w.emitRaw(rootBody, rootBody, KindValue, prefix+excerpt(RedactText(la)), prefix+excerpt(RedactText(lb)))
+	w.emitRaw(root, root, KindValue, prefix+excerpt(RedactText(la)), prefix+excerpt(RedactText(lb)))
 }
 
-func (c *Comparator) normaliseText(b []byte) string {
+// baseText is a text body with line ends made LF and trailing
+// whitespace dropped.
+func baseText(b []byte) string {
 	s := strings.ReplaceAll(string(b), "\r\n", "\n")
 	s = strings.ReplaceAll(s, "\r", "\n")
 	lines := strings.Split(s, "\n")
 	for i, l := range lines {
 		lines[i] = strings.TrimRight(l, " \t\f\v")
 	}
-	s = strings.TrimRight(strings.Join(lines, "\n"), "\n")
-	for _, r := range c.textNorms {
-		s = r.apply(s)
-	}
-	return s
+	return strings.TrimRight(strings.Join(lines, "\n"), "\n")
 }
 
 // firstDifferentLine returns the 1-based number of the first line that
