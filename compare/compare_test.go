@@ -545,3 +545,22 @@ func TestArraySpellingIsNoReorder(t *testing.T) {
 		t.Fatalf("diffs %q", got)
 	}
 }
+
+func TestLookup(t *testing.T) {
+	body := []byte(`{"event_id":"e-1","n":42,"data":{"id":"x\/y","list":[{"k":"a"},{"k":"b"}]},"o":{}}`)
+	for _, tt := range []struct {
+		path, want string
+		ok         bool
+	}{
+		{"event_id", "e-1", true}, {"n", "42", true}, {"data.id", "x/y", true}, {"data.list[1].k", "b", true},
+		{"o", "", false}, {"missing", "", false}, {"data.list[2].k", "", false}, {"", "", false},
+	} {
+		got, ok := Lookup(body, tt.path)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("Lookup(%q) = %q %v, want %q %v", tt.path, got, ok, tt.want, tt.ok)
+		}
+	}
+	if ValidKeyPath("a.*") == nil || ValidKeyPath("") == nil || ValidKeyPath("a[0].b") != nil {
+		t.Error("ValidKeyPath")
+	}
+}

@@ -284,8 +284,13 @@ func (p *Profile) observeClock(pp *pathProfile, v string, t time.Time, l timeLay
 		return // nothing to test it against: no evidence either way
 	}
 	pp.seen++
+	if l != pp.layout && l.sameBut(pp.layout) {
+		// Fraction digits that vary (a printer that trims trailing
+		// zeros): the layout is "any number of digits".
+		pp.layout.frac = fracAny
+	}
 	switch {
-	case l != pp.layout:
+	case !l.matches(pp.layout):
 		p.compute(pp, fmt.Sprintf("times in two layouts (%s and %s)", pp.layout, l))
 		return
 	case bytes.Contains(req, []byte(v)):
@@ -475,35 +480,40 @@ func (p *Profile) treat(tpl []byte, pv, qv string, num bool, wp, wq Window) (tre
 		}
 		tp, lp, okp := parse(pv)
 		tq, lq, okq := parse(qv)
+		learning := pp.state == stateLearning
+		// While learning, the number of fraction digits may yet turn out
+		// to vary (a printer trimming zeros): settled later.
+		layoutOK := okp && okq && (lp.matches(pp.layout) && lq.matches(pp.layout) ||
+			learning && lp.sameBut(pp.layout) && lq.sameBut(pp.layout))
 		switch {
-		case !okp || !okq || lp != pp.layout || lq != pp.layout:
-			if pp.state == stateLearning {
+		case !layoutOK:
+			if learning {
 				return treatValue, ""
 			}
 			pp.refused.Add(1)
 			return treatFormat, "legacy's values here are times in the layout " + pp.layout.String()
 		case !wp.Known() || !wq.Known():
-			if pp.state == stateLearning {
+			if learning {
 				return treatValue, ""
 			}
 			pp.refused.Add(1)
 			return treatOutside, "no time window is known for one of the answers"
 		}
-		prec := pp.layout.precision()
+		prec := max(lp.precision(), lq.precision(), pp.layout.precision())
 		for _, s := range []struct {
 			t    time.Time
 			w    Window
 			side string
 		}{{tp, wp, "primary"}, {tq, wq, "candidate"}} {
 			if off := s.w.offset(s.t, prec, p.skew); off != 0 {
-				if pp.state == stateLearning {
+				if learning {
 					return treatValue, ""
 				}
 				pp.refused.Add(1)
 				return treatOutside, fmt.Sprintf("the %s's time lay %s %s its request's time window", s.side, roundDur(abs(off)), beforeAfter(off))
 			}
 		}
-		if pp.state == stateLearning {
+		if learning {
 			return treatPending, ""
 		}
 		pp.explained.Add(1)
@@ -545,20 +555,47 @@ func (p *Profile) Settle(d *Diff) bool {
 	case stateLearning:
 		return false
 	case stateClock:
-		// The windows were checked when the difference was found.
-		d.Noise, d.NoiseBy = true, "clock"
-		pp.explained.Add(1)
+		// The windows were checked when the difference was found; the
+		// layout is known only now.
+		if d.pend != nil && clockFits(d.pend.p, pp.layout) && clockFits(d.pend.q, pp.layout) {
+			d.Noise, d.NoiseBy = true, "clock"
+			pp.explained.Add(1)
+		} else {
+			d.Kind, d.Note = settledKind(d.Kind), "legacy's values here are times in the layout "+pp.layout.String()
+			pp.refused.Add(1)
+		}
 	case stateGenerated:
 		if d.pend != nil && pp.fits(d.pend.p) && pp.fits(d.pend.q) {
 			d.Noise, d.NoiseBy = true, "generated"
 			pp.explained.Add(1)
 		} else {
-			d.Kind, d.Note = KindFormat, "legacy's values here are generated, of the shape "+pp.shape()
+			d.Kind, d.Note = settledKind(d.Kind), "legacy's values here are generated, of the shape "+pp.shape()
 			pp.refused.Add(1)
 		}
 	}
 	d.Pending, d.pend = false, nil
 	return true
+}
+
+// settledKind is the kind of a pending difference whose value is not of
+// the learned shape or layout: format, but a finding about the Go side
+// answering twice stays one.
+func settledKind(k Kind) Kind {
+	if k == KindNondeterministic {
+		return k
+	}
+	return KindFormat
+}
+
+// clockFits reports whether v (a string's contents or a number literal)
+// is a time of layout l.
+func clockFits(v string, l timeLayout) bool {
+	parse := parseClockString
+	if l.epoch != 0 {
+		parse = parseClockNumber
+	}
+	_, lv, ok := parse(v)
+	return ok && lv.matches(l)
 }
 
 // Fields lists every path that is or was classified generated or clock,

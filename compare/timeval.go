@@ -20,6 +20,24 @@ type timeLayout struct {
 	zone  byte // 'Z', ':' (±hh:mm), '4' (±hhmm), 0 (none)
 }
 
+// fracAny marks a layout whose values trim trailing fraction zeros, so
+// the number of fraction digits varies.
+const fracAny = -1
+
+// sameBut reports whether l and o differ in their fraction digits only.
+func (l timeLayout) sameBut(o timeLayout) bool {
+	l.frac, o.frac = 0, 0
+	return l == o
+}
+
+// matches reports whether a value of layout l has layout pattern p.
+func (l timeLayout) matches(p timeLayout) bool {
+	if p.frac == fracAny {
+		return l.sameBut(p)
+	}
+	return l == p
+}
+
 func (l timeLayout) String() string {
 	switch l.epoch {
 	case 's':
@@ -30,7 +48,10 @@ func (l timeLayout) String() string {
 	b := []byte("YYYY-MM-DD")
 	b = append(b, l.sep)
 	b = append(b, "hh:mm:ss"...)
-	if l.frac > 0 {
+	switch {
+	case l.frac == fracAny:
+		b = append(b, "[.f…]"...)
+	case l.frac > 0:
 		b = append(b, '.')
 		for range l.frac {
 			b = append(b, 'f')
@@ -54,6 +75,9 @@ func (l timeLayout) precision() time.Duration {
 		return time.Second
 	case 'm':
 		return time.Millisecond
+	}
+	if l.frac == fracAny {
+		return time.Nanosecond // trailing zeros are trimmed, nothing else
 	}
 	p := time.Second
 	for range l.frac {

@@ -84,10 +84,8 @@ func TestShadowAgainstRealPHP(t *testing.T) {
     mode: shadow
     handler: events.ingest
     shadow:
-      # PHP and Go stamp received_at in milliseconds: a second call of the
-      # candidate often lands in the same one, so noise learning cannot
-      # see it vary; the rule says so.
-      ignore: [body.received_at]
+      # No ignore rule: event_id and received_at are learned from PHP's
+      # own answers and lines.
       legacy_events_file: %q
   - {name: ping, methods: [GET], path: /api/v1/ping, mode: shadow, handler: ping}
 `, m.EventsFile)
@@ -119,12 +117,20 @@ func TestShadowAgainstRealPHP(t *testing.T) {
 	if k.Compared != n || k.Mismatch != 0 {
 		t.Errorf("events: %+v, want %d compared and no mismatch; top diffs %+v", k, n, ev.Stats.TopDiffs)
 	}
-	noisy := false
-	for _, f := range ev.Stats.Noise {
-		noisy = noisy || (f.Template == "body.event_id" && f.Noise)
+	classes := map[string]string{}
+	for _, f := range ev.Stats.Profile {
+		classes[f.Template] = f.Class
 	}
-	if !noisy {
-		t.Errorf("body.event_id not learned as noise: %+v", ev.Stats.Noise)
+	for path, want := range map[string]string{"body.event_id": "generated", "body.received_at": "clock", "published.event_id": "generated", "published.received_at": "clock"} {
+		if classes[path] != want {
+			t.Errorf("%s classified %q, want %s: %+v", path, classes[path], want, ev.Stats.Profile)
+		}
+	}
+	if len(ev.Stats.Noise) != 0 {
+		t.Errorf("legacy-twin noise learned for a POST: %+v", ev.Stats.Noise)
+	}
+	if se := ev.Stats.SideEffects; se.Compared != n || se.Uncompared != 0 {
+		t.Errorf("side effects %+v, want all %d compared", se, n)
 	}
 	// PHP forwarded each event exactly once; the proxy's spool holds none.
 	forwardedIDs := map[string]int{}
@@ -269,7 +275,7 @@ func TestCaptureThenCompare(t *testing.T) {
 		t.Run(tt.route, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "report.html")
 			cmd := exec.Command(binary, "compare", "-config", p.Config, "-capture", capFile, "-route", tt.route,
-				"-legacy", m.URL, "-out", out, "-min-comparisons", "10")
+				"-legacy", m.URL, "-out", out, "-target-mismatch-rate", "0.3") // 3/0.3 = 10 comparisons
 			var stdout, stderr bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
 			err := cmd.Run()

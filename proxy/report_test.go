@@ -20,6 +20,9 @@ import (
 	"github.com/strangler-proxy/strangler/routes"
 )
 
+// reportRequests is how many shadowed requests the report harness sends.
+const reportRequests = 30
+
 // reportHarness is a front door whose shadow route has seen traffic —
 // matches and mismatches — plus unmatched requests, with its admin
 // listener on loopback.
@@ -36,13 +39,15 @@ func reportHarness(t *testing.T, token string) (*harness, string) {
 		reg:   reg,
 		plane: func(o *control.Options) { o.ShadowRegistry = reg },
 	})
-	for range 12 {
+	// More than noise.min_observations (20): comparisons wait for their
+	// learning paths to be classified before they are counted.
+	for range reportRequests {
 		h.roundTrip(t, get("/c/cmp_1"))
 	}
 	for i := range 4 {
 		h.roundTrip(t, get(fmt.Sprintf("/users/%d/orders", i)))
 	}
-	h.snapshot(t, "lookup", 12)
+	h.snapshot(t, "lookup", reportRequests)
 	return h, h.startAdmin(t, token)
 }
 
@@ -122,8 +127,8 @@ func TestReportPageRendersInChromium(t *testing.T) {
 			t.Errorf("%s on the page: %q, want %q", k, figures[k], v)
 		}
 	}
-	if snap.Counts.Compared != 12 || snap.Counts.Mismatch != 12 {
-		t.Errorf("collector counts %+v, want 12 mismatches", snap.Counts)
+	if snap.Counts.Compared != reportRequests || snap.Counts.Mismatch != reportRequests {
+		t.Errorf("collector counts %+v, want %d mismatches", snap.Counts, reportRequests)
 	}
 	if !strings.Contains(figures["unmatched"], "GET /users/{id}/orders") {
 		t.Errorf("unmatched table %q lacks GET /users/{id}/orders", figures["unmatched"])

@@ -12,6 +12,7 @@ import (
 	"net/http/httputil"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -97,6 +98,16 @@ func streamAnswer(ctx *fasthttp.RequestCtx, status int, body string, header ...s
 	return s
 }
 
+// testUUID is a random version-4 UUID.
+func testUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
 func randomID() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
@@ -107,7 +118,9 @@ func randomID() string {
 func campaignBody(id, requestID string, at time.Time, mutate func(map[string]any)) string {
 	m := map[string]any{
 		"id": id, "status": "active", "countries": []string{"DE", "FR"}, "amount": 12.5,
-		"trace": requestID, "generated_at": at.Format(time.RFC3339Nano),
+		// A fixed number of fraction digits, as PHP prints them: with
+		// RFC3339Nano's trimmed zeros the layout itself would vary.
+		"trace": requestID, "generated_at": at.UTC().Format("2006-01-02T15:04:05.000000Z07:00"),
 		"items": []map[string]any{{"sku": "A", "qty": 1}, {"sku": "B", "qty": 2}},
 	}
 	if mutate != nil {
@@ -151,8 +164,10 @@ func shadowRoute(name, path, method string, sc *routes.ShadowConfig) routes.Rout
 
 // Identical implementations whose answers carry noise (a random id and a
 // timestamp) give no mismatch, with no rule written: the noise is learned
-// by asking the primary side twice (GET) or, for a POST with a legacy
-// primary, the candidate twice.
+// from the legacy side's own answers across requests (a generated value,
+// a clock value), and for GET also by asking the legacy side twice. The
+// Go side is never its own noise twin; for a POST the legacy side is never
+// asked twice.
 func TestShadowLearnsNoiseWithoutRules(t *testing.T) {
 	for _, method := range []string{"GET", "POST"} {
 		t.Run(method, func(t *testing.T) {
@@ -183,12 +198,25 @@ func TestShadowLearnsNoiseWithoutRules(t *testing.T) {
 			if s.Counts.Mismatch != 0 || s.Counts.Compared != n {
 				t.Fatalf("counts %+v, want %d compared and no mismatch; diffs %+v", s.Counts, n, s.TopDiffs)
 			}
+			classes := map[string]string{}
+			for _, f := range s.Profile {
+				classes[f.Template] = f.Class
+			}
+			if classes["body.trace"] != "generated" || classes["body.generated_at"] != "clock" {
+				t.Errorf("profile %+v, want body.trace generated and body.generated_at clock", s.Profile)
+			}
 			noisy := map[string]bool{}
 			for _, f := range s.Noise {
 				noisy[f.Template] = f.Noise
 			}
-			if !noisy["body.trace"] || !noisy["body.generated_at"] {
-				t.Errorf("noise fields %+v, want body.trace and body.generated_at shown as noise", s.Noise)
+			if method == "GET" && (!noisy["body.trace"] || !noisy["body.generated_at"]) {
+				t.Errorf("noise fields %+v, want body.trace and body.generated_at shown as legacy-twin noise", s.Noise)
+			}
+			if method == "POST" && len(s.Noise) != 0 {
+				t.Errorf("noise fields %+v learned for a POST: nothing may be asked twice but the Go side", s.Noise)
+			}
+			if s.Latency.Ported.Twins == 0 || s.Latency.Ported.Calls != n+s.Latency.Ported.Twins {
+				t.Errorf("Go calls %+v: want %d candidate calls plus the determinism checks", s.Latency.Ported, n)
 			}
 			// PHP runs a POST once, whatever the sample: the monolith's
 			// side effects must not happen twice.
@@ -242,7 +270,7 @@ func TestShadowDetectsFaultsByPath(t *testing.T) {
 			}
 			for _, g := range s.TopDiffs {
 				if g.Template == "body.trace" || g.Template == "body.generated_at" {
-					t.Errorf("noise reported as a differing path: %s", g.Template)
+					t.Errorf("noise reported as a differing path: %s %+v", g.Template, g.Examples[0].Diffs)
 				}
 			}
 			ex := s.TopDiffs[0].Examples[0]
@@ -433,8 +461,11 @@ func TestShadowSlowCandidateDoesNotDelayPrimary(t *testing.T) {
 	release := make(chan struct{})
 	var started atomic.Int64
 	slow := routes.HandlerFunc(func(ctx *fasthttp.RequestCtx) error {
-		started.Add(1)
-		<-release
+		// The first two calls hang until released; later ones (the
+		// determinism check's second calls, the queued copy) answer at once.
+		if started.Add(1) <= 2 {
+			<-release
+		}
 		jsonAnswer(ctx, 200, `{"ok":true}`)
 		return nil
 	})
@@ -462,12 +493,10 @@ func TestShadowSlowCandidateDoesNotDelayPrimary(t *testing.T) {
 	}
 	release <- struct{}{}
 	release <- struct{}{}
-	s = h.snapshot(t, "s", 9)
-	if s.Counts.Match != 2 || s.Counts.Errors != 0 {
-		t.Errorf("counts %+v, want the 2 answers within the timeout compared", s.Counts)
+	s = h.snapshot(t, "s", 10)
+	if s.Counts.Match != 3 || s.Counts.Errors != 0 {
+		t.Errorf("counts %+v, want the 2 answers within the timeout and the queued copy compared", s.Counts)
 	}
-	// The queued one is still waiting on release: Shutdown (the harness
-	// cleanup) drains it once the deferred close frees it.
 }
 
 // A candidate that hangs past the route's shadow.timeout is abandoned: the
@@ -539,8 +568,15 @@ func TestShadowHungCandidateFreesItsSlotAfterTheDeadline(t *testing.T) {
 			waitFor(t, "the abandoned call to return", func() bool { return eng.Abandoned() == 0 })
 			h.roundTrip(t, get("/s"))
 			s := h.snapshot(t, "s", 3)
-			if s.Counts.Match != 1 || s.Counts.Errors != 1 || entered.Load() != 2 {
-				t.Errorf("counts %+v after %d calls, want the third copy compared by the replacement worker", s.Counts, entered.Load())
+			// The hung side's calls: two candidates, and the noise sample's
+			// second call of the third copy (the legacy twin for a legacy
+			// candidate, the determinism check for a Go one).
+			twins := s.Latency.Ported.Twins
+			if primary == routes.SidePorted {
+				twins = s.Latency.Legacy.Twins
+			}
+			if s.Counts.Match != 1 || s.Counts.Errors != 1 || entered.Load() != 2+int64(twins) {
+				t.Errorf("counts %+v after %d calls (%d twins), want the third copy compared by the replacement worker", s.Counts, entered.Load(), twins)
 			}
 			if err := dl.Close(); err != nil {
 				t.Fatal(err)
@@ -566,8 +602,9 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 }
 
 // Shadowing records what the Go candidate would have published and
-// compares it with the line the monolith wrote to its events file, by
-// content, ignoring event_id and received_at.
+// compares it with the line the monolith wrote to its events file; the
+// event ids (UUIDs) and times of receipt are learned as generated and clock
+// values from the legacy side's answers and lines, with no rule.
 func TestShadowComparesPublishedEvents(t *testing.T) {
 	dir := t.TempDir()
 	eventsFile := filepath.Join(dir, "forwarded-events.jsonl")
@@ -578,12 +615,12 @@ func TestShadowComparesPublishedEvents(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		n++
-		id := fmt.Sprintf("php-%d", n)
+		id := testUUID()
 		f, err := os.OpenFile(eventsFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(f, `{"event_id":%q,"received_at":"2026-01-01T00:00:00.%03dZ","user_id":"u_1","amount":25.5}`+"\n", id, n)
+		fmt.Fprintf(f, `{"event_id":%q,"received_at":%q,"user_id":"u_1","amount":25.5}`+"\n", id, time.Now().UTC().Format("2006-01-02T15:04:05.000Z"))
 		f.Close()
 		jsonAnswer(ctx, 202, fmt.Sprintf(`{"status":"accepted","event_id":%q}`, id))
 		return nil
@@ -602,9 +639,10 @@ func TestShadowComparesPublishedEvents(t *testing.T) {
 			rec := shadow.NewRecordingSink(0)
 			var m atomic.Int64
 			goIntake := routes.HandlerFunc(func(ctx *fasthttp.RequestCtx) error {
-				id := fmt.Sprintf("go-%d", m.Add(1))
+				m.Add(1)
+				id := testUUID()
 				_ = rec.Publish(ctx, delivery.Message{EventID: id, Key: []byte("u_1"),
-					Value: []byte(fmt.Sprintf(`{"event_id":%q,"received_at":"x","user_id":"u_1","amount":%s}`, id, tt.amount))})
+					Value: []byte(fmt.Sprintf(`{"event_id":%q,"received_at":%q,"user_id":"u_1","amount":%s}`, id, time.Now().UTC().Format("2006-01-02T15:04:05.000Z"), tt.amount))})
 				jsonAnswer(ctx, 202, fmt.Sprintf(`{"status":"accepted","event_id":%q}`, id))
 				return nil
 			})
@@ -623,8 +661,8 @@ func TestShadowComparesPublishedEvents(t *testing.T) {
 			s := h.snapshot(t, "events", reqs)
 			switch tt.want {
 			case compare.OutcomeNoiseOnly:
-				if s.Counts.Mismatch != 0 {
-					t.Errorf("counts %+v diffs %+v, want no mismatch", s.Counts, s.TopDiffs)
+				if s.Counts.Mismatch != 0 || s.SideEffects.Compared != reqs {
+					t.Errorf("counts %+v side effects %+v diffs %+v, want no mismatch and every message compared", s.Counts, s.SideEffects, s.TopDiffs)
 				}
 			case compare.OutcomeMismatch:
 				if s.Counts.Mismatch != reqs || len(s.TopDiffs) == 0 || s.TopDiffs[0].Template != tt.path {
@@ -833,5 +871,201 @@ func TestCaptureWritesRedactedRequests(t *testing.T) {
 	r.Request(&req)
 	if string(req.Body()) != body || string(req.Header.Host()) != "shop.example" || string(req.Header.ContentType()) != "application/json" {
 		t.Errorf("replayed request:\n%s", req.String())
+	}
+}
+
+// A Go handler that returns its validation errors in a random order is
+// not deterministic: a finding, counted as a mismatch, never learned as
+// noise (the Go side is never its own noise twin).
+func TestShadowNondeterministicGoIsAFinding(t *testing.T) {
+	errs := []string{`{"field":"a","code":"x"}`, `{"field":"b","code":"y"}`, `{"field":"c","code":"z"}`}
+	php := routes.HandlerFunc(func(ctx *fasthttp.RequestCtx) error {
+		drainBody(ctx)
+		jsonAnswer(ctx, 422, `{"status":"rejected","errors":[`+strings.Join(errs, ",")+`]}`)
+		return nil
+	})
+	var n atomic.Int64
+	goSide := routes.HandlerFunc(func(ctx *fasthttp.RequestCtx) error {
+		e := slices.Clone(errs)
+		if n.Add(1)%2 == 0 { // a map iteration's order, say
+			e[0], e[2] = e[2], e[0]
+		}
+		jsonAnswer(ctx, 422, `{"status":"rejected","errors":[`+strings.Join(e, ",")+`]}`)
+		return nil
+	})
+	reg := routes.Registry{"h": goSide}
+	h := newHarness(t, harnessOptions{
+		legacy: php,
+		routes: []routes.RouteConfig{shadowRoute("events", "/events", "POST", nil)},
+		reg:    reg,
+		plane:  func(o *control.Options) { o.ShadowRegistry = reg },
+	})
+	const reqs = 40
+	for range reqs {
+		h.roundTrip(t, "POST /events HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+	}
+	s := h.snapshot(t, "events", reqs)
+	if s.Counts.NoiseOnly != 0 || s.Counts.Mismatch == 0 || len(s.Noise) != 0 {
+		t.Fatalf("counts %+v noise %+v: the reordering must be a mismatch, never noise", s.Counts, s.Noise)
+	}
+	var nd bool
+	for _, g := range s.TopDiffs {
+		if g.Template == "body.errors" && g.Kinds[compare.KindNondeterministic] > 0 {
+			nd = true
+		}
+	}
+	if !nd {
+		t.Fatalf("top diffs %+v, want body.errors found not deterministic", s.TopDiffs)
+	}
+}
+
+// A Go intake that publishes, with no working source of what the legacy
+// side published: the report says its side effects were not compared,
+// and the verdict is "not ready". A stale events file that never holds
+// the legacy side's lines says so too, instead of flagging every event.
+func TestShadowSideEffectsNotCompared(t *testing.T) {
+	stale := filepath.Join(t.TempDir(), "stale.jsonl")
+	if err := os.WriteFile(stale, []byte(`{"event_id":"old-1"}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name, file, reason string
+	}{
+		{"no source", "", "no source of the legacy side's published messages"},
+		{"missing file", filepath.Join(t.TempDir(), "typo.jsonl"), "no such file"},
+		{"stale file", stale, "has yielded none"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			php := routes.HandlerFunc(func(ctx *fasthttp.RequestCtx) error {
+				drainBody(ctx)
+				jsonAnswer(ctx, 202, fmt.Sprintf(`{"status":"accepted","event_id":%q}`, testUUID()))
+				return nil
+			})
+			rec := shadow.NewRecordingSink(0)
+			goIntake := routes.HandlerFunc(func(ctx *fasthttp.RequestCtx) error {
+				id := testUUID()
+				_ = rec.Publish(ctx, delivery.Message{EventID: id, Value: []byte(fmt.Sprintf(`{"event_id":%q}`, id))})
+				jsonAnswer(ctx, 202, fmt.Sprintf(`{"status":"accepted","event_id":%q}`, id))
+				return nil
+			})
+			reg := routes.Registry{"h": goIntake}
+			h := newHarness(t, harnessOptions{
+				legacy: php,
+				routes: []routes.RouteConfig{shadowRoute("events", "/events", "POST", &routes.ShadowConfig{LegacyEventsFile: tt.file})},
+				reg:    reg,
+				mod:    func(o *Options) { o.Recorded = rec },
+				plane:  func(o *control.Options) { o.ShadowRegistry = reg },
+			})
+			const reqs = 25
+			for range reqs {
+				h.roundTrip(t, "POST /events HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+			}
+			s := h.snapshot(t, "events", reqs)
+			if s.SideEffects.Uncompared != reqs || !strings.Contains(s.SideEffects.Reason, tt.reason) || s.Counts.Mismatch != 0 {
+				t.Fatalf("side effects %+v counts %+v, want %d uncompared because %q", s.SideEffects, s.Counts, reqs, tt.reason)
+			}
+			v := s.Verdict(shadowreport.Thresholds{TargetMismatchRate: 0.5})
+			if v.Ready || !strings.Contains(strings.Join(v.Reasons, ";"), "side effects not compared") {
+				t.Fatalf("verdict %+v, want not ready for the side effects", v)
+			}
+			if v := s.Verdict(shadowreport.Thresholds{TargetMismatchRate: 0.5, AllowUncomparedSideEffects: true}); !slices.ContainsFunc(v.Checks, func(c shadowreport.Check) bool { return c.Name == "side effects" && c.OK }) {
+				t.Fatalf("verdict %+v, want the side-effects check to pass when allowed", v)
+			}
+		})
+	}
+}
+
+// lateTopic is a topic source whose messages arrive after the answer, as
+// a log shipper publishes them.
+type lateTopic struct {
+	mu      sync.Mutex
+	waiting map[string]func([]byte, bool)
+	found   atomic.Uint64
+	since   time.Time
+}
+
+func (l *lateTopic) Take(string) ([]byte, bool) { return nil, false }
+func (l *lateTopic) Health() string             { return "" }
+func (l *lateTopic) Found() uint64              { return l.found.Load() }
+func (l *lateTopic) Name() string               { return "the test topic" }
+func (l *lateTopic) Close() error               { return nil }
+func (l *lateTopic) Wait() time.Duration        { return 5 * time.Second }
+func (l *lateTopic) ReadySince() time.Time      { return l.since }
+func (l *lateTopic) Await(key string, _ time.Time, fn func([]byte, bool)) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.waiting[key] = fn
+	return true
+}
+
+// deliver publishes the message of key, as the shipper would, later.
+func (l *lateTopic) deliver(key string, msg []byte) bool {
+	l.mu.Lock()
+	fn := l.waiting[key]
+	delete(l.waiting, key)
+	l.mu.Unlock()
+	if fn == nil {
+		return false
+	}
+	l.found.Add(1)
+	fn(msg, true)
+	return true
+}
+
+// With the legacy side's messages on a topic, a comparison waits for its
+// message, off the worker pool, and is recorded when it arrives.
+func TestShadowWaitsForTheLegacyTopic(t *testing.T) {
+	topic := &lateTopic{waiting: map[string]func([]byte, bool){}, since: time.Now()}
+	var mu sync.Mutex
+	sent := map[string][]byte{}
+	php := routes.HandlerFunc(func(ctx *fasthttp.RequestCtx) error {
+		drainBody(ctx)
+		id := testUUID()
+		mu.Lock()
+		sent[id] = []byte(fmt.Sprintf(`{"event_id":%q,"amount":1}`, id))
+		mu.Unlock()
+		jsonAnswer(ctx, 202, fmt.Sprintf(`{"status":"accepted","event_id":%q}`, id))
+		return nil
+	})
+	rec := shadow.NewRecordingSink(0)
+	goIntake := routes.HandlerFunc(func(ctx *fasthttp.RequestCtx) error {
+		id := testUUID()
+		_ = rec.Publish(ctx, delivery.Message{EventID: id, Value: []byte(fmt.Sprintf(`{"event_id":%q,"amount":2}`, id))})
+		jsonAnswer(ctx, 202, fmt.Sprintf(`{"status":"accepted","event_id":%q}`, id))
+		return nil
+	})
+	reg := routes.Registry{"h": goIntake}
+	h := newHarness(t, harnessOptions{
+		legacy: php,
+		routes: []routes.RouteConfig{shadowRoute("events", "/events", "POST", &routes.ShadowConfig{LegacyEventsTopic: &routes.LegacyTopic{Topic: "legacy"}})},
+		reg:    reg,
+		mod:    func(o *Options) { o.Recorded = rec },
+		plane: func(o *control.Options) {
+			o.ShadowRegistry = reg
+			o.LegacyTopic = func(routes.LegacyTopic, string) (control.LegacySource, error) { return topic, nil }
+		},
+	})
+	const reqs = 25
+	for range reqs {
+		h.roundTrip(t, "POST /events HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+	}
+	waitFor(t, "every comparison waiting", func() bool {
+		topic.mu.Lock()
+		defer topic.mu.Unlock()
+		return len(topic.waiting) == reqs
+	})
+	if c := h.srv.stats.Lookup("events").Snapshot().Counts; c.Compared+c.Pending != 0 {
+		t.Fatalf("counts %+v before any message arrived", c)
+	}
+	mu.Lock()
+	for id, msg := range sent {
+		if !topic.deliver(id, msg) {
+			t.Errorf("nobody waited for %s", id)
+		}
+	}
+	mu.Unlock()
+	s := h.snapshot(t, "events", reqs)
+	if s.SideEffects.Compared != reqs || len(s.TopDiffs) == 0 || s.TopDiffs[0].Template != "published.amount" {
+		t.Fatalf("side effects %+v, top diffs %+v: want every message compared and amount differing", s.SideEffects, s.TopDiffs)
 	}
 }

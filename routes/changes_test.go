@@ -92,7 +92,7 @@ func TestChangesNamesEveryRouteField(t *testing.T) {
 	all := leaves(reflect.TypeFor[RouteConfig](), "", nil)
 	for _, must := range []string{"methods", "host", "fallback", "shadow.headers", "shadow.normalise", "shadow.ignore_array_order",
 		"shadow.numeric_tolerance", "shadow.max_body_bytes", "shadow.legacy_events_file", "shadow.timeout", "canary.override_token",
-		"budgets.window", "verdict.min_match_rate", "capture.percent", "capture.file", "capture.max_bytes"} {
+		"budgets.window", "verdict.target_mismatch_rate", "shadow.accept", "shadow.legacy_events_topic.topic", "shadow.key_path", "capture.percent", "capture.file", "capture.max_bytes"} {
 		if !slices.ContainsFunc(all, func(l leaf) bool { return l.key == must }) {
 			t.Errorf("the walk did not reach %s", must)
 		}

@@ -156,13 +156,28 @@ type ShadowConfig struct {
 	// skipped: body_too_large, response_too_large), since half a body
 	// compares as garbage. Zero: DefaultShadowMaxBodyBytes.
 	MaxBodyBytes int `mapstructure:"max_body_bytes"`
+	// Accept lists differences a person has looked at and accepted: each
+	// names a path (as in Ignore, or `published…`), a kind of difference
+	// (value, type, missing, extra, order, format, escape, case, key_order,
+	// whitespace, nondeterministic, incomplete) and a reason, shown on the
+	// report. They are still found and shown, and count as explained.
+	// Empty: every difference counts.
+	Accept []compare.Accept `mapstructure:"accept"`
 	// LegacyEventsFile is the JSONL file where the monolith appends every
-	// event it forwards (its STRANGLER_EVENTS_FILE). When set, what the Go
-	// side published (or would have, as a candidate) is compared with the
-	// line the monolith wrote for the same request, under the path
-	// `published`, ignoring event_id and received_at. Empty: the side
-	// effects of the legacy side are not observable and not compared.
+	// event it forwards (its STRANGLER_EVENTS_FILE), absolute or relative
+	// to the proxy's working directory. What the Go side published (or
+	// would have, as a candidate) is compared with the line the legacy
+	// side wrote for the same request, under the path `published`. Empty,
+	// with no LegacyEventsTopic either: when the Go side publishes, the
+	// report says its side effects were not compared.
 	LegacyEventsFile string `mapstructure:"legacy_events_file"`
+	// LegacyEventsTopic reads the legacy side's messages from the Kafka
+	// topic they reach (kafka.brokers), instead of a file. Nil: none.
+	LegacyEventsTopic *LegacyTopic `mapstructure:"legacy_events_topic"`
+	// KeyPath is where an answer and a published message hold the key that
+	// ties the message to its request (a JSON path such as event_id or
+	// data.id). Empty: DefaultKeyPath.
+	KeyPath string `mapstructure:"key_path"`
 
 	// cmp is the compiled comparison, set by Compile.
 	cmp *compare.Comparator
@@ -178,6 +193,20 @@ type ShadowConfig struct {
 	// counted until then (proxy/shadow's deadline.go). Zero:
 	// DefaultShadowTimeout.
 	Timeout time.Duration `mapstructure:"timeout"`
+}
+
+// LegacyTopic is a Kafka topic the legacy side's published messages reach,
+// read by a consumer group of Strangler's own.
+type LegacyTopic struct {
+	// Topic to consume. Required.
+	Topic string `mapstructure:"topic"`
+	// Group is the consumer group. Each instance needs its own (every
+	// instance looks for the messages of its own requests). Empty:
+	// "strangler-shadow-" + the host name.
+	Group string `mapstructure:"group"`
+	// Wait is how long a comparison waits for the legacy side's message to
+	// arrive (the shipper's lag). Zero: DefaultLegacyTopicWait.
+	Wait time.Duration `mapstructure:"wait"`
 }
 
 // CanaryConfig configures a route in mode canary. After Compile a route's
@@ -366,6 +395,8 @@ func keysOf(field string) []string {
 		t = reflect.TypeFor[Verdict]()
 	case "capture":
 		t = reflect.TypeFor[CaptureConfig]()
+	case "shadow.legacy_events_topic":
+		t = reflect.TypeFor[LegacyTopic]()
 	default:
 		return nil
 	}

@@ -32,6 +32,7 @@ func (s *ShadowConfig) Rules() compare.Rules {
 		Ignore:           s.Ignore,
 		IgnoreArrayOrder: s.IgnoreArrayOrder,
 		NumericTolerance: s.NumericTolerance,
+		Accept:           s.Accept,
 	}
 	for _, n := range s.Normalise {
 		r.Normalise = append(r.Normalise, compare.Replace(n))
@@ -72,12 +73,15 @@ type Budgets struct {
 // Verdict sets the thresholds of the "ready to flip" verdict shown on the
 // report and used by `strangler compare`. Zero fields take the defaults.
 type Verdict struct {
-	// MinComparisons before the route can be ready. Zero:
-	// DefaultVerdictMinComparisons.
-	MinComparisons uint64 `mapstructure:"min_comparisons"`
-	// MinMatchRate of comparisons, as a fraction (noise-only counts as a
-	// match). Zero: DefaultVerdictMinMatchRate.
-	MinMatchRate float64 `mapstructure:"min_match_rate"`
+	// TargetMismatchRate is the mismatch rate the route must be shown to
+	// be below at 95 % confidence: zero unexplained mismatches over
+	// ⌈3/TargetMismatchRate⌉ comparisons (the rule of three). Zero:
+	// DefaultVerdictTargetMismatchRate (3,000 comparisons).
+	TargetMismatchRate float64 `mapstructure:"target_mismatch_rate"`
+	// AllowUncomparedSideEffects lets the route be ready while what its Go
+	// handler publishes is not compared with what the legacy side
+	// published. Zero value (false): that is "not ready".
+	AllowUncomparedSideEffects bool `mapstructure:"allow_uncompared_side_effects"`
 	// MaxErrorRateGap is how much more often Go may fail than legacy, as a
 	// fraction of calls. Zero: DefaultVerdictMaxErrorRateGap.
 	MaxErrorRateGap float64 `mapstructure:"max_error_rate_gap"`
@@ -85,10 +89,13 @@ type Verdict struct {
 	MaxP99Ratio float64 `mapstructure:"max_p99_ratio"`
 }
 
-// CaptureConfig samples a route's requests into a JSONL file, with Cookie,
-// Authorization and other credential header values and secret-looking
-// query values redacted. Bodies are kept as sent (a replay needs them), up
-// to shadow.max_body_bytes; larger ones are not captured.
+// CaptureConfig samples a route's requests into a JSONL file for offline
+// runs (`strangler compare`), with the legacy side's answer (and, where a
+// source exists, what it published), redacted: credential header values,
+// secret-looking query values, and in bodies e-mail addresses and the
+// values of secret-looking fields (masked so that they keep their length
+// and kind of character). Bodies up to shadow.max_body_bytes; larger ones
+// are not captured.
 type CaptureConfig struct {
 	// Percent of sticky keys captured (the canary's sticky key and hash),
 	// above 0 and at most 100. Required.
@@ -100,16 +107,20 @@ type CaptureConfig struct {
 	MaxBytes int64 `mapstructure:"max_bytes"`
 }
 
+// DefaultKeyPath is shadow.key_path when unset: the shipped intake's
+// event_id.
+const DefaultKeyPath = "event_id"
+
 // Defaults of Budgets, Verdict and CaptureConfig.
 const (
-	DefaultBudgetWindow           = 5 * time.Minute
-	DefaultBudgetMinSamples       = 100
-	DefaultVerdictMinComparisons  = 1000
-	DefaultVerdictMinMatchRate    = 0.999
-	DefaultVerdictMaxErrorRateGap = 0.001
-	DefaultVerdictMaxP99Ratio     = 1.5
-	DefaultCaptureMaxBytes        = 256 << 20
-	maxBudgetWindow               = time.Hour
+	DefaultBudgetWindow              = 5 * time.Minute
+	DefaultBudgetMinSamples          = 100
+	DefaultVerdictTargetMismatchRate = 0.001
+	DefaultVerdictMaxErrorRateGap    = 0.001
+	DefaultLegacyTopicWait           = 10 * time.Second
+	DefaultVerdictMaxP99Ratio        = 1.5
+	DefaultCaptureMaxBytes           = 256 << 20
+	maxBudgetWindow                  = time.Hour
 )
 
 // resolveCompare validates the comparison fields of out (already copied)
@@ -133,8 +144,26 @@ func resolveCompare(i int, name string, out *ShadowConfig, p *problems) {
 	case out.MaxBodyBytes == 0:
 		out.MaxBodyBytes = DefaultShadowMaxBodyBytes
 	}
-	if f := out.LegacyEventsFile; f != "" && !filepath.IsAbs(f) {
-		p.add(i, name, "shadow.legacy_events_file %q must be an absolute path (the monolith's STRANGLER_EVENTS_FILE)", f)
+	if out.LegacyEventsFile != "" && out.LegacyEventsTopic != nil {
+		p.add(i, name, "shadow.legacy_events_file and shadow.legacy_events_topic are both set; the legacy side's messages come from one source")
+	}
+	if t := out.LegacyEventsTopic; t != nil {
+		lt := *t
+		switch {
+		case lt.Topic == "":
+			p.add(i, name, "shadow.legacy_events_topic.topic is required: the topic the legacy side's messages reach")
+		case lt.Wait < 0:
+			p.add(i, name, "shadow.legacy_events_topic.wait %s is negative (unset means %s)", lt.Wait, DefaultLegacyTopicWait)
+		}
+		if lt.Wait == 0 {
+			lt.Wait = DefaultLegacyTopicWait
+		}
+		out.LegacyEventsTopic = &lt
+	}
+	if out.KeyPath == "" {
+		out.KeyPath = DefaultKeyPath
+	} else if err := compare.ValidKeyPath(out.KeyPath); err != nil {
+		p.add(i, name, "shadow.key_path %q must name one value below the body, such as event_id or data.id", out.KeyPath)
 	}
 	if len(*p) > before {
 		return
@@ -195,8 +224,8 @@ func resolveVerdict(i int, name string, v *Verdict, p *problems) *Verdict {
 	if v != nil {
 		out = *v
 	}
-	if !(out.MinMatchRate >= 0 && out.MinMatchRate <= 1) {
-		p.add(i, name, "verdict.min_match_rate %v is out of range; use a fraction such as 0.999", out.MinMatchRate)
+	if !(out.TargetMismatchRate >= 0 && out.TargetMismatchRate < 1) {
+		p.add(i, name, "verdict.target_mismatch_rate %v is out of range; use a fraction such as 0.001 (1 in 1,000: 3,000 clean comparisons)", out.TargetMismatchRate)
 	}
 	if !(out.MaxErrorRateGap >= 0 && out.MaxErrorRateGap <= 1) {
 		p.add(i, name, "verdict.max_error_rate_gap %v is out of range; use a fraction such as 0.001", out.MaxErrorRateGap)
@@ -204,11 +233,8 @@ func resolveVerdict(i int, name string, v *Verdict, p *problems) *Verdict {
 	if !(out.MaxP99Ratio == 0 || out.MaxP99Ratio >= 1) || math.IsInf(out.MaxP99Ratio, 0) {
 		p.add(i, name, "verdict.max_p99_ratio %v must be at least 1, e.g. 1.5", out.MaxP99Ratio)
 	}
-	if out.MinComparisons == 0 {
-		out.MinComparisons = DefaultVerdictMinComparisons
-	}
-	if out.MinMatchRate == 0 {
-		out.MinMatchRate = DefaultVerdictMinMatchRate
+	if out.TargetMismatchRate == 0 {
+		out.TargetMismatchRate = DefaultVerdictTargetMismatchRate
 	}
 	if out.MaxErrorRateGap == 0 {
 		out.MaxErrorRateGap = DefaultVerdictMaxErrorRateGap

@@ -213,27 +213,34 @@ routes:
   - {name: r0, path: /0, mode: shadow, handler: events.ingest, shadow: {ignore: [status, body, "body.items[*].sku", header.Date], headers: [Content-Type, X-Cache], normalise: [{path: body.id, regex: "^cmp_", with: ""}], ignore_array_order: true, numeric_tolerance: 0.005, max_body_bytes: 4096, legacy_events_file: /tmp/ev.jsonl}}
   - {name: r1, path: /1, mode: shadow, handler: events.ingest, shadow: {ignore: ["body.items[x"]}}
   - {name: r2, path: /2, mode: shadow, handler: events.ingest, shadow: {normalise: [{path: body.id, regex: "("}]}}
-  - {name: r3, path: /3, mode: shadow, handler: events.ingest, shadow: {numeric_tolerance: -1, max_body_bytes: -5, legacy_events_file: rel/ev.jsonl}}
+  - {name: r3, path: /3, mode: shadow, handler: events.ingest, shadow: {numeric_tolerance: -1, max_body_bytes: -5, legacy_events_file: rel/ev.jsonl, legacy_events_topic: {topic: t}}}
   - {name: r4, path: /4, mode: shadow, handler: events.ingest, shadow: {headers: ["Bad Header"]}}
+  - {name: r5, path: /5, mode: shadow, handler: events.ingest, shadow: {accept: [{path: body.a, kind: format}, {path: body.b, kind: colour, reason: x}], key_path: "a.*"}}
+  - {name: r6, path: /6, mode: shadow, handler: events.ingest, shadow: {legacy_events_topic: {wait: -1s}}}
+  - {name: r7, path: /7, mode: shadow, handler: events.ingest, shadow: {accept: [{path: body.a, kind: format}, {path: body.b, kind: colour, reason: x}]}}
 `,
 			want: [][]string{
 				{`routes[1] "r1"`, `shadow.ignore[0] "body.items[x"`},
 				{`routes[2] "r2"`, `shadow.normalise[0] "body.id": regex`},
 				{`routes[3] "r3"`, "shadow.numeric_tolerance -1 must be 0 or a positive number"},
 				{`routes[3] "r3"`, "shadow.max_body_bytes -5 is negative"},
-				{`routes[3] "r3"`, `shadow.legacy_events_file "rel/ev.jsonl" must be an absolute path`},
+				{`routes[3] "r3"`, "shadow.legacy_events_file and shadow.legacy_events_topic are both set"},
 				{`routes[4] "r4"`, `shadow.headers[0] "Bad Header" is not a valid header name`},
+				{`routes[5] "r5"`, `shadow.key_path "a.*" must name one value`},
+				{`routes[6] "r6"`, "shadow.legacy_events_topic.topic is required"},
+				{`routes[7] "r7"`, `shadow.accept[0] "body.a": reason is required`},
+				{`routes[7] "r7"`, `shadow.accept[1] "body.b": kind "colour" is not one of`},
 			},
 		},
 		{
 			name: "budgets, verdict, capture",
 			give: `
 routes:
-  - {name: ok, path: /ok, mode: canary, handler: campaigns.get, canary: {percent: 5}, budgets: {max_error_rate: 0.01, max_p99_ratio: 2, window: 10m, min_samples: 50}, verdict: {min_comparisons: 10, min_match_rate: 0.99}, capture: {percent: 1, file: /tmp/cap.jsonl}}
+  - {name: ok, path: /ok, mode: canary, handler: campaigns.get, canary: {percent: 5}, budgets: {max_error_rate: 0.01, max_p99_ratio: 2, window: 10m, min_samples: 50}, verdict: {target_mismatch_rate: 0.01, allow_uncompared_side_effects: true}, capture: {percent: 1, file: /tmp/cap.jsonl}}
   - {name: b0, path: /b0, budgets: {max_mismatch_rate: 1.5, max_error_rate: -0.1}}
   - {name: b1, path: /b1, budgets: {window: 90s}}
   - {name: b2, path: /b2, budgets: {max_p99_ratio: 0.5, window: 2h}}
-  - {name: v0, path: /v0, verdict: {min_match_rate: 99.9, max_p99_ratio: 0.9}}
+  - {name: v0, path: /v0, verdict: {target_mismatch_rate: 1.5, max_p99_ratio: 0.9}}
   - {name: c0, path: /c0, capture: {percent: 0, file: cap.jsonl}}
   - {name: c1, path: /c1, capture: {percent: 200, max_bytes: -1}}
 `,
@@ -244,7 +251,7 @@ routes:
 				{`routes[2] "b1"`, "budgets sets no limit"},
 				{`routes[3] "b2"`, "budgets.max_p99_ratio 0.5 must be at least 1"},
 				{`routes[3] "b2"`, "budgets.window 2h0m0s must be whole minutes"},
-				{`routes[4] "v0"`, "verdict.min_match_rate 99.9 is out of range", "fraction such as 0.999"},
+				{`routes[4] "v0"`, "verdict.target_mismatch_rate 1.5 is out of range", "fraction such as 0.001"},
 				{`routes[4] "v0"`, "verdict.max_p99_ratio 0.9 must be at least 1"},
 				{`routes[5] "c0"`, "capture.percent 0 is out of range"},
 				{`routes[5] "c0"`, `capture.file "cap.jsonl" must be an absolute path`},
@@ -317,7 +324,7 @@ routes:
 	if s.Shadow.MaxBodyBytes != DefaultShadowMaxBodyBytes || s.Shadow.Comparator() == nil {
 		t.Errorf("shadow comparison defaults: max_body_bytes=%d comparator=%v", s.Shadow.MaxBodyBytes, s.Shadow.Comparator())
 	}
-	want := Verdict{MinComparisons: DefaultVerdictMinComparisons, MinMatchRate: DefaultVerdictMinMatchRate,
+	want := Verdict{TargetMismatchRate: DefaultVerdictTargetMismatchRate,
 		MaxErrorRateGap: DefaultVerdictMaxErrorRateGap, MaxP99Ratio: DefaultVerdictMaxP99Ratio}
 	if c.Verdict == nil || *c.Verdict != want || c.Budgets != nil || c.Capture != nil {
 		t.Errorf("verdict/budgets/capture defaults: %+v %+v %+v", c.Verdict, c.Budgets, c.Capture)

@@ -20,6 +20,7 @@ import (
 	"github.com/strangler-proxy/strangler/legacy-passthrough"
 	"github.com/strangler-proxy/strangler/ported/hotcache"
 	"github.com/strangler-proxy/strangler/proxy/capture"
+	"github.com/strangler-proxy/strangler/proxy/control"
 	"github.com/strangler-proxy/strangler/proxy/shadow"
 	"github.com/strangler-proxy/strangler/proxy/shadowreport"
 	"github.com/strangler-proxy/strangler/routes"
@@ -28,7 +29,7 @@ import (
 // compareSynopsis and compareAbout are the compare command's usage.
 const (
 	compareSynopsis = `-capture FILE -route NAME [-config config.yaml] [-legacy URL] [-out report.html]
-                         [-concurrency N] [-min-comparisons N]`
+                         [-concurrency N] [-target-mismatch-rate R]`
 	compareAbout = `Replays a capture (written by a route's capture block) against the monolith
 and the route's Go handler (in process, with shadow dependencies: nothing is
 published), compares every pair as the shadow mode does, writes the HTML
@@ -40,7 +41,7 @@ it could not replay.`
 type compareFlags struct {
 	config, capture, route, legacy, out string
 	concurrency                         int
-	minComparisons                      uint64
+	targetRate                          float64
 }
 
 func parseCompareFlags(args []string, stdout, stderr io.Writer) (compareFlags, int, bool) {
@@ -52,7 +53,7 @@ func parseCompareFlags(args []string, stdout, stderr io.Writer) (compareFlags, i
 	fs.StringVar(&f.legacy, "legacy", "", "the monolith's base URL (default: the config's legacy.upstream or upstreams)")
 	fs.StringVar(&f.out, "out", "report.html", "HTML report to write")
 	fs.IntVar(&f.concurrency, "concurrency", 4, "requests replayed at once")
-	fs.Uint64Var(&f.minComparisons, "min-comparisons", 0, "override the route's verdict.min_comparisons (0: keep it)")
+	fs.Float64Var(&f.targetRate, "target-mismatch-rate", 0, "override the route's verdict.target_mismatch_rate (0: keep it); ready needs 3/rate clean comparisons")
 	if code, ok := parse(fs, args, stdout, stderr); !ok {
 		return f, code, false
 	}
@@ -178,19 +179,19 @@ func newReplay(f compareFlags, stderr io.Writer) (_ *replay, err error) {
 	}
 	r.sr = &shadow.Route{
 		Name: r.route.Name, Primary: routes.SideLegacy,
-		Candidate: r.route.Handler, Twin: r.fwd,
+		Candidate: r.route.Handler, LegacyTwin: r.fwd, GoTwin: r.route.Handler, KeyPath: sh.KeyPath,
 		Timeout: sh.Timeout, MaxBody: sh.MaxBodyBytes,
 		Comparator: sh.Comparator(), Collector: r.stats.Route(r.route.Name),
 	}
 	if sh.LegacyEventsFile != "" {
-		r.events = shadow.NewEventsFile(sh.LegacyEventsFile, 0)
+		r.events = shadow.NewEventsFile(sh.LegacyEventsFile, sh.KeyPath, 0)
 		r.sr.LegacyEvents = r.events
 	}
 	if v := r.route.Verdict; v != nil {
-		r.th = shadowreport.Thresholds{MinComparisons: v.MinComparisons, MinMatchRate: v.MinMatchRate, MaxErrorRateGap: v.MaxErrorRateGap, MaxP99Ratio: v.MaxP99Ratio}
+		r.th = control.ThresholdsOf(v)
 	}
-	if f.minComparisons > 0 {
-		r.th.MinComparisons = f.minComparisons
+	if f.targetRate > 0 {
+		r.th.TargetMismatchRate = f.targetRate
 	}
 	return r, nil
 }

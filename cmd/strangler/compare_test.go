@@ -75,9 +75,9 @@ func TestCompareCommand(t *testing.T) {
 		wantExit int
 		wantOut  []string
 	}{
-		{"identical answers: ready", "go", "20", exitOK, []string{"20 compared: 20 match", "verdict: ready to flip"}},
-		{"a differing field: not ready", "php", "20", exitFinding, []string{"20 mismatch", "body.implementation: 20 mismatches", "verdict: NOT READY", "match rate 0.00 %"}},
-		{"too few comparisons: not ready", "go", "", exitFinding, []string{"only 20 of 1000 comparisons needed"}},
+		{"identical answers: ready", "go", "0.15", exitOK, []string{"20 compared: 20 match", "verdict: ready to flip"}},
+		{"a differing field: not ready", "php", "0.15", exitFinding, []string{"20 mismatch", "body.implementation: 20 mismatches", "verdict: NOT READY", "match rate 0.00 %"}},
+		{"too few comparisons: not ready", "go", "", exitFinding, []string{"20 clean comparisons of the 3,000 needed"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -87,7 +87,7 @@ func TestCompareCommand(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "report.html")
 			args := []string{"compare", "-config", config, "-capture", writeCapture(t, 20), "-route", "ping", "-out", out}
 			if tt.min != "" {
-				args = append(args, "-min-comparisons", tt.min)
+				args = append(args, "-target-mismatch-rate", tt.min) // 3/0.15 = 20 comparisons
 			}
 			var stdout, stderr bytes.Buffer
 			code := run(args, &stdout, &stderr)

@@ -257,6 +257,7 @@ func check(path string, data []byte, stdout, stderr io.Writer) int {
 		t, err := loadRoutesWithStandIns(v)
 		msgs = append(msgs, problems(err)...)
 		table = t
+		msgs = append(msgs, sideEffectProblems(t, c.Kafka)...)
 	}
 	if len(msgs) > 0 {
 		for _, m := range msgs {

@@ -108,6 +108,15 @@ func TestCheck(t *testing.T) {
 		{"unknown session key", minimal + "session:\n  adress: x:1\n", 1, []string{`unknown key "session.adress"`}},
 		{"session serialize handler", minimal + "session:\n  serialize_handler: igbinary\n", 1, []string{`session.serialize_handler "igbinary"`}},
 		{"session timeout without unit", minimal + "session:\n  timeout: 5\n", 1, []string{"session.timeout", "no unit"}},
+		{"shadow with an unreadable events file", minimal + "routes:\n" +
+			"  - {name: events, methods: [POST], path: /api/v1/events, mode: shadow, handler: events.ingest, shadow: {legacy_events_file: /nonexistent/forwarded-events.jsonl}}\n",
+			1, []string{`routes[0] "events": shadow.legacy_events_file "/nonexistent/forwarded-events.jsonl" cannot be read`, "no such file"}},
+		{"legacy mode does not read the events file", minimal + "routes:\n" +
+			"  - {name: events, methods: [POST], path: /api/v1/events, mode: legacy, handler: events.ingest, shadow: {legacy_events_file: /nonexistent/forwarded-events.jsonl}}\n",
+			0, []string{"ok: 1 routes"}},
+		{"shadow events topic needs brokers", minimal + "routes:\n" +
+			"  - {name: events, methods: [POST], path: /api/v1/events, mode: shadow, handler: events.ingest, shadow: {legacy_events_topic: {topic: events.legacy}}}\n",
+			1, []string{"shadow.legacy_events_topic needs kafka.brokers"}},
 		{"ported events and campaigns", minimal + "routes:\n" +
 			"  - {name: events, methods: [POST], path: /api/v1/events, mode: ported, handler: events.ingest}\n" +
 			"  - {name: campaign, methods: [GET], path: \"/api/v1/campaigns/{id}\", mode: ported, handler: campaigns.get}\n" +

@@ -193,6 +193,10 @@ func start(c fileConfig, path string, data []byte, lg loggers, hup <-chan os.Sig
 	sc := c.Proxy.Shadow
 	if a.plane, err = control.New(a.shadow.planeOptions(control.Options{
 		Registerer: reg, Logger: log.Named("proxy"), BudgetInterval: sc.BudgetInterval, Noise: sc.Noise, Store: sc.Store,
+		// Every mismatch is a line, through the access log's bounded,
+		// unsampled buffer (its drops counted in
+		// strangler_log_lines_dropped_total), never the sampled logger.
+		MismatchLog: linelog.NewLogger(lg.lines, lg.level).Named("proxy"),
 	})); err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,13 +34,16 @@ type shadowSide struct {
 	// so diff events never queue behind (or in front of) accepted events.
 	diffTopic    *shadowreport.DiffTopic
 	diffProducer *kafka.Producer
+	// legacyTopic opens consumers of the topics the legacy side's
+	// messages reach (shadow.legacy_events_topic).
+	legacyTopic func(routes.LegacyTopic, string) (control.LegacySource, error)
 }
 
 // withShadow returns the live handlers' dependencies with their sink
 // tapped, and the shadow side built from the same dependencies but for the
 // sink. On error nothing is left open.
 func withShadow(live handlerDeps, fwd *legacy.Forwarder, c fileConfig, log *zap.Logger) (_ handlerDeps, _ *shadowSide, err error) {
-	s := &shadowSide{recorder: shadow.NewRecordingSink(0)}
+	s := &shadowSide{recorder: shadow.NewRecordingSink(0), legacyTopic: legacyTopicOpener(c.Kafka, log)}
 	if live.Sink != nil {
 		s.tap = shadow.NewTapSink(live.Sink, 0)
 		live.Sink = s.tap
@@ -123,7 +127,32 @@ func (s *shadowSide) planeOptions(o control.Options) control.Options {
 	o.ShadowRegistry = s.registry
 	o.ShadowLegacy = s.fwd
 	o.DiffLog, o.DiffTopic = s.diffLog, s.diffTopic
+	o.LegacyTopic = s.legacyTopic
 	return o
+}
+
+// legacyTopicOpener opens a consumer of a legacy events topic on the
+// kafka section's cluster (its brokers, TLS and SASL), with the route's
+// group or strangler-shadow-<host name>: each instance needs its own.
+func legacyTopicOpener(kc kafka.Config, log *zap.Logger) func(routes.LegacyTopic, string) (control.LegacySource, error) {
+	return func(t routes.LegacyTopic, keyPath string) (control.LegacySource, error) {
+		if !kc.Enabled() {
+			return nil, errors.New("kafka.brokers is empty: no cluster to read the legacy events topic from")
+		}
+		sc, err := kafka.ConsumerConfig(kc, log.Named("shadow"))
+		if err != nil {
+			return nil, err
+		}
+		group := t.Group
+		if group == "" {
+			host, _ := os.Hostname()
+			group = "strangler-shadow-" + host
+		}
+		return shadow.NewTopic(shadow.TopicOptions{
+			Brokers: kc.Brokers, Config: sc, Topic: t.Topic, Group: group, KeyPath: keyPath, Wait: t.Wait,
+			Logger: log.Named("shadow"),
+		})
+	}
 }
 
 // close closes the diff log and the shadow forwarder. Call it after the

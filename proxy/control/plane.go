@@ -56,6 +56,13 @@ type Options struct {
 	// DiffTopic receives the same entries for a Kafka topic. Nil: none.
 	// The caller closes it after the front door's Shutdown.
 	DiffTopic *shadowreport.DiffTopic
+	// MismatchLog gets one line per mismatch. Give it the access log's
+	// unsampled core: every mismatch must be logged. Nil: Logger.
+	MismatchLog *zap.Logger
+	// LegacyTopic opens a consumer of the topic the legacy side's messages
+	// reach (shadow.legacy_events_topic), keyed by the value at keyPath.
+	// Nil: routes naming a topic report their side effects not compared.
+	LegacyTopic func(t routes.LegacyTopic, keyPath string) (LegacySource, error)
 	// Noise tunes each route's noise learner.
 	Noise compare.NoiseConfig
 	// Store bounds each route's store of differing paths.
@@ -84,7 +91,14 @@ type Plane struct {
 	closed    bool
 	demotions map[string]*demotion
 	captures  map[string]*capture.Writer
-	events    map[string]*shadow.EventsFile
+	events    map[string]LegacySource // by kind, file or topic, key path
+}
+
+// LegacySource is a source of the legacy side's published messages that
+// the Plane closes once no route reads it.
+type LegacySource interface {
+	shadow.LegacySource
+	Close() error
 }
 
 // New builds a Plane serving an empty route table (everything legacy) and
@@ -94,7 +108,7 @@ func New(o Options) (*Plane, error) {
 		o: o, log: o.Logger, now: o.Now,
 		demotions: map[string]*demotion{},
 		captures:  map[string]*capture.Writer{},
-		events:    map[string]*shadow.EventsFile{},
+		events:    map[string]LegacySource{},
 	}
 	if p.log == nil {
 		p.log = zap.NewNop()
@@ -111,7 +125,7 @@ func New(o Options) (*Plane, error) {
 	}
 	var err error
 	p.stats, err = shadowreport.New(shadowreport.Options{
-		Registerer: reg, Logger: p.log, Now: p.now, DiffLog: o.DiffLog, DiffTopic: o.DiffTopic, Noise: o.Noise, Store: o.Store,
+		Registerer: reg, Logger: p.log, MismatchLog: o.MismatchLog, Now: p.now, DiffLog: o.DiffLog, DiffTopic: o.DiffTopic, Noise: o.Noise, Store: o.Store,
 	})
 	if err != nil {
 		return nil, err

@@ -104,7 +104,15 @@ type build struct {
 	captures  map[string]*capture.Writer // opened by this build
 	used      map[string]bool            // capture files the runtime writes to
 	demotions map[string]*demotion       // created by this build
-	events    map[string]*shadow.EventsFile
+	events    map[string]LegacySource    // created by this build
+	usedEv    map[string]bool            // sources the runtime reads
+	epochs    []epochOf
+}
+
+// epochOf is a route's comparison rules, set on its collector at commit.
+type epochOf struct {
+	c *shadowreport.Collector
+	r shadowreport.EpochRules
 }
 
 // build makes the runtime of t without publishing it. Caller holds mu.
@@ -114,7 +122,8 @@ func (p *Plane) build(t *routes.Table) (*build, error) {
 		captures:  map[string]*capture.Writer{},
 		used:      map[string]bool{},
 		demotions: map[string]*demotion{},
-		events:    map[string]*shadow.EventsFile{},
+		events:    map[string]LegacySource{},
+		usedEv:    map[string]bool{},
 	}
 	for _, r := range t.Routes() {
 		b.names = append(b.names, r.Name)
@@ -127,6 +136,9 @@ func (p *Plane) build(t *routes.Table) (*build, error) {
 		if r.Shadow != nil {
 			rr.Sampler = canary.ForShadow(r, p.o.ClientIP)
 			rr.Shadow = p.shadowRoute(b, r, rr.Collector)
+			// New comparison rules start a new epoch on the report, once
+			// the table is published (commit).
+			b.epochs = append(b.epochs, epochOf{rr.Collector, shadowreport.RulesOf(r.Shadow.Comparator(), r.Shadow.Rules())})
 		}
 		if c := r.Capture; c != nil {
 			w, err := p.captureWriter(b, c)
@@ -148,10 +160,7 @@ func (p *Plane) build(t *routes.Table) (*build, error) {
 			}
 		}
 		if v := r.Verdict; v != nil {
-			rr.thresholds = shadowreport.Thresholds{
-				MinComparisons: v.MinComparisons, MinMatchRate: v.MinMatchRate,
-				MaxErrorRateGap: v.MaxErrorRateGap, MaxP99Ratio: v.MaxP99Ratio,
-			}
+			rr.thresholds = ThresholdsOf(v)
 		}
 		b.rt.routes[r] = rr
 	}
@@ -164,6 +173,11 @@ func (b *build) abort(p *Plane) {
 	for path, w := range b.captures {
 		if err := w.Close(); err != nil {
 			p.log.Warn("close capture file", zap.String("file", path), zap.Error(err))
+		}
+	}
+	for key, src := range b.events {
+		if err := src.Close(); err != nil {
+			p.log.Warn("close legacy events source", zap.String("source", key), zap.Error(err))
 		}
 	}
 	p.stats.Retain(p.cur.Load().names)
@@ -182,11 +196,14 @@ func (p *Plane) commit(b *build) {
 	for path, w := range b.captures {
 		p.captures[path] = w
 	}
-	for path, f := range b.events {
-		p.events[path] = f
+	for key, f := range b.events {
+		p.events[key] = f
 	}
 	b.rt.names = b.names
 	p.cur.Store(b.rt)
+	for _, e := range b.epochs {
+		e.c.SetRules(e.r)
+	}
 
 	p.stats.Retain(b.names)
 	keep := make(map[string]bool, len(b.names))
@@ -208,6 +225,15 @@ func (p *Plane) commit(b *build) {
 			p.log.Warn("close capture file", zap.String("file", path), zap.Error(err))
 		}
 	}
+	for key, src := range p.events {
+		if b.usedEv[key] {
+			continue
+		}
+		delete(p.events, key)
+		if err := src.Close(); err != nil {
+			p.log.Warn("close legacy events source", zap.String("source", key), zap.Error(err))
+		}
+	}
 }
 
 // shadowRoute is the engine's view of a route with a shadow block.
@@ -226,14 +252,28 @@ func (p *Plane) shadowRoute(b *build, r *routes.Route, c *shadowreport.Collector
 	// with shadow dependencies, or not at all.
 	goShadow := p.o.ShadowRegistry[r.HandlerName]
 	if sh.Primary == routes.SidePorted {
-		sr.Candidate, sr.Twin = p.o.ShadowLegacy, goShadow
+		sr.Candidate = p.o.ShadowLegacy
 	} else {
-		sr.Candidate, sr.Twin = goShadow, p.o.ShadowLegacy
+		sr.Candidate = goShadow
 	}
-	if f := sh.LegacyEventsFile; f != "" {
-		sr.LegacyEvents = p.eventsFile(b, f)
+	// Noise from the legacy side only (asked twice for safe methods); the
+	// Go side asked twice is the determinism check.
+	sr.LegacyTwin, sr.KeyPath = p.o.ShadowLegacy, sh.KeyPath
+	if goShadow != nil {
+		sr.GoTwin = goShadow
+	}
+	if src := p.legacySource(b, sh); src != nil {
+		sr.LegacyEvents = src
 	}
 	return sr
+}
+
+// ThresholdsOf is the report's view of a route's verdict block.
+func ThresholdsOf(v *routes.Verdict) shadowreport.Thresholds {
+	return shadowreport.Thresholds{
+		TargetMismatchRate: v.TargetMismatchRate, MaxErrorRateGap: v.MaxErrorRateGap, MaxP99Ratio: v.MaxP99Ratio,
+		AllowUncomparedSideEffects: v.AllowUncomparedSideEffects,
+	}
 }
 
 // demotionOf returns the demotion state of a route name, new to the build
@@ -247,19 +287,44 @@ func (p *Plane) demotionOf(b *build, name string) *demotion {
 	return d
 }
 
-// eventsFile returns the follower of the monolith's events file at path.
-// It opens nothing: the monolith creates the file with its first event.
-// Caller holds mu.
-func (p *Plane) eventsFile(b *build, path string) *shadow.EventsFile {
-	if f := p.events[path]; f != nil {
-		return f
+// legacySource returns the source of the legacy side's messages a shadow
+// block names — its events file (opened on first use: the monolith creates
+// it with its first event) or the topic they reach — shared by the routes
+// naming the same one; nil when it names none. A topic that cannot be
+// consumed is a source whose Health says why. Caller holds mu.
+func (p *Plane) legacySource(b *build, sh *routes.ShadowConfig) LegacySource {
+	var key string
+	switch {
+	case sh.LegacyEventsFile != "":
+		key = "file\x00" + sh.LegacyEventsFile + "\x00" + sh.KeyPath
+	case sh.LegacyEventsTopic != nil:
+		t := sh.LegacyEventsTopic
+		key = "topic\x00" + t.Topic + "\x00" + t.Group + "\x00" + t.Wait.String() + "\x00" + sh.KeyPath
+	default:
+		return nil
 	}
-	if f := b.events[path]; f != nil {
-		return f
+	b.usedEv[key] = true
+	if src := p.events[key]; src != nil {
+		return src
 	}
-	f := shadow.NewEventsFile(path, 0)
-	b.events[path] = f
-	return f
+	if src := b.events[key]; src != nil {
+		return src
+	}
+	var src LegacySource
+	switch {
+	case sh.LegacyEventsFile != "":
+		src = shadow.NewEventsFile(sh.LegacyEventsFile, sh.KeyPath, 0)
+	case p.o.LegacyTopic == nil:
+		src = shadow.Unavailable("the Kafka topic "+sh.LegacyEventsTopic.Topic, "this process has no Kafka consumer (kafka.brokers is empty)")
+	default:
+		var err error
+		if src, err = p.o.LegacyTopic(*sh.LegacyEventsTopic, sh.KeyPath); err != nil {
+			p.log.Error("legacy events topic", zap.String("topic", sh.LegacyEventsTopic.Topic), zap.Error(err))
+			src = shadow.Unavailable("the Kafka topic "+sh.LegacyEventsTopic.Topic, err.Error())
+		}
+	}
+	b.events[key] = src
+	return src
 }
 
 // captureWriter returns the writer of a capture file, opening it if no

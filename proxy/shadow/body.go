@@ -92,6 +92,7 @@ func (j *Job) bodyDone(complete bool) {
 		j.skip(reason)
 		return
 	}
+	j.pEnd = j.engine.now()
 	j.engine.submit(j)
 }
 

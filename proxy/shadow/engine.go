@@ -81,11 +81,15 @@ type Route struct {
 	// Candidate serves the other side: the Go handler built with shadow
 	// dependencies, or the shadow legacy forwarder. Required.
 	Candidate routes.Handler
-	// Twin answers for the primary side without side effects, for noise
-	// learning: the shadow forwarder for a legacy primary (asked for safe
-	// methods only), the shadow Go handler for a Go primary. Nil: noise is
-	// learned only where the candidate may be asked twice.
-	Twin routes.Handler
+	// LegacyTwin asks the legacy side a second time on the noise sample,
+	// for safe methods only (Diffy's noise): the shadow forwarder. Nil:
+	// noise is learned from the legacy answers across requests only.
+	LegacyTwin routes.Handler
+	// GoTwin asks the Go side a second time on the noise sample, any
+	// method (its shadow dependencies publish nothing): where its two
+	// answers differ and the legacy side's values are not generated, the
+	// Go side is not deterministic, a finding. Nil: not checked.
+	GoTwin routes.Handler
 	// AllowUnsafe lets a legacy candidate see unsafe methods.
 	AllowUnsafe bool
 	// Timeout bounds each call of a job (the candidate, the noise twin):
@@ -98,9 +102,13 @@ type Route struct {
 	Comparator *compare.Comparator
 	// Collector records the outcome. Required.
 	Collector *shadowreport.Collector
-	// LegacyEvents is what the monolith forwarded (its events file). Nil:
-	// side effects are not compared.
-	LegacyEvents Published
+	// LegacyEvents is what the legacy side published (its events file, or
+	// the topic its messages reach). Nil: when the Go side publishes, the
+	// comparison says its side effects were not compared.
+	LegacyEvents LegacySource
+	// KeyPath is where an answer and a message hold the key that ties a
+	// message to its request. Empty: DefaultKeyPath.
+	KeyPath string
 }
 
 func (r *Route) candidateSide() routes.Side {
@@ -117,7 +125,6 @@ type Engine struct {
 	log               *zap.Logger
 	now               func() time.Time
 	recorded, tapped  Published
-	published         *compare.Comparator
 
 	slots chan struct{} // a token per begun job: bounds jobs in flight
 	queue *dispatcher
@@ -158,9 +165,6 @@ func New(o Options) (*Engine, error) {
 		now:      o.Now,
 		recorded: o.Recorded,
 		tapped:   o.Tapped,
-		// Published events are compared on content: the id and the time
-		// of receipt are per delivery by definition.
-		published: compare.MustCompile(compare.Rules{Ignore: []string{"status", "body.event_id", "body.received_at"}}),
 	}
 	if e.log == nil {
 		e.log = zap.NewNop()

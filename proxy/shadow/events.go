@@ -2,23 +2,65 @@ package shadow
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/strangler-proxy/strangler/compare"
 )
 
+// LegacySource gives back what the legacy side published for one request,
+// found by the request's key (the value at the route's key path in the
+// legacy answer and in the message).
+type LegacySource interface {
+	// Take returns and forgets the message with this key, if it is here.
+	Take(key string) ([]byte, bool)
+	// Health is "" while the source can say what the legacy side
+	// published, else why it cannot ("cannot read /x: permission
+	// denied").
+	Health() string
+	// Found counts the messages Take has returned: a source that never
+	// found one cannot tell a message that is missing from one it cannot
+	// see.
+	Found() uint64
+	// Name says what the source is, for the report ("file /x", "Kafka
+	// topic t").
+	Name() string
+}
+
+// Awaiter is a LegacySource whose messages arrive some time after the
+// answer (a topic a log shipper fills): Await calls fn once, from the
+// source's goroutine (or at once), with the message when it arrives or
+// with false at deadline. It never blocks; it returns false, and never
+// calls fn, when too many comparisons wait already.
+type Awaiter interface {
+	LegacySource
+	Await(key string, deadline time.Time, fn func(msg []byte, ok bool)) bool
+	// Wait is how long a message is waited for.
+	Wait() time.Duration
+	// ReadySince is when the source began to see every message (zero: it
+	// does not): a request answered before then may have published
+	// before it looked.
+	ReadySince() time.Time
+}
+
 // EventsFile follows the JSONL file the monolith appends every forwarded
-// event to (its STRANGLER_EVENTS_FILE), and finds a line by its event_id.
-// The monolith writes the line before it answers, so by the time the
-// proxy has the answer, the line is in the file. Only the recent past is
-// kept: the last tailBytes of the file when it is first opened, then what
-// is appended, at most max lines in memory.
+// event to (its STRANGLER_EVENTS_FILE), and finds a line by its key (the
+// value at the key path, event_id by default). The monolith writes the
+// line before it answers, so by the time the proxy has the answer, the
+// line is in the file. Only the recent past is kept: the last tailBytes of
+// the file when it is first opened, then what is appended, at most max
+// lines in memory.
 type EventsFile struct {
-	path string
+	path    string
+	keyPath string
+	found   atomic.Uint64
+	health  atomic.Pointer[string]
 
 	mu      sync.Mutex
 	f       *os.File
@@ -35,31 +77,88 @@ const tailBytes = 1 << 20
 // maxEventLine bounds one line; a longer one is skipped.
 const maxEventLine = 1 << 20
 
-// NewEventsFile follows path; nothing is opened until the first Take.
-func NewEventsFile(path string, max int) *EventsFile {
-	return &EventsFile{path: path, lines: newRing(max)}
+// DefaultKeyPath is where the shipped intake's answers and messages hold
+// the key that ties them to a request.
+const DefaultKeyPath = "event_id"
+
+// NewEventsFile follows path, indexing lines by the value at keyPath (""
+// is DefaultKeyPath); nothing is opened until the first Take.
+func NewEventsFile(path, keyPath string, max int) *EventsFile {
+	if keyPath == "" {
+		keyPath = DefaultKeyPath
+	}
+	return &EventsFile{path: path, keyPath: keyPath, lines: newRing(max)}
 }
 
-// Take returns and forgets the line whose event_id is id.
-func (e *EventsFile) Take(id string) ([]byte, bool) {
-	if v, ok := e.lines.take(id); ok {
-		return v, true
+// Take returns and forgets the line whose key is key.
+func (e *EventsFile) Take(key string) ([]byte, bool) {
+	v, ok := e.lines.take(key)
+	if !ok {
+		e.mu.Lock()
+		err := e.readNew()
+		e.mu.Unlock()
+		e.setHealth(err)
+		if err != nil {
+			return nil, false
+		}
+		v, ok = e.lines.take(key)
+	}
+	if ok {
+		e.found.Add(1)
+	}
+	return v, ok
+}
+
+// Health says whether the file can be read.
+func (e *EventsFile) Health() string {
+	if h := e.health.Load(); h != nil {
+		return *h
 	}
 	e.mu.Lock()
-	err := e.readNew()
+	err := e.open()
 	e.mu.Unlock()
+	e.setHealth(err)
 	if err != nil {
-		return nil, false
+		return err.Error()
 	}
-	return e.lines.take(id)
+	return ""
 }
 
-// Observable reports whether the file can be read (it may not exist until
-// the monolith forwards its first event).
-func (e *EventsFile) Observable() bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.open() == nil
+func (e *EventsFile) setHealth(err error) {
+	if err == nil {
+		e.health.Store(nil)
+		return
+	}
+	msg := err.Error()
+	e.health.Store(&msg)
+}
+
+// Found counts the lines Take returned.
+func (e *EventsFile) Found() uint64 { return e.found.Load() }
+
+// Name names the file.
+func (e *EventsFile) Name() string { return "the legacy events file " + e.path }
+
+// CheckReadable opens path for reading, as a source will: `strangler
+// check` refuses a shadow route whose events file it cannot read.
+func CheckReadable(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if st.IsDir() {
+		return fmt.Errorf("%s is a directory", path)
+	}
+	_, err = f.Read(make([]byte, 1))
+	if errors.Is(err, io.EOF) {
+		err = nil
+	}
+	return err
 }
 
 // open opens the file if it is not open yet. Caller holds mu.
@@ -142,13 +241,11 @@ func (e *EventsFile) split(b []byte) {
 }
 
 func (e *EventsFile) index(line []byte) {
-	var v struct {
-		EventID string `json:"event_id"`
-	}
-	if json.Unmarshal(line, &v) != nil || v.EventID == "" {
+	key, ok := compare.Lookup(line, e.keyPath)
+	if !ok || key == "" {
 		return
 	}
-	e.lines.put(v.EventID, bytes.Clone(line))
+	e.lines.put(key, bytes.Clone(line))
 }
 
 // Close closes the file.
@@ -165,3 +262,20 @@ func (e *EventsFile) Close() error {
 	}
 	return nil
 }
+
+// Unavailable is a source that cannot say anything, and says why: a topic
+// this process cannot consume.
+func Unavailable(name, why string) interface {
+	LegacySource
+	Close() error
+} {
+	return unavailable{name: name, why: why}
+}
+
+type unavailable struct{ name, why string }
+
+func (u unavailable) Take(string) ([]byte, bool) { return nil, false }
+func (u unavailable) Health() string             { return u.why }
+func (u unavailable) Found() uint64              { return 0 }
+func (u unavailable) Name() string               { return u.name }
+func (u unavailable) Close() error               { return nil }

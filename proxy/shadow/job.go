@@ -3,11 +3,9 @@ package shadow
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
-	"strings"
 	"time"
 	"unsafe"
 
@@ -45,6 +43,11 @@ type Job struct {
 
 	candBody, twinBody []byte
 
+	// pStart and pEnd are when the primary was called and when its whole
+	// answer was in: its time window for clock values, and its latency
+	// measured as the candidate's is.
+	pStart, pEnd time.Time
+
 	// params are the path parameters the front door matched for the
 	// primary (its ctx's user values), set again on the candidate's ctx.
 	params []userValue
@@ -54,8 +57,10 @@ type Job struct {
 	// comparison sees views into them, valid until the job is recycled:
 	// the collector copies what it keeps (a mismatch's example, a diff
 	// log entry), and a match keeps nothing, so it allocates nothing.
-	heads []byte
-	hdrs  [3][][2]string
+	heads    []byte
+	hdrs     [4][][2]string
+	goTwinBd []byte
+	reqText  []byte
 
 	// dl bounds each call by the route's timeout; it outlives recycling.
 	dl deadline
@@ -71,6 +76,7 @@ const (
 	hdrPrimary = iota
 	hdrCandidate
 	hdrTwin
+	hdrGoTwin
 )
 
 // Begin decides whether the request in ctx is copied for the candidate and,
@@ -149,6 +155,7 @@ func (e *Engine) begin(ctx *fasthttp.RequestCtx, r *Route) *Job {
 // the primary side.
 func (j *Job) Serve(ctx *fasthttp.RequestCtx, h routes.Handler) error {
 	var err error
+	j.pStart = j.engine.now()
 	switch ob, ok := h.(ObservedServer); {
 	case j.route.Primary != routes.SideLegacy:
 		err = h.Serve(ctx)
@@ -218,6 +225,7 @@ func (j *Job) finishPrimary(reason string, quiet bool) {
 	case reason != "":
 		j.skip(reason)
 	default:
+		j.pEnd = j.engine.now()
 		j.engine.submit(j)
 	}
 }
@@ -286,6 +294,9 @@ func (j *Job) reset() {
 	j.primaryBody = keep(j.primaryBody)
 	j.candBody = keep(j.candBody)
 	j.twinBody = keep(j.twinBody)
+	j.goTwinBd = keep(j.goTwinBd)
+	j.reqText = keep(j.reqText)
+	j.pStart, j.pEnd = time.Time{}, time.Time{}
 	j.heads = keep(j.heads)
 	clear(j.params)
 	j.params = j.params[:0]
@@ -303,9 +314,11 @@ func (j *Job) request() shadowreport.Request {
 	return shadowreport.Request{ID: view(h.Peek("X-Request-Id")), Method: view(h.Method()), URI: view(h.RequestURI())}
 }
 
-// run is the worker's part: call the candidate (and a twin on the noise
-// sample), compare, record. It returns false when a call was abandoned
-// past its deadline: the job is the timer's then (deadline.go).
+// run is the worker's part: call the candidate, and on the noise sample
+// each side a second time; learn from the legacy answer; compare the
+// answers and what each side published; record. It returns false when a
+// call was abandoned past its deadline: the job is the timer's then
+// (deadline.go).
 func (e *Engine) run(j *Job) (kept bool) {
 	defer func() {
 		if kept {
@@ -321,65 +334,136 @@ func (e *Engine) run(j *Job) (kept bool) {
 	req := j.request()
 	candSide := r.candidateSide()
 	primary := j.head(&j.primaryResp.Header, j.primaryBody, hdrPrimary)
+	pw := compare.Window{Start: j.pStart, End: j.pEnd}
 
-	cand, over, d, err := j.call(r.Candidate, candSide, &j.candBody, hdrCandidate)
+	cand, over, cw, err := j.call(r.Candidate, candSide, &j.candBody, hdrCandidate)
 	if err == errAbandoned {
 		return false
 	}
+	d := cw.End.Sub(cw.Start)
 	c.Called(candSide, d, err != nil || cand.Status >= 500)
 	if err != nil {
 		c.Errored(req, candSide, err)
-		return
+		return true
 	}
 	if over {
 		c.Skipped(SkipResponseTooBig)
-		return
+		return true
 	}
+	c.Timed(r.Primary, pw.End.Sub(pw.Start))
+
+	// Which answer is whose: noise is learned from the legacy side only.
+	legacyResp, legacyWin, goResp, goWin := primary, pw, cand, cw
+	if r.Primary == routes.SidePorted {
+		legacyResp, legacyWin, goResp, goWin = cand, cw, primary, pw
+	}
+	profile := c.Profile()
+	reqText := j.requestText()
+	profile.Observe(legacyResp, "body", legacyWin, reqText)
 
 	var self *compare.Result
-	if twin, base, twinSide := j.twin(primary, cand); twin != nil && c.Noise().Sample() {
-		second, over2, d2, err2 := j.call(twin, twinSide, &j.twinBody, hdrTwin)
-		if err2 == errAbandoned {
-			return false
-		}
-		c.Called(twinSide, d2, err2 != nil || second.Status >= 500)
-		if twinSide == routes.SidePorted && e.recorded != nil {
-			e.recorded.Take(eventID(second.Body)) // what the twin "published" is not compared
-		}
-		if err2 == nil && !over2 {
-			res := r.Comparator.Diff(base, second)
-			c.LearnNoise(res)
-			self = &res
+	var goTwin *compare.Response
+	var goTwinWin compare.Window
+	if (r.LegacyTwin != nil && j.safe) || r.GoTwin != nil {
+		if c.Noise().Sample() {
+			var abandoned bool
+			if self, abandoned = j.legacyTwin(legacyResp); abandoned {
+				return false
+			}
+			if goTwin, goTwinWin, abandoned = j.goTwin(); abandoned {
+				return false
+			}
 		}
 	}
 
-	res := r.Comparator.Diff(primary, cand)
-	res.Diffs = append(res.Diffs, e.publishedDiffs(j, primary, cand)...)
-	c.Compared(shadowreport.Comparison{
+	res := r.Comparator.DiffWith(primary, cand, compare.DiffOptions{Profile: profile, Windows: [2]compare.Window{pw, cw}})
+	if goTwin != nil {
+		nd := r.Comparator.DiffWith(goResp, *goTwin, compare.DiffOptions{Profile: profile, Windows: [2]compare.Window{goWin, goTwinWin}})
+		res.Diffs = append(res.Diffs, nondeterministic(nd.Diffs)...)
+	}
+	cmp := shadowreport.Comparison{
 		Request: req, PrimarySide: r.Primary,
 		Primary: primary, Candidate: cand, Result: res, Self: self,
-	})
+	}
+	e.sideEffects(j, cmp, legacyResp, goResp, legacyWin, goWin, goTwin, goTwinWin, reqText)
 	return true
 }
 
-// twin picks the second call of the noise sample: the primary side's
-// side-effect-free twin compared with the primary's answer, or, for an
-// unsafe method with a legacy primary (the monolith must not run it twice),
-// the candidate again compared with its first answer.
-func (j *Job) twin(primary, cand compare.Response) (routes.Handler, compare.Response, routes.Side) {
+// legacyTwin asks the legacy side again (a safe request only: it must
+// have no side effect) and learns the noise of its two answers. abandoned
+// says the call passed its deadline: the job is no longer the caller's.
+func (j *Job) legacyTwin(first compare.Response) (_ *compare.Result, abandoned bool) {
 	r := j.route
-	if r.Primary == routes.SideLegacy && !j.safe {
-		return r.Candidate, cand, routes.SidePorted
+	if r.LegacyTwin == nil || !j.safe {
+		return nil, false
 	}
-	return r.Twin, primary, r.Primary
+	second, over, w, err := j.call(r.LegacyTwin, routes.SideLegacy, &j.twinBody, hdrTwin)
+	if err == errAbandoned {
+		return nil, true
+	}
+	r.Collector.CalledTwin(routes.SideLegacy, w.End.Sub(w.Start), err != nil || second.Status >= 500)
+	if err != nil || over {
+		return nil, false
+	}
+	res := r.Comparator.Diff(first, second)
+	r.Collector.LearnNoise(res)
+	return &res, false
+}
+
+// goTwin asks the Go side again, with shadow dependencies, for the
+// determinism check. What it "published" is taken out of the recorder so
+// it is not mistaken for the first call's; it is kept in the job for the
+// check.
+func (j *Job) goTwin() (_ *compare.Response, _ compare.Window, abandoned bool) {
+	r := j.route
+	if r.GoTwin == nil {
+		return nil, compare.Window{}, false
+	}
+	second, over, w, err := j.call(r.GoTwin, routes.SidePorted, &j.goTwinBd, hdrGoTwin)
+	if err == errAbandoned {
+		return nil, compare.Window{}, true
+	}
+	r.Collector.CalledTwin(routes.SidePorted, w.End.Sub(w.Start), err != nil || second.Status >= 500)
+	if err != nil || over {
+		return nil, compare.Window{}, false
+	}
+	return &second, w, false
+}
+
+// nondeterministic turns the differences between two Go answers to one
+// request into findings, leaving out what the legacy side's own noise
+// explains (its generated and clock values).
+func nondeterministic(diffs []compare.Diff) []compare.Diff {
+	out := diffs[:0]
+	for _, d := range diffs {
+		if d.Noise {
+			continue
+		}
+		note := "the Go side answered this request twice, differently (" + string(d.Kind) + ")"
+		if d.Note != "" {
+			note += ": " + d.Note
+		}
+		d.Kind, d.Note, d.Accepted = compare.KindNondeterministic, note, ""
+		out = append(out, d)
+	}
+	return out
+}
+
+// requestText is the request as the echo check sees it: head and body,
+// in a buffer the job keeps.
+func (j *Job) requestText() []byte {
+	j.reqText = j.req.Header.AppendBytes(j.reqText[:0])
+	j.reqText = append(j.reqText, j.req.Body()...)
+	return j.reqText
 }
 
 // call runs h (of side) on a fresh copy of the job's request, under the
 // route's deadline, and returns its answer with the body copied into *buf
-// (over: longer than the cap, not kept) and the head into j.hdrs[hdr]. It
-// returns errAbandoned, having touched nothing of the job since the call
-// began, when the deadline passed first.
-func (j *Job) call(h routes.Handler, side routes.Side, buf *[]byte, hdr int) (resp compare.Response, over bool, d time.Duration, err error) {
+// (over: longer than the cap, not kept), the head into j.hdrs[hdr], and the
+// window from calling h to having its whole answer. It returns
+// errAbandoned, having touched nothing of the job since the call began,
+// when the deadline passed first.
+func (j *Job) call(h routes.Handler, side routes.Side, buf *[]byte, hdr int) (resp compare.Response, over bool, w compare.Window, err error) {
 	e := j.engine
 	c := e.acquireCtx(&j.req, j.remote)
 	defer e.releaseCtx(c)
@@ -389,9 +473,8 @@ func (j *Job) call(h routes.Handler, side routes.Side, buf *[]byte, hdr int) (re
 	max := j.route.MaxBody
 	b := (*buf)[:0]
 	gen := j.arm(side, buf)
-	start := e.now()
+	w.Start = e.now()
 	err = h.Serve(c)
-	d = e.now().Sub(start)
 	if err == nil {
 		if bs := c.Response.BodyStream(); bs != nil {
 			b, err = readAtMost(b, bs, max+1)
@@ -403,18 +486,19 @@ func (j *Job) call(h routes.Handler, side routes.Side, buf *[]byte, hdr int) (re
 			b = append(b, c.Response.Body()...)
 		}
 	}
+	w.End = e.now()
 	if !j.disarm(gen) {
 		e.left()
-		return resp, false, d, errAbandoned
+		return resp, false, w, errAbandoned
 	}
 	if err != nil {
-		return resp, false, d, err
+		return resp, false, w, err
 	}
 	*buf = b
 	if len(b) > max {
-		return resp, true, d, nil
+		return resp, true, w, nil
 	}
-	return j.head(&c.Response.Header, b, hdr), false, d, nil
+	return j.head(&c.Response.Header, b, hdr), false, w, nil
 }
 
 // readAtMost appends up to n bytes of r to b.
@@ -454,73 +538,149 @@ func (j *Job) head(h *fasthttp.ResponseHeader, body []byte, hdr int) compare.Res
 // view is b as a string, without a copy: valid while b is not written.
 func view(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
-// publishedDiffs compares what the two sides published for this request,
-// when both sides' side effects are observable: the monolith's events file
-// on the legacy side, the recording sink (Go candidate) or the tap (Go
-// primary) on the Go side. Events are found by the event_id each side
-// answered with. Paths are rooted at `published`.
-func (e *Engine) publishedDiffs(j *Job, primary, cand compare.Response) []compare.Diff {
+// sideEffects compares what each side published for this request and
+// records the comparison: at once when the legacy side's message is known
+// (or cannot be), or, for a source whose messages arrive later (a topic),
+// once it arrives or its wait is over, from a copy of the comparison.
+//
+// Messages are found by the route's key path: in the legacy answer and
+// the legacy messages, and in the Go answer for what the Go side's
+// recorder (candidate) or tap (primary) kept. Paths are rooted at
+// `published`. Go published nothing and legacy accepted nothing: nothing
+// to compare. Otherwise, without a working legacy source, the comparison
+// says its side effects were not compared, and why.
+func (e *Engine) sideEffects(j *Job, cmp shadowreport.Comparison, legacyResp, goResp compare.Response,
+	legacyWin, goWin compare.Window, goTwin *compare.Response, goTwinWin compare.Window, reqText []byte) {
 	r := j.route
+	c := r.Collector
 	goSrc := e.recorded
 	if r.Primary == routes.SidePorted {
 		goSrc = e.tapped
 	}
-	legacy := r.LegacyEvents
-	if goSrc == nil || legacy == nil {
-		return nil
+	keyPath := r.KeyPath
+	if keyPath == "" {
+		keyPath = DefaultKeyPath
 	}
-	if o, ok := legacy.(interface{ Observable() bool }); ok && !o.Observable() {
-		return nil
-	}
-	pid, cid := eventID(primary.Body), eventID(cand.Body)
-	if pid == "" && cid == "" {
-		return nil // neither side says it accepted an event
-	}
-	take := func(side routes.Side, id string) []byte {
-		if id == "" {
+	take := func(src Published, resp compare.Response) []byte {
+		if src == nil {
 			return nil
 		}
-		src := goSrc
-		if side == routes.SideLegacy {
-			src = legacy
+		if k, ok := compare.Lookup(resp.Body, keyPath); ok {
+			v, _ := src.Take(k)
+			return v
 		}
-		v, _ := src.Take(id)
-		return v
-	}
-	pv, cv := take(r.Primary, pid), take(r.candidateSide(), cid)
-	const root = "published"
-	switch {
-	case pv == nil && cv == nil:
 		return nil
-	case cv == nil:
-		return []compare.Diff{{Path: root, Template: root, Kind: compare.KindMissing, Primary: "event " + pid}}
-	case pv == nil:
-		return []compare.Diff{{Path: root, Template: root, Kind: compare.KindExtra, Candidate: "event " + cid}}
 	}
-	asJSON := func(b []byte) compare.Response { return compare.Response{Body: b, ContentType: "application/json"} }
-	res := e.published.Diff(asJSON(pv), asJSON(cv))
-	for i := range res.Diffs {
-		d := &res.Diffs[i]
-		d.Path = root + strings.TrimPrefix(d.Path, "body")
-		d.Template = root + strings.TrimPrefix(d.Template, "body")
+	goMsg := take(goSrc, goResp)
+	var twinMsg []byte
+	if goTwin != nil {
+		// The recorder keeps the twin's message too: take it out, for the
+		// determinism check below.
+		twinMsg = take(e.recorded, *goTwin)
 	}
-	return res.Diffs
+	legacyKey, hasKey := compare.Lookup(legacyResp.Body, keyPath)
+	hasKey = hasKey && legacyKey != ""
+	if goMsg == nil && !hasKey {
+		c.Compared(cmp)
+		return
+	}
+	src := r.LegacyEvents
+	switch {
+	case goSrc == nil:
+		cmp.SideEffectsUncompared = "what the Go side published is not observable in this process"
+	case src == nil:
+		cmp.SideEffectsUncompared = "no source of the legacy side's published messages is configured (shadow.legacy_events)"
+	default:
+		if h := src.Health(); h != "" {
+			cmp.SideEffectsUncompared = src.Name() + " does not work: " + h
+		}
+	}
+	if cmp.SideEffectsUncompared != "" {
+		c.Compared(cmp)
+		return
+	}
+	finish := func(cmp shadowreport.Comparison, legacyMsg []byte, found bool) {
+		switch {
+		case !found && hasKey && src.Found() == 0:
+			cmp.SideEffectsUncompared = src.Name() + " has yielded none of the legacy side's messages yet, so a missing one proves nothing"
+		default:
+			cmp.SideEffectsCompared = true
+			cmp.Result.Diffs = append(cmp.Result.Diffs, e.published(r, legacyMsg, goMsg, legacyWin, goWin, reqText)...)
+			// The Go side's two messages are judged on what the legacy
+			// side's messages showed, so only once one was seen.
+			if goTwin != nil && legacyMsg != nil && (goMsg != nil || twinMsg != nil) {
+				cmp.Result.Diffs = append(cmp.Result.Diffs, e.goMessages(r, goMsg, twinMsg, goWin, goTwinWin)...)
+			}
+		}
+		c.Compared(cmp)
+	}
+	if !hasKey {
+		finish(cmp, nil, false)
+		return
+	}
+	if msg, ok := src.Take(legacyKey); ok {
+		finish(cmp, msg, true)
+		return
+	}
+	aw, ok := src.(Awaiter)
+	if !ok {
+		finish(cmp, nil, false)
+		return
+	}
+	if since := aw.ReadySince(); since.IsZero() || legacyWin.Start.Before(since) {
+		cmp.SideEffectsUncompared = src.Name() + " was not yet read in full when this request was answered"
+		c.Compared(cmp)
+		return
+	}
+	// The job's buffers are reused once run returns: wait on a copy.
+	held := cmp.Clone()
+	reqText = bytes.Clone(reqText)
+	if !aw.Await(legacyKey, e.now().Add(aw.Wait()), func(msg []byte, ok bool) { finish(held, msg, ok) }) {
+		cmp.SideEffectsUncompared = "too many comparisons wait for " + src.Name()
+		c.Compared(cmp)
+	}
 }
 
-var eventIDKey = []byte(`"event_id"`)
+// published compares the legacy side's message with the Go side's, after
+// learning from the legacy one; either may be nil.
+func (e *Engine) published(r *Route, legacyMsg, goMsg []byte, legacyWin, goWin compare.Window, reqText []byte) []compare.Diff {
+	const root = compare.RootPublished
+	lp, gp := r.Primary == routes.SideLegacy, r.Primary == routes.SidePorted
+	switch {
+	case legacyMsg == nil && goMsg == nil:
+		return nil
+	case legacyMsg == nil || goMsg == nil:
+		// One side published, the other did not: missing from the
+		// candidate, or extra in it.
+		d := compare.Diff{Path: root, Template: root}
+		hasPrimary := legacyMsg != nil && lp || goMsg != nil && gp
+		if hasPrimary {
+			d.Kind, d.Primary = compare.KindMissing, "a message"
+		} else {
+			d.Kind, d.Candidate = compare.KindExtra, "a message"
+		}
+		r.Comparator.AcceptDiff(&d)
+		return []compare.Diff{d}
+	}
+	asJSON := func(b []byte) compare.Response { return compare.Response{Body: b, ContentType: "application/json"} }
+	r.Collector.Profile().Observe(asJSON(legacyMsg), root, legacyWin, reqText)
+	p, q, w := legacyMsg, goMsg, [2]compare.Window{legacyWin, goWin}
+	if gp {
+		p, q, w = goMsg, legacyMsg, [2]compare.Window{goWin, legacyWin}
+	}
+	return r.Comparator.DiffWith(asJSON(p), asJSON(q), compare.DiffOptions{Profile: r.Collector.Profile(), Windows: w, Root: root}).Diffs
+}
 
-// eventID is the top-level event_id of a JSON answer, "" if none.
-func eventID(body []byte) string {
-	if !bytes.Contains(body, eventIDKey) {
-		return ""
+// goMessages checks that the Go side published alike when asked twice.
+func (e *Engine) goMessages(r *Route, first, second []byte, w1, w2 compare.Window) []compare.Diff {
+	const root = compare.RootPublished
+	if first == nil || second == nil {
+		return []compare.Diff{{Path: root, Template: root, Kind: compare.KindNondeterministic,
+			Note: "the Go side published a message for one of two identical requests only"}}
 	}
-	var v struct {
-		EventID string `json:"event_id"`
-	}
-	if json.Unmarshal(body, &v) != nil {
-		return ""
-	}
-	return v.EventID
+	asJSON := func(b []byte) compare.Response { return compare.Response{Body: b, ContentType: "application/json"} }
+	res := r.Comparator.DiffWith(asJSON(first), asJSON(second), compare.DiffOptions{Profile: r.Collector.Profile(), Windows: [2]compare.Window{w1, w2}, Root: root})
+	return nondeterministic(res.Diffs)
 }
 
 // safeMethod: RFC 9110 §9.2.1.

@@ -10,10 +10,17 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/strangler-proxy/strangler/ported/kafka/kafkatest"
+
 	"github.com/strangler-proxy/strangler/ported/delivery"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, append(kafkatest.LeakOptions(),
+		// go-metrics starts one process-wide ticker with its first meter
+		// (sarama's consumer group makes one) and never stops it.
+		goleak.IgnoreTopFunction("github.com/rcrowley/go-metrics.(*meterArbiter).tick"))...)
+}
 
 func TestRecordingSinkKeepsTheLastMessagesByEventID(t *testing.T) {
 	s := NewRecordingSink(3)
@@ -77,10 +84,10 @@ func line(id string, extra string) string {
 
 func TestEventsFileFollowsAppends(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "forwarded-events.jsonl")
-	e := NewEventsFile(path, 0)
+	e := NewEventsFile(path, "", 0)
 	defer e.Close()
-	if e.Observable() {
-		t.Fatal("a missing file is observable")
+	if h := e.Health(); !strings.Contains(h, "no such file") {
+		t.Fatalf("a missing file's health %q", h)
 	}
 	if _, ok := e.Take("x"); ok {
 		t.Fatal("found an event in a missing file")
@@ -102,6 +109,9 @@ func TestEventsFileFollowsAppends(t *testing.T) {
 	if _, ok := e.Take("c"); ok {
 		t.Fatal("an unterminated line was indexed")
 	}
+	if h, n := e.Health(), e.Found(); h != "" || n != 1 {
+		t.Fatalf("health %q, found %d; want a working file that found b", h, n)
+	}
 	appendTo(`unt":3}` + "\n" + "not json\n" + line("d", "4"))
 	for id, want := range map[string]string{"c": `{"event_id":"c","amount":3}`, "a": strings.TrimSpace(line("a", "1")), "d": strings.TrimSpace(line("d", "4"))} {
 		if v, ok := e.Take(id); !ok || string(v) != want {
@@ -117,6 +127,31 @@ func TestEventsFileFollowsAppends(t *testing.T) {
 	}
 }
 
+// Lines are indexed by the configured key path.
+func TestEventsFileKeyPath(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ev.jsonl")
+	if err := os.WriteFile(path, []byte(`{"data":{"id":"k1"},"v":1}`+"\n"+`{"event_id":"k2"}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e := NewEventsFile(path, "data.id", 0)
+	defer e.Close()
+	if _, ok := e.Take("k2"); ok {
+		t.Fatal("found a line by another key")
+	}
+	if v, ok := e.Take("k1"); !ok || !strings.Contains(string(v), `"v":1`) {
+		t.Fatalf("Take(k1) = %q, %v", v, ok)
+	}
+	if err := CheckReadable(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckReadable(filepath.Join(t.TempDir(), "missing")); err == nil {
+		t.Fatal("a missing file is readable")
+	}
+	if err := CheckReadable(t.TempDir()); err == nil {
+		t.Fatal("a directory is readable")
+	}
+}
+
 func TestEventsFileStartsNearTheEndOfALargeFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ev.jsonl")
 	var b strings.Builder
@@ -127,7 +162,7 @@ func TestEventsFileStartsNearTheEndOfALargeFile(t *testing.T) {
 	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	e := NewEventsFile(path, 0)
+	e := NewEventsFile(path, "", 0)
 	defer e.Close()
 	if _, ok := e.Take("recent"); !ok {
 		t.Error("the last line of a large file is not found")

@@ -98,7 +98,7 @@ func newPage(rep Report, only string) page {
 		if only != "" && rr.Name != only {
 			continue
 		}
-		p.Detail = append(p.Detail, routeView{RouteReport: rr, Spark: newSparkline(rr.Stats.Timeline, rr.Verdict.Thresholds.MinMatchRate)})
+		p.Detail = append(p.Detail, routeView{RouteReport: rr, Spark: newSparkline(rr.Stats.Timeline, 1-rr.Verdict.Thresholds.TargetMismatchRate)})
 	}
 	return p
 }
@@ -165,7 +165,7 @@ var funcs = template.FuncMap{
 	"fnum":     func(f *float64) float64 { return *f },
 	"kinds": func(k map[compare.Kind]uint64) string {
 		var parts []string
-		for _, kind := range []compare.Kind{compare.KindValue, compare.KindType, compare.KindMissing, compare.KindExtra, compare.KindOrder} {
+		for _, kind := range compare.Kinds() {
 			if n := k[kind]; n > 0 {
 				parts = append(parts, fmt.Sprintf("%s %d", kind, n))
 			}

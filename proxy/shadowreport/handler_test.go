@@ -27,12 +27,15 @@ func (f *fakeSource) AllLegacy() bool       { return f.allLegacy }
 
 func pf(v float64) *float64 { return &v }
 
-// reportFixture: campaign in canary with 1,200 comparisons (one real
-// mismatch, noise learned), events demoted, home plain legacy, and 600
-// unmatched requests.
+// reportFixture: campaign in canary with a first epoch of 1,200
+// comparisons (one real mismatch, noise learned), superseded by an epoch
+// whose rules accept that difference, with 3,100 clean comparisons (one of
+// them accepted); events demoted with one mismatch; home plain legacy; and
+// 600 unmatched requests.
 func reportFixture(t testing.TB) (*fakeSource, *Stats, *clock) {
 	clk := newClock()
 	s, _ := newStats(t, clk, nil)
+	accept := []compare.Accept{{Path: "body.status", Kind: compare.KindValue, Reason: "campaign paused by the data fix of ticket 42"}}
 	src := &fakeSource{routes: []RouteStatus{
 		{RouteInfo: routes.RouteInfo{Name: "campaign", Methods: []string{"GET"}, Path: "/api/v1/campaigns/{id}",
 			Mode: routes.ModeCanary, EffectiveMode: routes.ModeCanary, CanaryPercent: pf(10)}},
@@ -41,35 +44,45 @@ func reportFixture(t testing.TB) (*fakeSource, *Stats, *clock) {
 			Demoted: true, DemotedReason: "mismatch rate 12.00 % over the last 5 min exceeds the budget of 1.00 %", DemotedAt: clk.Now()},
 		{RouteInfo: routes.RouteInfo{Name: "home", Methods: []string{"*"}, Path: "/", Mode: routes.ModeLegacy, EffectiveMode: routes.ModeLegacy}},
 	}}
-	c := s.Route("campaign")
-	cmp := compare.MustCompile(compare.Rules{})
 	body := func(status, email string) string {
 		return fmt.Sprintf(`{"id":"cmp_000042","status":%q,"request_id":%q,"owner_email":%q}`, status, fmt.Sprint(time.Now().UnixNano()), email)
 	}
-	for i := range 1200 {
-		clk.Add(3 * time.Second) // spread over the last hour
-		p := jsonResponse(200, body("active", "owner@example.com"))
-		var self *compare.Result
-		if c.Noise().Sample() {
-			r := cmp.Diff(p, jsonResponse(200, body("active", "owner@example.com")))
-			c.LearnNoise(r)
-			self = &r
-		}
-		q := jsonResponse(200, body("active", "owner@example.com"))
-		if i == 700 {
-			q = jsonResponse(200, body("paused", "owner@example.com"))
-		}
-		c.Compared(Comparison{Request: Request{ID: fmt.Sprintf("req-%d", i), Method: "GET", URI: "/api/v1/campaigns/cmp_000042"},
-			PrimarySide: routes.SideLegacy, Primary: p, Candidate: q, Result: cmp.Diff(p, q), Self: self})
-		c.Called(routes.SidePorted, 5*time.Millisecond, false)
-		if i < 1000 {
-			side, d := routes.SideLegacy, 20*time.Millisecond
-			if i%10 == 0 {
-				side, d = routes.SidePorted, 5*time.Millisecond
+	run := func(c *Collector, cmp *compare.Comparator, n, paused int, served bool) {
+		for i := range n {
+			clk.Add(time.Second) // spread over the last hours
+			p := jsonResponse(200, body("active", "owner@example.com"))
+			var self *compare.Result
+			if c.Noise().Sample() {
+				r := cmp.Diff(p, jsonResponse(200, body("active", "owner@example.com")))
+				c.LearnNoise(r)
+				self = &r
+				c.CalledTwin(routes.SideLegacy, 20*time.Millisecond, false)
 			}
-			c.Served(side, d, false)
+			q := jsonResponse(200, body("active", "owner@example.com"))
+			if i == paused {
+				q = jsonResponse(200, body("paused", "owner@example.com"))
+			}
+			c.Compared(Comparison{Request: Request{ID: fmt.Sprintf("req-%d", i), Method: "GET", URI: "/api/v1/campaigns/cmp_000042"},
+				PrimarySide: routes.SideLegacy, Primary: p, Candidate: q, Result: cmp.Diff(p, q), Self: self})
+			c.Called(routes.SidePorted, 5*time.Millisecond, false)
+			c.Timed(routes.SideLegacy, 20*time.Millisecond)
+			if served && i < 1000 {
+				side, d := routes.SideLegacy, 20*time.Millisecond
+				if i%10 == 0 {
+					side, d = routes.SidePorted, 5*time.Millisecond
+				}
+				c.Served(side, d, false)
+			}
 		}
 	}
+	c := s.Route("campaign")
+	first := compare.MustCompile(compare.Rules{})
+	c.SetRules(RulesOf(first, compare.Rules{}))
+	run(c, first, 1200, 700, true)
+	second := compare.MustCompile(compare.Rules{Accept: accept})
+	c.SetRules(RulesOf(second, compare.Rules{Accept: accept}))
+	run(c, second, 3100, 1500, false)
+	run(s.Route("events"), first, 50, 10, false)
 	for i := range 500 {
 		s.Unmatched([]byte("GET"), fmt.Appendf(nil, "/users/%d", i))
 	}
@@ -167,34 +180,51 @@ func TestReportHTML(t *testing.T) {
 		{"data-route", "campaign", "share", "62.50 %"},
 		{"data-route", "campaign", "served-legacy", "900"},
 		{"data-route", "campaign", "served-ported", "100"},
-		{"data-route", "campaign", "compared", "1200"},
-		{"data-route", "campaign", "match-rate", "99.92 %"}, // 1199/1200
+		{"data-route", "campaign", "compared", "3100"},
+		{"data-route", "campaign", "match-rate", "100.00 %"},
 		{"data-route", "campaign", "verdict", "ready"},
 		{"data-route", "events", "mode", "legacy"},
-		{"data-route", "events", "match-rate", "—"},
+		{"data-route", "events", "match-rate", "98.00 %"},
 		{"data-route", "events", "verdict", "not ready"},
 		{"data-route", "home", "share", "0.00 %"},
 		{"id", "overview", "unmatched-total", "600"},
 		{"id", "overview", "unmatched-share", "37.50 %"},
-		// Detail.
-		{"id", "route-campaign", "mismatch", "1"},
+		// Detail: the current epoch.
+		{"id", "route-campaign", "mismatch", "0"},
+		{"id", "route-campaign", "accepted", "1"},
 		{"id", "route-campaign", "noise-only", fmt.Sprint(snap.Counts.NoiseOnly)},
 		{"id", "route-campaign", "match", fmt.Sprint(snap.Counts.Match)},
+		{"id", "route-campaign", "confidence", "Mismatch rate: fewer than 1 in 1,000 at 95 % confidence (3,100 clean comparisons, none unexplained)."},
+		{"id", "route-campaign", "latency-measure", "Both sides measured alike: each side's call in the same shadowed requests, timed by the proxy from calling the side to having its whole answer (the monolith's network round trip included). Calls include the second calls of the noise sample (legacy, safe methods only) and of the determinism check (Go), shown as twin calls."},
 		{"data-side", "legacy", "p99", Millis(snap.Latency.Legacy.P99)},
 		{"data-side", "ported", "p50", Millis(snap.Latency.Ported.P50)},
-		{"data-side", "ported", "calls", "1300"},
-		{"data-check", "match rate", "got", "99.92 %"},
-		{"data-check", "comparisons", "got", "1200"},
-		{"data-path", "body.status", "count", "1"},
+		{"data-side", "ported", "calls", "4400"},
+		{"data-check", "unexplained mismatches", "got", "0"},
+		{"data-check", "clean comparisons", "got", "3,100"},
+		{"data-kind", "value", "explained", "1"},
+		{"data-epoch", "1", "", ""},
 		{"id", "route-events", "demoted", "Demoted to legacy 2025-03-01 12:00:30 UTC: mismatch rate 12.00 % over the last 5 min exceeds the budget of 1.00 %. It stays on legacy until a person re-enables it."},
 	}
+	events := find(doc, withAttr("id", "route-events"))
+	if g := find(events, withAttr("data-path", "body.status")); g == nil || text(find(g, withAttr("data-k", "count"))) != "1" {
+		t.Errorf("events: no group body.status with one mismatch")
+	}
+	if ep := find(doc, withAttr("data-epoch", "1")); !strings.Contains(text(ep), "superseded") || !strings.Contains(text(ep), "1200") {
+		t.Errorf("superseded epoch row %q", text(ep))
+	}
+	if a := find(doc, withAttr("data-kind", "value")); !strings.Contains(text(a), "campaign paused by the data fix of ticket 42") {
+		t.Errorf("accept row %q", text(a))
+	}
 	for _, tt := range tests {
+		if tt.key == "" {
+			continue
+		}
 		if got := fig(t, doc, tt.scopeKey, tt.scope, tt.key); got != tt.want {
 			t.Errorf("[%s=%s] %s = %q, want %q", tt.scopeKey, tt.scope, tt.key, got, tt.want)
 		}
 	}
-	if snap.Counts.NoiseOnly+snap.Counts.Match != 1199 || snap.Counts.NoiseOnly == 0 {
-		t.Fatalf("fixture counts %+v", snap.Counts)
+	if snap.Counts.NoiseOnly+snap.Counts.Match != 3099 || snap.Counts.NoiseOnly == 0 || snap.Epoch.Number != 2 || len(snap.Superseded) != 1 {
+		t.Fatalf("fixture counts %+v, epoch %+v", snap.Counts, snap.Epoch)
 	}
 	// p50/p99 reflect what was recorded: legacy served at 20 ms.
 	if p := snap.Latency.Legacy.P99; p < 19*time.Millisecond || p > 21*time.Millisecond {
@@ -254,8 +284,9 @@ func TestReportJSON(t *testing.T) {
 				t.Fatalf("report %d routes, %d served, %d unmatched", len(rep.Routes), rep.TotalServed, rep.Unmatched.Total)
 			}
 			c := rep.Routes[0]
-			if c.Name != "campaign" || c.Share != 0.625 || c.Stats.Counts.Compared != 1200 || !c.Verdict.Ready ||
-				len(c.Stats.TopDiffs) != 1 || c.Stats.TopDiffs[0].Template != "body.status" || len(c.Stats.Timeline) != 60 {
+			if c.Name != "campaign" || c.Share != 0.625 || c.Stats.Counts.Compared != 3100 || !c.Verdict.Ready ||
+				len(c.Stats.TopDiffs) != 0 || len(c.Stats.Superseded) != 1 || c.Stats.Superseded[0].Counts.Mismatch != 1 ||
+				len(c.Stats.Accepts) != 1 || c.Stats.Accepts[0].Explained != 1 || len(c.Stats.Timeline) != 60 {
 				t.Fatalf("campaign %+v", c)
 			}
 			if e := rep.Routes[1]; !e.Demoted || e.EffectiveMode != routes.ModeLegacy {

@@ -18,8 +18,12 @@ type Options struct {
 	// (and strangler_shadow_difflog_dropped_total with a DiffLog).
 	// Required.
 	Registerer prometheus.Registerer
-	// Logger gets one line per mismatch. Nil: no logging.
+	// Logger gets the collectors' own warnings. Nil: none.
 	Logger *zap.Logger
+	// MismatchLog gets one Info line per mismatch. Give it an unsampled
+	// core (the access log's): a sampled logger drops lines, and every
+	// mismatch must be there. Nil: Logger.
+	MismatchLog *zap.Logger
 	// Now is the clock. Nil: time.Now.
 	Now func() time.Time
 	// DiffLog receives every comparison that did not match. Nil: none. Its
@@ -42,6 +46,7 @@ type Stats struct {
 	opts        Options
 	now         func() time.Time
 	log         *zap.Logger
+	mlog        *zap.Logger
 	comparisons *prometheus.CounterVec
 	collectors  sync.Map // route name → *Collector
 	create      sync.Mutex
@@ -62,13 +67,17 @@ func New(o Options) (*Stats, error) {
 		s.log = zap.NewNop()
 	}
 	s.log = s.log.Named("shadow")
+	s.mlog = s.log
+	if o.MismatchLog != nil {
+		s.mlog = o.MismatchLog.Named("shadow")
+	}
 	if o.UnmatchedCapacity <= 0 {
 		s.opts.UnmatchedCapacity = 64
 	}
 	s.unmatched = newUnmatched(s.opts.UnmatchedCapacity)
 	s.comparisons = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "strangler_shadow_comparisons_total",
-		Help: "Shadowed requests by route and outcome (match, mismatch, noise_only, error, skipped).",
+		Help: "Shadowed requests by route and outcome (match, mismatch, noise_only, accepted, error, skipped); a comparison held while a path is still learning is counted once judged.",
 	}, []string{"route", "outcome"})
 	cs := []prometheus.Collector{s.comparisons}
 	if d := o.DiffTopic; d != nil {

@@ -2,39 +2,43 @@ package shadowreport
 
 import (
 	"fmt"
+	"math"
+	"strconv"
 	"time"
 )
 
 // Thresholds decide when a route is ready to flip to Go. Zero values take
 // the defaults.
 type Thresholds struct {
-	// MinComparisons before any verdict. Zero: 1000.
-	MinComparisons uint64 `mapstructure:"min_comparisons"`
-	// MinMatchRate of compared requests that matched (noise-only counts
-	// as matched). Zero: 0.999.
-	MinMatchRate float64 `mapstructure:"min_match_rate"`
+	// TargetMismatchRate is the mismatch rate the verdict must show to be
+	// below at 95 % confidence. By the rule of three, N comparisons with
+	// no unexplained mismatch put the rate below 3/N at 95 %, so ready
+	// needs zero unexplained mismatches over ⌈3/TargetMismatchRate⌉
+	// comparisons. Zero: 0.001 (3,000 comparisons).
+	TargetMismatchRate float64 `mapstructure:"target_mismatch_rate"`
 	// MaxErrorRateGap is how much higher Go's error rate may be than
 	// legacy's, as a fraction of calls. Zero: 0.001 (0.1 points).
 	MaxErrorRateGap float64 `mapstructure:"max_error_rate_gap"`
-	// MaxP99Ratio is Go's p99 latency over legacy's. Zero: 1.5.
+	// MaxP99Ratio is Go's p99 latency over legacy's, measured alike
+	// (Latency.Measure). Zero: 1.5.
 	MaxP99Ratio float64 `mapstructure:"max_p99_ratio"`
+	// AllowUncomparedSideEffects lets a route be ready although the Go
+	// side published messages that could not be compared with the legacy
+	// side's. Zero value (false): that is "not ready".
+	AllowUncomparedSideEffects bool `mapstructure:"allow_uncompared_side_effects"`
 }
 
 // Threshold defaults.
 const (
-	DefaultMinComparisons  = 1000
-	DefaultMinMatchRate    = 0.999
-	DefaultMaxErrorRateGap = 0.001
-	DefaultMaxP99Ratio     = 1.5
+	DefaultTargetMismatchRate = 0.001
+	DefaultMaxErrorRateGap    = 0.001
+	DefaultMaxP99Ratio        = 1.5
 )
 
 // WithDefaults fills zero fields.
 func (t Thresholds) WithDefaults() Thresholds {
-	if t.MinComparisons == 0 {
-		t.MinComparisons = DefaultMinComparisons
-	}
-	if t.MinMatchRate == 0 {
-		t.MinMatchRate = DefaultMinMatchRate
+	if t.TargetMismatchRate == 0 {
+		t.TargetMismatchRate = DefaultTargetMismatchRate
 	}
 	if t.MaxErrorRateGap == 0 {
 		t.MaxErrorRateGap = DefaultMaxErrorRateGap
@@ -43,6 +47,14 @@ func (t Thresholds) WithDefaults() Thresholds {
 		t.MaxP99Ratio = DefaultMaxP99Ratio
 	}
 	return t
+}
+
+// Needed is how many clean comparisons, none unexplained, show the
+// mismatch rate below TargetMismatchRate at 95 % confidence (the rule of
+// three).
+func (t Thresholds) Needed() uint64 {
+	t = t.WithDefaults()
+	return uint64(math.Ceil(3/t.TargetMismatchRate - 1e-9))
 }
 
 // Check is one condition of a verdict.
@@ -57,7 +69,12 @@ type Check struct {
 type Verdict struct {
 	Ready      bool       `json:"ready"`
 	Thresholds Thresholds `json:"thresholds"`
-	Checks     []Check    `json:"checks"`
+	// Needed clean comparisons (Thresholds.Needed).
+	Needed uint64  `json:"needed"`
+	Checks []Check `json:"checks"`
+	// Confidence states what the comparisons show, in words: "fewer than
+	// 1 in 1,000 at 95 % confidence" once enough are clean.
+	Confidence string `json:"confidence"`
 	// Reasons restate the failed checks in words.
 	Reasons []string `json:"reasons,omitempty"`
 }
@@ -65,7 +82,8 @@ type Verdict struct {
 // Verdict judges the snapshot against th.
 func (s Snapshot) Verdict(th Thresholds) Verdict {
 	th = th.WithDefaults()
-	v := Verdict{Thresholds: th, Ready: true}
+	need := th.Needed()
+	v := Verdict{Thresholds: th, Needed: need, Ready: true}
 	add := func(c Check, reason string) {
 		v.Checks = append(v.Checks, c)
 		if !c.OK {
@@ -73,13 +91,16 @@ func (s Snapshot) Verdict(th Thresholds) Verdict {
 			v.Reasons = append(v.Reasons, reason)
 		}
 	}
-	n := s.Counts.Compared
-	add(Check{Name: "comparisons", Want: fmt.Sprintf("≥ %d", th.MinComparisons), Got: fmt.Sprint(n), OK: n >= th.MinComparisons},
-		fmt.Sprintf("only %d of %d comparisons needed", n, th.MinComparisons))
-
-	rate := s.MatchRate
-	add(Check{Name: "match rate", Want: "≥ " + Percent(th.MinMatchRate), Got: Percent(rate), OK: n > 0 && rate >= th.MinMatchRate},
-		fmt.Sprintf("match rate %s is below %s", Percent(rate), Percent(th.MinMatchRate)))
+	k := s.Counts
+	target := OneIn(th.TargetMismatchRate)
+	add(Check{Name: "unexplained mismatches", Want: "0", Got: Count(k.Mismatch), OK: k.Mismatch == 0},
+		fmt.Sprintf("%s comparisons differ in ways nothing explains (noise, an accept rule); see the differing paths", Count(k.Mismatch)))
+	clean := k.Clean()
+	add(Check{Name: "clean comparisons", Want: fmt.Sprintf("≥ %s (rule of three: fewer than %s at 95 %% confidence)", Count(need), target),
+		Got: Count(clean), OK: clean >= need},
+		fmt.Sprintf("%s clean comparisons of the %s needed to show fewer than %s at 95 %% confidence", Count(clean), Count(need), target))
+	add(Check{Name: "pending", Want: "0", Got: Count(k.Pending), OK: k.Pending == 0},
+		fmt.Sprintf("%s comparisons wait for the paths they differ at to be classified from more legacy answers", Count(k.Pending)))
 
 	lg, gg := s.Latency.Legacy, s.Latency.Ported
 	gap := gg.ErrorRate - lg.ErrorRate
@@ -91,11 +112,62 @@ func (s Snapshot) Verdict(th Thresholds) Verdict {
 	ratio, ok := p99Ratio(lg, gg)
 	got := "no latency data"
 	if ok {
-		got = fmt.Sprintf("%.2f× (Go %s, legacy %s)", ratio, Millis(gg.P99), Millis(lg.P99))
+		got = fmt.Sprintf("%.2f× (Go %s, legacy %s; %s)", ratio, Millis(gg.P99), Millis(lg.P99), measureText(s.Latency.Measure))
 	}
 	add(Check{Name: "p99 ratio", Want: fmt.Sprintf("≤ %.2f×", th.MaxP99Ratio), Got: got, OK: ok && ratio <= th.MaxP99Ratio},
 		p99Reason(ok, ratio, th.MaxP99Ratio))
+
+	se := s.SideEffects
+	seGot := "nothing published by the Go side"
+	switch {
+	case se.Uncompared > 0:
+		seGot = fmt.Sprintf("not compared in %s comparisons (%s); compared in %s", Count(se.Uncompared), se.Reason, Count(se.Compared))
+	case se.Compared > 0:
+		seGot = fmt.Sprintf("compared in %s comparisons", Count(se.Compared))
+	}
+	want := "compared whenever the Go side publishes"
+	if th.AllowUncomparedSideEffects {
+		want = "compared where a source exists (allow_uncompared_side_effects)"
+	}
+	add(Check{Name: "side effects", Want: want, Got: seGot, OK: se.Uncompared == 0 || th.AllowUncomparedSideEffects},
+		fmt.Sprintf("side effects not compared: the Go side published in %s comparisons and %s", Count(se.Uncompared), se.Reason))
+
+	switch {
+	case k.Mismatch > 0:
+		v.Confidence = fmt.Sprintf("%s unexplained mismatches: no confidence statement until the rules or the port change (a new epoch)", Count(k.Mismatch))
+	case clean == 0:
+		v.Confidence = "nothing compared yet"
+	case clean >= need:
+		v.Confidence = fmt.Sprintf("fewer than %s at 95 %% confidence (%s clean comparisons, none unexplained)", target, Count(clean))
+	default:
+		v.Confidence = fmt.Sprintf("fewer than %s at 95 %% confidence so far (%s clean comparisons; %s needed for %s)",
+			OneIn(3/float64(clean)), Count(clean), Count(need), target)
+	}
 	return v
+}
+
+func measureText(m string) string {
+	if m == MeasureCalls {
+		return "each side's call in the same shadowed requests"
+	}
+	return "answers served to clients"
+}
+
+// OneIn writes a rate as "1 in N" (0.001 → "1 in 1,000").
+func OneIn(rate float64) string {
+	if rate >= 1 {
+		return "1 in 1"
+	}
+	return "1 in " + Count(uint64(math.Round(1/rate)))
+}
+
+// Count writes n with thousands separators.
+func Count(n uint64) string {
+	s := strconv.FormatUint(n, 10)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }
 
 func errorGapReason(calls uint64, gap, maxGap float64) string {
@@ -113,7 +185,7 @@ func p99Reason(ok bool, ratio, maxRatio float64) string {
 }
 
 func p99Ratio(legacy, ported SideStats) (float64, bool) {
-	if legacy.Calls == 0 || ported.Calls == 0 || legacy.P99 <= 0 {
+	if legacy.Calls == 0 || ported.Calls == 0 || legacy.P99 <= 0 || ported.P99 <= 0 {
 		return 0, false
 	}
 	return float64(ported.P99) / float64(legacy.P99), true
@@ -174,7 +246,13 @@ func (c *Collector) BreachedSince(b Budgets, since time.Time) (bool, string) {
 		}
 	}
 	if b.MaxP99Ratio > 0 && w.calls[0] >= b.MinSamples && w.calls[1] >= b.MinSamples {
-		lp, gp := w.lat[0].quantile(0.99), w.lat[1].quantile(0.99)
+		// The same measure on both sides: timed calls in shadow mode,
+		// served answers in canary.
+		lat := &w.lat
+		if w.call[0].count() > 0 && w.call[1].count() > 0 {
+			lat = &w.call
+		}
+		lp, gp := lat[0].quantile(0.99), lat[1].quantile(0.99)
 		if lp > 0 && float64(gp)/float64(lp) > b.MaxP99Ratio {
 			return true, fmt.Sprintf("Go p99 %s is %.2f× legacy's %s over the last %d min, above the budget of %.2f×",
 				Millis(gp), float64(gp)/float64(lp), Millis(lp), minutes, b.MaxP99Ratio)
@@ -186,7 +264,7 @@ func (c *Collector) BreachedSince(b Budgets, since time.Time) (bool, string) {
 // windowCounts sums the ring over recent minutes.
 type windowCounts struct {
 	counts
-	lat [2]histTotal
+	lat, call [2]histTotal
 }
 
 func (c *Collector) window(minutes int64, since time.Time) windowCounts {
@@ -207,6 +285,7 @@ func (c *Collector) window(minutes int64, since time.Time) windowCounts {
 		w.match += m.match
 		w.mismatch += m.mismatch
 		w.noiseOnly += m.noiseOnly
+		w.accepted += m.accepted
 		w.errors += m.errors
 		w.skipped += m.skipped
 		for s := range 2 {
@@ -214,6 +293,7 @@ func (c *Collector) window(minutes int64, since time.Time) windowCounts {
 			w.calls[s] += m.calls[s]
 			w.fails[s] += m.fails[s]
 			w.lat[s].addHist(&m.lat[s])
+			w.call[s].addHist(&m.call[s])
 		}
 	}
 	return w

@@ -10,12 +10,14 @@ import (
 
 func TestVerdict(t *testing.T) {
 	ok := Snapshot{
-		Counts:    Counts{Compared: 2000, Match: 1990, NoiseOnly: 9, Mismatch: 1},
-		MatchRate: 1999.0 / 2000,
+		Counts:    Counts{Compared: 3000, Match: 2990, NoiseOnly: 8, Accepted: 2},
+		MatchRate: 1,
 		Latency: Latency{
-			Legacy: SideStats{Calls: 2000, Errors: 2, ErrorRate: 0.001, P99: 40 * time.Millisecond},
-			Ported: SideStats{Calls: 2000, Errors: 3, ErrorRate: 0.0015, P99: 12 * time.Millisecond},
+			Legacy:  SideStats{Calls: 3000, Errors: 3, ErrorRate: 0.001, P99: 40 * time.Millisecond},
+			Ported:  SideStats{Calls: 3000, Errors: 4, ErrorRate: 0.0013, P99: 12 * time.Millisecond},
+			Measure: MeasureCalls,
 		},
+		SideEffects: SideEffectStats{Compared: 1500},
 	}
 	tests := []struct {
 		name       string
@@ -25,14 +27,18 @@ func TestVerdict(t *testing.T) {
 		wantFailed []string
 	}{
 		{"ready", nil, Thresholds{}, true, nil},
-		{"too few comparisons", func(s *Snapshot) { s.Counts.Compared = 999 }, Thresholds{}, false, []string{"comparisons"}},
-		{"match rate below", func(s *Snapshot) { s.MatchRate = 0.998 }, Thresholds{}, false, []string{"match rate"}},
-		{"nothing compared", func(s *Snapshot) { s.Counts.Compared, s.MatchRate = 0, 0 }, Thresholds{MinComparisons: 1}, false, []string{"comparisons", "match rate"}},
+		{"one mismatch in 3,000", func(s *Snapshot) { s.Counts.Mismatch, s.Counts.Compared = 1, 3001 }, Thresholds{}, false, []string{"unexplained mismatches"}},
+		{"too few clean comparisons", func(s *Snapshot) { s.Counts.Match = 2989 }, Thresholds{}, false, []string{"clean comparisons"}},
+		{"a looser target needs fewer", func(s *Snapshot) { s.Counts.Match, s.Counts.Compared = 290, 300 }, Thresholds{TargetMismatchRate: 0.01}, true, nil},
+		{"a stricter target needs more", nil, Thresholds{TargetMismatchRate: 0.0001}, false, []string{"clean comparisons"}},
+		{"pending", func(s *Snapshot) { s.Counts.Pending = 3 }, Thresholds{}, false, []string{"pending"}},
+		{"nothing compared", func(s *Snapshot) { s.Counts = Counts{} }, Thresholds{}, false, []string{"clean comparisons"}},
 		{"error gap", func(s *Snapshot) { s.Latency.Ported.ErrorRate = 0.0021 }, Thresholds{}, false, []string{"error rate gap"}},
 		{"error gap allowed", func(s *Snapshot) { s.Latency.Ported.ErrorRate = 0.0021 }, Thresholds{MaxErrorRateGap: 0.002}, true, nil},
 		{"no Go calls", func(s *Snapshot) { s.Latency.Ported = SideStats{} }, Thresholds{}, false, []string{"error rate gap", "p99 ratio"}},
 		{"slow Go", func(s *Snapshot) { s.Latency.Ported.P99 = 61 * time.Millisecond }, Thresholds{}, false, []string{"p99 ratio"}},
-		{"stricter thresholds", nil, Thresholds{MinComparisons: 5000, MinMatchRate: 0.9999}, false, []string{"comparisons", "match rate"}},
+		{"side effects not compared", func(s *Snapshot) { s.SideEffects = SideEffectStats{Uncompared: 4, Reason: "no legacy source"} }, Thresholds{}, false, []string{"side effects"}},
+		{"side effects allowed", func(s *Snapshot) { s.SideEffects = SideEffectStats{Uncompared: 4, Reason: "no legacy source"} }, Thresholds{AllowUncomparedSideEffects: true}, true, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -53,8 +59,13 @@ func TestVerdict(t *testing.T) {
 		})
 	}
 	v := ok.Verdict(Thresholds{})
-	if v.Thresholds.MinComparisons != 1000 || v.Thresholds.MinMatchRate != 0.999 || v.Checks[1].Got != "99.95 %" || v.Checks[1].Want != "≥ 99.90 %" {
+	if v.Needed != 3000 || v.Thresholds.TargetMismatchRate != 0.001 || v.Confidence != "fewer than 1 in 1,000 at 95 % confidence (3,000 clean comparisons, none unexplained)" {
 		t.Fatalf("defaults or figures: %+v", v)
+	}
+	half := ok
+	half.Counts.Match, half.Counts.Compared = 1490, 1500
+	if c := half.Verdict(Thresholds{}).Confidence; c != "fewer than 1 in 500 at 95 % confidence so far (1,500 clean comparisons; 3,000 needed for 1 in 1,000)" {
+		t.Fatalf("confidence so far: %q", c)
 	}
 }
 
@@ -110,6 +121,7 @@ func TestBudgets(t *testing.T) {
 				}
 				for i := range st.legCalls {
 					c.Served(routes.SideLegacy, st.legLat, i < st.legFails)
+					c.Timed(routes.SideLegacy, st.legLat)
 				}
 			}
 			got, reason := c.Breached(tt.b)
