@@ -96,7 +96,7 @@ func TestSharedLogin(t *testing.T) {
     shadow: {primary: legacy}
     # The latency check is off: a -race build on a shared machine says
     # nothing about speed (make bench-session does); parity is the point.
-    verdict: {min_comparisons: 60, max_p99_ratio: 1000000}
+    verdict: {target_mismatch_rate: 0.05, max_p99_ratio: 1000000} # 3/0.05 = 60 clean comparisons
     capture: {percent: 100, file: %q}
 `
 			capture := filepath.Join(t.TempDir(), "capture.jsonl")
