@@ -42,6 +42,18 @@ func intakeExchange(r *rand.Rand, start time.Time) exchange {
 	}
 }
 
+// learnedIntake is a profile that has seen 30 of the intake's legacy
+// answers, from start on.
+func learnedIntake(r *rand.Rand) (*Profile, time.Time) {
+	p := NewProfile(NoiseConfig{})
+	start := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	for i := range 30 {
+		x := intakeExchange(r, start.Add(time.Duration(i)*time.Second))
+		p.Observe(x.legacy, "body", x.wl, nil)
+	}
+	return p, start
+}
+
 // The intake's event_id (a UUID) and received_at (the request's clock)
 // are learned from the legacy answers alone: after the warm-up they are
 // noise, before it they are pending and settle as noise, and nothing else
@@ -98,13 +110,8 @@ func TestProfileLearnsGeneratedAndClockValues(t *testing.T) {
 // another shape or layout, or outside its request's window.
 func TestProfileTreatmentRefusals(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
-	p := NewProfile(NoiseConfig{})
+	p, start := learnedIntake(r)
 	c := MustCompile(Rules{})
-	start := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
-	for i := range 30 {
-		x := intakeExchange(r, start.Add(time.Duration(i)*time.Second))
-		p.Observe(x.legacy, "body", x.wl, nil)
-	}
 	x := intakeExchange(r, start.Add(time.Hour))
 	p.Observe(x.legacy, "body", x.wl, nil)
 	w := [2]Window{x.wl, x.wg}
@@ -262,13 +269,8 @@ func TestParseClock(t *testing.T) {
 // (its generated and clock values) is not a finding; anything else is.
 func TestProfileGoAgainstItself(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 8))
-	p := NewProfile(NoiseConfig{})
+	p, start := learnedIntake(r)
 	c := MustCompile(Rules{})
-	start := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
-	for i := range 30 {
-		x := intakeExchange(r, start.Add(time.Duration(i)*time.Second))
-		p.Observe(x.legacy, "body", x.wl, nil)
-	}
 	a, b := intakeExchange(r, start.Add(time.Hour)), intakeExchange(r, start.Add(time.Hour))
 	res := c.DiffWith(a.goSide, b.goSide, DiffOptions{Profile: p, Windows: [2]Window{a.wg, b.wg}})
 	for _, d := range res.Diffs {

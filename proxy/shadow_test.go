@@ -646,19 +646,8 @@ func TestShadowComparesPublishedEvents(t *testing.T) {
 				jsonAnswer(ctx, 202, fmt.Sprintf(`{"status":"accepted","event_id":%q}`, id))
 				return nil
 			})
-			reg := routes.Registry{"h": goIntake}
-			h := newHarness(t, harnessOptions{
-				legacy: php,
-				routes: []routes.RouteConfig{shadowRoute("events", "/events", "POST", &routes.ShadowConfig{LegacyEventsFile: eventsFile})},
-				reg:    reg,
-				mod:    func(o *Options) { o.Recorded = rec },
-				plane:  func(o *control.Options) { o.ShadowRegistry = reg },
-			})
 			const reqs = 25
-			for range reqs {
-				h.roundTrip(t, "POST /events HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
-			}
-			s := h.snapshot(t, "events", reqs)
+			s := shadowIntake(t, php, goIntake, rec, &routes.ShadowConfig{LegacyEventsFile: eventsFile}, reqs)
 			switch tt.want {
 			case compare.OutcomeNoiseOnly:
 				if s.Counts.Mismatch != 0 || s.SideEffects.Compared != reqs {
@@ -948,19 +937,8 @@ func TestShadowSideEffectsNotCompared(t *testing.T) {
 				jsonAnswer(ctx, 202, fmt.Sprintf(`{"status":"accepted","event_id":%q}`, id))
 				return nil
 			})
-			reg := routes.Registry{"h": goIntake}
-			h := newHarness(t, harnessOptions{
-				legacy: php,
-				routes: []routes.RouteConfig{shadowRoute("events", "/events", "POST", &routes.ShadowConfig{LegacyEventsFile: tt.file})},
-				reg:    reg,
-				mod:    func(o *Options) { o.Recorded = rec },
-				plane:  func(o *control.Options) { o.ShadowRegistry = reg },
-			})
 			const reqs = 25
-			for range reqs {
-				h.roundTrip(t, "POST /events HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
-			}
-			s := h.snapshot(t, "events", reqs)
+			s := shadowIntake(t, php, goIntake, rec, &routes.ShadowConfig{LegacyEventsFile: tt.file}, reqs)
 			if s.SideEffects.Uncompared != reqs || !strings.Contains(s.SideEffects.Reason, tt.reason) || s.Counts.Mismatch != 0 {
 				t.Fatalf("side effects %+v counts %+v, want %d uncompared because %q", s.SideEffects, s.Counts, reqs, tt.reason)
 			}
@@ -973,6 +951,25 @@ func TestShadowSideEffectsNotCompared(t *testing.T) {
 			}
 		})
 	}
+}
+
+// shadowIntake shadows an intake route (legacy php, Go goIntake
+// publishing into rec) under sc, posts reqs events and returns the
+// route's figures once every one is judged.
+func shadowIntake(t *testing.T, php, goIntake routes.Handler, rec *shadow.RecordingSink, sc *routes.ShadowConfig, reqs uint64) shadowreport.Snapshot {
+	t.Helper()
+	reg := routes.Registry{"h": goIntake}
+	h := newHarness(t, harnessOptions{
+		legacy: php,
+		routes: []routes.RouteConfig{shadowRoute("events", "/events", "POST", sc)},
+		reg:    reg,
+		mod:    func(o *Options) { o.Recorded = rec },
+		plane:  func(o *control.Options) { o.ShadowRegistry = reg },
+	})
+	for range reqs {
+		h.roundTrip(t, "POST /events HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+	}
+	return h.snapshot(t, "events", reqs)
 }
 
 // lateTopic is a topic source whose messages arrive after the answer, as
