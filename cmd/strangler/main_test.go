@@ -205,7 +205,7 @@ func TestCommandLine(t *testing.T) {
 		{"check -h", []string{"check", "-h"}, 0, "-against string", "", false},
 		{"routes -help", []string{"routes", "-help"}, 0, "usage: strangler routes", "", false},
 		{"spool -h", []string{"spool", "-h"}, 0, "usage: strangler spool", "", false},
-		{"compare -h", []string{"compare", "-h"}, 0, "-min-comparisons uint", "", false},
+		{"compare -h", []string{"compare", "-h"}, 0, "-target-mismatch-rate float", "", false},
 		{"version -h", []string{"version", "-h"}, 0, "usage: strangler version", "", false},
 		{"unknown command", []string{"frobnicate"}, 2, "", `unknown command "frobnicate"`, true},
 		{"bad flag", []string{"run", "-nope"}, 2, "", "flag provided but not defined: -nope", true},
