@@ -201,14 +201,17 @@ type EjectionConfig struct {
 // UpstreamTLS is legacy.tls, for https:// backends.
 type UpstreamTLS struct {
 	// CAFile is a PEM bundle of the CAs that sign the backends'
-	// certificates. Default "": the system roots.
+	// certificates, read at start (a new CA needs a restart). Default "":
+	// the system roots.
 	CAFile string `mapstructure:"ca_file"`
 	// ServerName is checked against the backends' certificates and sent as
 	// SNI. Default "": each backend's host from its URL.
 	ServerName string `mapstructure:"server_name"`
 	// CertFile and KeyFile are a client certificate and key (PEM) the
 	// proxy presents, for backends that require one. Both or neither.
-	// Read at start.
+	// Reloaded when the files change (checked at each new connection to a
+	// backend), so renewals need no restart; a pair that does not load
+	// leaves the previous one in use.
 	CertFile string `mapstructure:"cert_file"`
 	KeyFile  string `mapstructure:"key_file"`
 	// InsecureSkipVerify accepts any certificate. For tests only: it lets

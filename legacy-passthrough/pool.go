@@ -105,22 +105,17 @@ func newPool(cfg Config, dial dialFunc, log *zap.Logger) (*pool, error) {
 	if n := len(targets); n > 1 {
 		p.maxEjected = min(n-1, max(1, n*cfg.Ejection.MaxPercent/100))
 	}
-	var tlsBase *tls.Config
+	var tlsBase *upstreamTLS
 	for i, t := range targets {
 		b := &backend{target: t, i: i, weight: int64(t.weight)}
 		b.healthy.Store(true)
 		if t.tls {
 			if tlsBase == nil {
-				if tlsBase, err = upstreamTLSConfig(cfg.TLS); err != nil {
+				if tlsBase, err = newUpstreamTLS(cfg.TLS, log); err != nil {
 					return nil, err
 				}
 			}
-			b.tls = tlsBase.Clone()
-			if b.tls.ServerName == "" {
-				b.tls.ServerName = t.host
-			}
-			// One cache per backend: a ticket from one is no use to another.
-			b.tls.ClientSessionCache = tls.NewLRUClientSessionCache(0)
+			b.tls = tlsBase.forBackend(t.host)
 		}
 		b.id = backendID(t.addr)
 		if _, dup := p.byID[b.id]; dup {

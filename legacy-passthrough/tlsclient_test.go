@@ -110,3 +110,49 @@ func TestHTTPSBackendHandshakeTimeout(t *testing.T) {
 		t.Errorf("dial errors = %v, want 1", counter(t, fwd, "dial"))
 	}
 }
+
+// TestHTTPSBackendClientCertificateRenewal: a renewed client certificate
+// reaches the next new connection to the backend without a restart, by a
+// full handshake (a resumed session would present the old one); a renewal
+// caught half-written (the new certificate beside the old key) leaves the
+// old pair in use until the key is written too.
+func TestHTTPSBackendClientCertificateRenewal(t *testing.T) {
+	dir := t.TempDir()
+	serverCA, clientCA := testcert.NewCA(t, "backend CA"), testcert.NewCA(t, "proxy CA")
+	caFile := filepath.Join(dir, "ca.pem")
+	testcert.WriteFile(t, caFile, serverCA.PEM)
+	certFile, keyFile := clientCA.Client(t, "strangler-1").Write(t, dir, "client")
+	up := tlsUpstream(t, serverCA.Server(t, "monolith.internal").TLS, clientCA, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, r.TLS.PeerCertificates[0].Subject.CommonName)
+	})
+	cfg := testConfig(up)
+	cfg.Upstream = "https://" + up
+	cfg.TLS = UpstreamTLS{CAFile: caFile, ServerName: "monolith.internal", CertFile: certFile, KeyFile: keyFile}
+	fwd, _ := newTestForwarder(t, cfg)
+	fr := startFront(t, fwd, nil)
+	cl := dial(t, fr.addr)
+	// who asks on a new connection to the backend which certificate it got.
+	who := func() string {
+		t.Helper()
+		fwd.clients[0].CloseIdleConnections()
+		head, body := cl.do(t, "GET / HTTP/1.1\r\nHost: h\r\n\r\n", false)
+		if status(t, head) != 200 {
+			t.Fatalf("got %q %q", head, body)
+		}
+		return string(body)
+	}
+	if got := who(); got != "strangler-1" {
+		t.Fatalf("backend saw %q, want strangler-1", got)
+	}
+	renewed := clientCA.Client(t, "strangler-2")
+	testcert.WriteFile(t, certFile, renewed.CertPEM)
+	if got := who(); got != "strangler-1" {
+		t.Errorf("half-written renewal: backend saw %q, want the old pair still", got)
+	}
+	testcert.WriteFile(t, keyFile, renewed.KeyPEM)
+	for range 2 { // the second resumes the session the first made
+		if got := who(); got != "strangler-2" {
+			t.Errorf("after the renewal: backend saw %q, want strangler-2", got)
+		}
+	}
+}

@@ -4,13 +4,13 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/strangler-proxy/strangler/internal/filestamp"
 )
 
 // certStore serves the configured certificates by SNI and swaps in a new
@@ -23,7 +23,7 @@ type certStore struct {
 	cur   atomic.Pointer[certSet]
 	// seen is the stamps of the files the current set was loaded from;
 	// only the reload loop touches it.
-	seen []fileStamp
+	seen []filestamp.Stamp
 }
 
 // certSet is one loaded generation of the certificates.
@@ -31,27 +31,6 @@ type certSet struct {
 	all    []*tls.Certificate
 	byName map[string][]*tls.Certificate // exact DNS names, lower case
 	wild   map[string][]*tls.Certificate // "*.example.com" under "example.com"
-}
-
-// fileStamp tells whether a file changed: through symlinks, so a renewal
-// that repoints a link (certbot's live/, a Kubernetes secret volume's
-// ..data) counts.
-type fileStamp struct {
-	size  int64
-	mod   time.Time
-	inode uint64
-}
-
-func stamp(path string) (fileStamp, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return fileStamp{}, err
-	}
-	s := fileStamp{size: st.Size(), mod: st.ModTime()}
-	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-		s.inode = sys.Ino
-	}
-	return s, nil
 }
 
 func newCertStore(files []CertFiles, log *zap.Logger) (*certStore, error) {
@@ -66,14 +45,14 @@ func newCertStore(files []CertFiles, log *zap.Logger) (*certStore, error) {
 }
 
 // load reads every pair into a new set.
-func (s *certStore) load() (*certSet, []fileStamp, error) {
+func (s *certStore) load() (*certSet, []filestamp.Stamp, error) {
 	set := &certSet{byName: map[string][]*tls.Certificate{}, wild: map[string][]*tls.Certificate{}}
-	var stamps []fileStamp
+	var stamps []filestamp.Stamp
 	for i, f := range s.files {
 		// Stamps first: a file replaced while it is read is read again on
 		// the next check.
 		for _, p := range []string{f.CertFile, f.KeyFile} {
-			st, err := stamp(p)
+			st, err := filestamp.Of(p)
 			if err != nil {
 				return nil, nil, fmt.Errorf("tls.certificates[%d]: %w", i, err)
 			}
@@ -126,7 +105,7 @@ func (s *certStore) changed() bool {
 	k := 0
 	for _, f := range s.files {
 		for _, p := range []string{f.CertFile, f.KeyFile} {
-			st, err := stamp(p)
+			st, err := filestamp.Of(p)
 			if err != nil || st != s.seen[k] {
 				return true
 			}
