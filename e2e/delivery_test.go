@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,12 +13,15 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
+
+	"github.com/strangler-proxy/strangler/ported/kafka/kafkatest"
 )
 
 // Two processes on one spool directory: the second refuses to start,
@@ -159,4 +163,125 @@ func TestStartedWhileS3IsDown(t *testing.T) {
 	if code, _, err := postEvent(c, p.URL, event("u_s3down003", cmp)); err != nil || code != http.StatusAccepted {
 		t.Errorf("event naming a campaign once S3 is up: %d %v, want 202", code, err)
 	}
+}
+
+// seqEvent is a valid page_view of user carrying its place in the user's
+// sequence in metadata.seq.
+func seqEvent(user string, seq int) []byte {
+	return fmt.Appendf(nil, `{"type":"page_view","user_id":%q,"occurred_at":%q,"country":"DE","metadata":{"seq":"%d"}}`,
+		user, time.Now().Add(-time.Hour).UTC().Format(time.RFC3339), seq)
+}
+
+// A broker outage longer than the producer's retries, under clients that
+// post each user's events in order and retry what did not get a 202: in
+// Kafka the first copy of each event comes in the order its user sent
+// them (the issue saw seq 455-459, then 444, then 445-459 again), nothing
+// accepted is lost, and the outage is logged once when it starts and once
+// when it ends.
+func TestBrokerOutageKeepsEachUsersOrder(t *testing.T) {
+	k := kafkatest.Start(t, kafkatest.Options{Topic: topic, DataDir: t.TempDir()})
+	m := startMonolith(t)
+	p := start(t, config{
+		Upstream: m.URL, Brokers: []string{k.Addr}, Routes: eventsRoute("ported"),
+		// Retries that run out within the outage, and a quick health check.
+		KafkaExtra: "  retry_max: 2\n  retry_backoff: 10ms\n  max_retry_backoff: 50ms\n  health_interval: 200ms\n",
+	})
+	waitReady(t, p)
+
+	const users = 12
+	var (
+		accepted atomic.Int64
+		stop     = make(chan struct{})
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		sent     = map[string]int{} // user → events that got a 202
+	)
+	for u := range users {
+		wg.Go(func() {
+			c := &http.Client{Timeout: 10 * time.Second}
+			defer c.CloseIdleConnections()
+			user := fmt.Sprintf("u_order%04d", u)
+			for seq := 0; ; seq++ {
+				for { // until this event got its 202: a retrying client
+					select {
+					case <-stop:
+						mu.Lock()
+						sent[user] = seq
+						mu.Unlock()
+						return
+					default:
+					}
+					if code, _, err := postEvent(c, p.URL, seqEvent(user, seq)); err == nil && code == http.StatusAccepted {
+						accepted.Add(1)
+						break
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+				time.Sleep(time.Millisecond)
+			}
+		})
+	}
+	waitCount := func(n int64) {
+		for deadline := time.Now().Add(60 * time.Second); accepted.Load() < n; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("only %d events accepted, want %d", accepted.Load(), n)
+			}
+		}
+	}
+	waitCount(300)
+	k.Stop()
+	before := accepted.Load()
+	time.Sleep(3 * time.Second) // well past retry_max × backoff and two health intervals
+	waitCount(before + 100)     // accepted into the spool meanwhile
+	k.Restart()
+	waitCount(accepted.Load() + 300)
+	close(stop)
+	wg.Wait()
+	stopGracefully(t, p)
+
+	var total int
+	for _, n := range sent {
+		total += n
+	}
+	first := map[string]int{} // user → highest seq whose first copy was seen
+	seen := map[string]bool{} // user/seq
+	for part, recs := range k.ReadAll(60 * time.Second) {
+		for _, r := range recs {
+			var e struct {
+				UserID   string            `json:"user_id"`
+				Metadata map[string]string `json:"metadata"`
+			}
+			if err := json.Unmarshal(r.Value, &e); err != nil {
+				t.Fatalf("record %d/%d: %v", part, r.Offset, err)
+			}
+			seq, err := strconv.Atoi(e.Metadata["seq"])
+			if err != nil {
+				t.Fatalf("record %d/%d without seq: %s", part, r.Offset, r.Value)
+			}
+			id := fmt.Sprint(e.UserID, "/", seq)
+			if seen[id] {
+				continue // a retried request's second event: a later copy
+			}
+			seen[id] = true
+			if prev, ok := first[e.UserID]; ok && seq < prev {
+				t.Errorf("partition %d offset %d: first copy of %s seq %d after seq %d", part, r.Offset, e.UserID, seq, prev)
+			}
+			first[e.UserID] = max(first[e.UserID], seq)
+		}
+	}
+	for user, n := range sent {
+		for seq := range n {
+			if !seen[fmt.Sprint(user, "/", seq)] {
+				t.Errorf("%s seq %d got a 202 and is not in Kafka", user, seq)
+			}
+		}
+	}
+	logs := p.logs.String()
+	if n := strings.Count(logs, `"kafka unreachable: no broker answer"`); n != 1 {
+		t.Errorf("%d log lines for the outage's start, want 1:\n%s", n, grepLines(logs, "kafka"))
+	}
+	if n := strings.Count(logs, `"kafka reachable again"`); n != 1 {
+		t.Errorf("%d log lines for the outage's end, want 1:\n%s", n, grepLines(logs, "kafka"))
+	}
+	t.Logf("%d users, %d events accepted, %d during the outage", users, total, accepted.Load()-before)
 }

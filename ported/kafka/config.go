@@ -107,8 +107,10 @@ type Config struct {
 	// HealthInterval is how often the producer checks that a broker
 	// answers: with no ack for that long it sends a metadata request.
 	// strangler_kafka_connected and readiness (`delivery: direct`) turn 0
-	// once no broker answered for two intervals, and the outage is logged
-	// once then, and once when a broker answers again. 0 ⇒ 5s.
+	// once no broker answered for two intervals and that request failed or
+	// hung for one (so at most three intervals into an outage), and the
+	// outage is logged once then, and once when a broker answers again.
+	// 0 ⇒ 5s.
 	HealthInterval time.Duration `mapstructure:"health_interval"`
 }
 

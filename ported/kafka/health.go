@@ -14,9 +14,11 @@ import (
 // health tracks when a broker last answered: an ack, a connect, or a
 // metadata probe (Producer.monitor sends one whenever nothing answered for
 // a health_interval). It feeds strangler_kafka_connected, Ping, and the
-// outage log: one Warn when no broker has answered for stale (two
-// intervals), one Info when one answers again. A partition, where requests
-// just hang, is seen the same way as a refused connection.
+// outage log: one Warn when an outage is declared, one Info when a broker
+// answers again. An outage is no answer for stale (two intervals) while
+// the probe asked since then failed or has hung for an interval: a busy
+// producer whose acks merely lag is asked, and answers. A partition, where
+// requests just hang, is seen the same way as a refused connection.
 type health struct {
 	log   *zap.Logger
 	now   func() time.Time
@@ -25,6 +27,10 @@ type health struct {
 
 	lastAnswer atomic.Int64 // unix ns; 0 before the first answer
 	down       atomic.Bool  // an outage was logged and has not ended
+	// probeAt is when the running or latest probe started, probeFailed
+	// whether it failed; both written by the monitor and its probe.
+	probeAt     atomic.Int64
+	probeFailed atomic.Bool
 
 	mu        sync.Mutex
 	lastErr   error
@@ -73,8 +79,10 @@ func (h *health) failed(err error) {
 	}
 }
 
-// check logs the start of an outage once no broker has answered for stale.
-func (h *health) check() {
+// check declares (and logs) an outage: no broker answered for stale, and
+// the cluster was asked since (a probe, or connect's attempts before the
+// first answer) and failed or did not answer within probeWait.
+func (h *health) check(probeWait time.Duration) {
 	now := h.now()
 	since := h.lastAnswerAt()
 	if since.IsZero() {
@@ -82,6 +90,12 @@ func (h *health) check() {
 	}
 	if h.down.Load() || now.Sub(since) < h.stale {
 		return
+	}
+	if !h.lastAnswerAt().IsZero() {
+		asked := time.Unix(0, h.probeAt.Load())
+		if !asked.After(since) || (!h.probeFailed.Load() && now.Sub(asked) < probeWait) {
+			return // not asked yet, or the question is still young
+		}
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -99,20 +113,19 @@ func (h *health) lastAnswerAt() time.Time {
 	return time.Time{}
 }
 
-// connected reports whether a broker answered within stale.
+// connected reports whether a broker has answered and no outage is
+// declared since.
 func (h *health) connected() bool {
-	last := h.lastAnswerAt()
-	return !last.IsZero() && h.now().Sub(last) < h.stale
+	return !h.lastAnswerAt().IsZero() && !h.down.Load()
 }
 
-// err is nil while a broker answered within stale and the latest outcome
-// was not a failure.
+// err is nil while connected and the latest outcome was not a failure.
 func (h *health) err() error {
 	last := h.lastAnswerAt()
 	h.mu.Lock()
 	lastErr, lastErrAt := h.lastErr, h.lastErrAt
 	h.mu.Unlock()
-	if last.IsZero() || h.now().Sub(last) >= h.stale {
+	if last.IsZero() || h.down.Load() {
 		cause := lastErr
 		if cause == nil {
 			cause = ErrNotConnected
@@ -147,7 +160,12 @@ func (p *Producer) monitor() {
 			probing = nil
 		case <-t.C:
 		}
-		p.health.check()
+		select {
+		case <-p.closing:
+			continue // a closing producer gets no acks; that is no outage
+		default:
+		}
+		p.health.check(p.cfg.HealthInterval)
 		last := p.health.lastAnswerAt()
 		if probing == nil && p.now().Sub(last) >= p.cfg.HealthInterval {
 			p.mu.RLock()
@@ -155,6 +173,8 @@ func (p *Producer) monitor() {
 			p.mu.RUnlock()
 			if client != nil { // before that, connect's attempts are the probes
 				probing = make(chan struct{})
+				p.health.probeFailed.Store(false)
+				p.health.probeAt.Store(p.now().UnixNano())
 				go p.probe(client, probing)
 			}
 		}
@@ -169,6 +189,7 @@ func (p *Producer) probe(client sarama.Client, done chan<- struct{}) {
 		select {
 		case <-p.closing:
 		default:
+			p.health.probeFailed.Store(true)
 			p.health.failed(fmt.Errorf("metadata probe: %w", err))
 		}
 		return

@@ -56,7 +56,7 @@ func newMetrics(reg prometheus.Registerer, h *health) (*metrics, error) {
 func connectedGauge(fn func() float64) prometheus.Collector {
 	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "strangler_kafka_connected",
-		Help: "1 while a broker answered within two kafka.health_interval (an ack, a connect, a metadata probe); 0 otherwise, and always 0 without kafka.brokers.",
+		Help: "1 while brokers answer (acks, the connect, metadata probes); 0 from when none answered for two kafka.health_interval and a probe failed or hung an interval, and always 0 without kafka.brokers.",
 	}, fn)
 }
 

@@ -480,10 +480,9 @@ func (p *Producer) Publish(ctx context.Context, m delivery.Message) error {
 	return fmt.Errorf("publish %s: %w: %w", m.EventID, delivery.ErrUnavailable, err)
 }
 
-// Ping is the readiness of `delivery: direct`: nil while a broker answered
-// within two health intervals (an ack, or the monitor's metadata probe) and
-// the latest outcome (a produce, a probe, a publish waiting longer than
-// publish_timeout) was not a failure.
+// Ping is the readiness of `delivery: direct`: nil while the producer is
+// connected (see Connected) and the latest outcome (a produce, a probe, a
+// publish waiting longer than publish_timeout) was not a failure.
 func (p *Producer) Ping(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -496,8 +495,9 @@ func (p *Producer) Ping(ctx context.Context) error {
 	return p.health.err()
 }
 
-// Connected reports what strangler_kafka_connected shows: a broker answered
-// within two health intervals.
+// Connected reports what strangler_kafka_connected shows: a broker has
+// answered, and no outage is declared since (no answer for two health
+// intervals while the probe asked since then failed or hung an interval).
 func (p *Producer) Connected() bool { return p.health.connected() }
 
 // Close stops taking messages, lets sarama flush what it holds (retrying
