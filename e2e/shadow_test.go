@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -14,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/strangler-proxy/strangler/internal/monolith"
 	"github.com/strangler-proxy/strangler/ported/kafka/kafkatest"
 	"github.com/strangler-proxy/strangler/proxy/shadowreport"
 )
@@ -35,14 +39,15 @@ func shadowReport(t *testing.T, p *proc) shadowreport.Report {
 }
 
 // routeReport waits until the route has compared want requests (or failed
-// or skipped them) and returns its part of the report.
+// or skipped them, or holds them while a path learns) and returns its part
+// of the report.
 func routeReport(t *testing.T, p *proc, name string, want uint64) shadowreport.RouteReport {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		for _, r := range shadowReport(t, p).Routes {
 			k := r.Stats.Counts
-			if r.Name == name && k.Compared+k.Errors+k.Skipped >= want {
+			if r.Name == name && k.Compared+k.Pending+k.Errors+k.Skipped >= want {
 				return r
 			}
 		}
@@ -348,5 +353,75 @@ func TestShadowDiffEventsToKafka(t *testing.T) {
 	}
 	if uint64(len(recs)) != r.Stats.Counts.Mismatch {
 		t.Errorf("%d diff events for %d mismatches", len(recs), r.Stats.Counts.Mismatch)
+	}
+}
+
+// The legacy side's events reach Kafka through the monolith's shipper (a
+// log shipper in production); the shadow reads them from that topic with
+// a consumer group of its own and compares each with what the Go
+// candidate would have published.
+func TestShadowSideEffectsFromTheTopic(t *testing.T) {
+	k := kafkatest.Start(t, kafkatest.Options{Topic: "events.legacy", Extra: []kfake.Opt{kfake.SeedTopics(3, topic)}})
+	m := startMonolith(t)
+	sh, err := monolith.NewShipper(m.EventsFile, []string{k.Addr}, "events.legacy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	shipped := make(chan error, 1)
+	go func() { shipped <- sh.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-shipped; err != nil {
+			t.Error(err)
+		}
+	}()
+	p := start(t, config{Upstream: m.URL, Brokers: []string{k.Addr}, Routes: `  - name: events
+    methods: [POST]
+    path: /api/v1/events
+    mode: shadow
+    handler: events.ingest
+    shadow: {legacy_events_topic: {topic: events.legacy, group: strangler-e2e, wait: 10s}}
+`})
+	waitReady(t, p)
+	cmp := activeCampaign(t)
+	c := client()
+	post := func(i int) {
+		if code, _, err := postEvent(c, p.URL, event(fmt.Sprintf("u_topic%04d", i), cmp)); err != nil || code != http.StatusAccepted {
+			t.Fatalf("event %d: %d %v", i, code, err)
+		}
+	}
+	// Until the group has joined, comparisons say their side effects were
+	// not compared; then every one is.
+	i := 0
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		post(i)
+		i++
+		ev := routeReport(t, p, "events", uint64(i))
+		if ev.Stats.SideEffects.Compared > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no side effect compared from the topic: %+v", ev.Stats.SideEffects)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	before := routeReport(t, p, "events", uint64(i)).Stats
+	const n = 25
+	for range n {
+		post(i)
+		i++
+	}
+	ev := routeReport(t, p, "events", uint64(i))
+	deadline = time.Now().Add(30 * time.Second)
+	for ev.Stats.Counts.Compared+ev.Stats.Counts.Pending < uint64(i) && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		ev = routeReport(t, p, "events", uint64(i))
+	}
+	se := ev.Stats.SideEffects
+	if se.Compared-before.SideEffects.Compared != n || se.Uncompared != before.SideEffects.Uncompared || ev.Stats.Counts.Mismatch != 0 {
+		t.Fatalf("side effects %+v (before %+v), counts %+v, diffs %+v: want the last %d compared, no mismatch",
+			se, before.SideEffects, ev.Stats.Counts, ev.Stats.TopDiffs, n)
 	}
 }

@@ -10,7 +10,11 @@ CONFIG=${CONFIG:-config.yaml}
 
 # PHP keeps its sessions in var/sessions, where config.yaml's session:
 # section points the Go handlers (shared login, /account).
-bin/monolith -listen "$MONOLITH_LISTEN" -session-dir "$PWD/var/sessions" &
+# PHP appends every event it forwards to var/monolith/forwarded-events.jsonl,
+# the file config.yaml's events route compares the Go intake's events with
+# in shadow mode (shadow.legacy_events_file).
+bin/monolith -listen "$MONOLITH_LISTEN" -session-dir "$PWD/var/sessions" \
+  -events-file "$PWD/var/monolith/forwarded-events.jsonl" &
 monolith_pid=$!
 cleanup() {
   kill -TERM "$monolith_pid" 2>/dev/null || true

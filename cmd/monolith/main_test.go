@@ -11,10 +11,15 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/strangler-proxy/strangler/ported/kafka/kafkatest"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, append(kafkatest.LeakOptions(),
+		// go-metrics starts one process-wide ticker with sarama's first
+		// meter and never stops it.
+		goleak.IgnoreTopFunction("github.com/rcrowley/go-metrics.(*meterArbiter).tick"))...)
 }
 
 func TestRunFlagErrors(t *testing.T) {
