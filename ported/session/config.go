@@ -47,7 +47,8 @@ type Config struct {
 	// DialTimeout bounds one connect to Redis or memcached. Zero:
 	// DefaultDialTimeout (capped at Timeout).
 	DialTimeout time.Duration `mapstructure:"dial_timeout"`
-	// PoolSize bounds the connections to Redis or memcached. Zero:
+	// PoolSize bounds the connections to Redis or memcached, idle or busy;
+	// a read finding them all busy waits for one within Timeout. Zero:
 	// DefaultPoolSize.
 	PoolSize int `mapstructure:"pool_size"`
 	// MaxBytes is the largest session read; a bigger one is refused ("no

@@ -405,3 +405,58 @@ func silentServer(t *testing.T) string {
 	t.Cleanup(func() { l.Close(); <-done })
 	return l.Addr().String()
 }
+
+// TestMemcachedBounded: a memcached that accepts and never answers holds
+// at most pool_size connections; each read returns at its deadline though
+// gomemcache takes none, and a read finding every connection busy waits
+// for one only as long as its deadline. Close waits for the calls left.
+func TestMemcachedBounded(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conns := make(chan net.Conn, 10)
+	go func() {
+		defer close(conns)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			conns <- c
+		}
+	}()
+	m := NewMemcached(l.Addr().String(), "", time.Second, time.Minute, 2)
+	read := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		_, err := m.Read(ctx, testID, 1<<10)
+		return err
+	}
+	var held []net.Conn
+	for range 2 {
+		if err := read(); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("read from a silent memcached: %v, want its deadline", err)
+		}
+		held = append(held, <-conns) // its call goes on, on this connection
+	}
+	if err := read(); !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "busy") {
+		t.Errorf("third read: %v, want the deadline while both connections are busy", err)
+	}
+	select {
+	case c := <-conns:
+		c.Close()
+		t.Error("a third connection was opened")
+	default:
+	}
+	for _, c := range held {
+		c.Close() // the calls left end now rather than at their timeout
+	}
+	if err := m.Close(); err != nil {
+		t.Error(err)
+	}
+	l.Close()
+	for c := range conns {
+		c.Close()
+	}
+}
