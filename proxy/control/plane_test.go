@@ -208,3 +208,30 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 	}
 }
+
+// The monolith's events file may not exist before its first event, but its
+// directory must: a table following a file that can never appear is
+// refused like an unopenable capture file.
+func TestPublishRefusesAnEventsFileThatCannotBeFollowed(t *testing.T) {
+	p := newPlane(t)
+	dir := t.TempDir()
+	shadowed := func(file string) []routes.RouteConfig {
+		return []routes.RouteConfig{{Name: "s", Path: "/s", Mode: routes.ModeShadow, Handler: "h",
+			Shadow: &routes.ShadowConfig{LegacyEventsFile: file}}}
+	}
+	reg := routes.Registry{"h": routes.HandlerFunc(func(*fasthttp.RequestCtx) error { return nil })}
+	publish(t, p, shadowed(filepath.Join(dir, "not-yet.jsonl")), false, reg) // created later by the monolith
+	before := p.Load()
+	missing := filepath.Join(dir, "no-such-dir", "events.jsonl")
+	tab, err := routes.Compile(routes.Config{Routes: shadowed(missing)}, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var re *ResourceError
+	if err := p.Publish(tab); !errors.As(err, &re) || re.What != "shadow.legacy_events_file" || re.Path != missing {
+		t.Fatalf("Publish = %v, want a ResourceError for shadow.legacy_events_file", err)
+	}
+	if p.Load() != before {
+		t.Error("the refused table was published")
+	}
+}

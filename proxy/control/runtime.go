@@ -3,6 +3,9 @@ package control
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 
@@ -81,7 +84,9 @@ type demotedState struct {
 func (d *demotion) demoted() bool { return d.state.Load() != nil }
 
 // ResourceError is why a route table's runtime could not be built: a file
-// it needs would not open. The table is refused and the one in force stays.
+// it needs would not open (a capture file), or could never be read (the
+// monolith's events file, or the directory it will be created in). The
+// table is refused and the one in force stays.
 type ResourceError struct {
 	Route string // the route that needs the resource
 	What  string // the route's key naming it, e.g. capture.file
@@ -135,7 +140,12 @@ func (p *Plane) build(t *routes.Table) (*build, error) {
 		}
 		if r.Shadow != nil {
 			rr.Sampler = canary.ForShadow(r, p.o.ClientIP)
-			rr.Shadow = p.shadowRoute(b, r, rr.Collector)
+			sr, err := p.shadowRoute(b, r, rr.Collector)
+			if err != nil {
+				b.abort(p)
+				return nil, err
+			}
+			rr.Shadow = sr
 			// New comparison rules start a new epoch on the report, once
 			// the table is published (commit).
 			b.epochs = append(b.epochs, epochOf{rr.Collector, shadowreport.RulesOf(r.Shadow.Comparator(), r.Shadow.Rules())})
@@ -237,7 +247,7 @@ func (p *Plane) commit(b *build) {
 }
 
 // shadowRoute is the engine's view of a route with a shadow block.
-func (p *Plane) shadowRoute(b *build, r *routes.Route, c *shadowreport.Collector) *shadow.Route {
+func (p *Plane) shadowRoute(b *build, r *routes.Route, c *shadowreport.Collector) (*shadow.Route, error) {
 	sh := r.Shadow
 	sr := &shadow.Route{
 		Name:        r.Name,
@@ -262,10 +272,14 @@ func (p *Plane) shadowRoute(b *build, r *routes.Route, c *shadowreport.Collector
 	if goShadow != nil {
 		sr.GoTwin = goShadow
 	}
-	if src := p.legacySource(b, sh); src != nil {
+	src, err := p.legacySource(b, sh)
+	if err != nil {
+		return nil, &ResourceError{Route: r.Name, What: "shadow.legacy_events_file", Path: sh.LegacyEventsFile, Err: err}
+	}
+	if src != nil {
 		sr.LegacyEvents = src
 	}
-	return sr
+	return sr, nil
 }
 
 // ThresholdsOf is the report's view of a route's verdict block.
@@ -291,8 +305,10 @@ func (p *Plane) demotionOf(b *build, name string) *demotion {
 // block names — its events file (opened on first use: the monolith creates
 // it with its first event) or the topic they reach — shared by the routes
 // naming the same one; nil when it names none. A topic that cannot be
-// consumed is a source whose Health says why. Caller holds mu.
-func (p *Plane) legacySource(b *build, sh *routes.ShadowConfig) LegacySource {
+// consumed is a source whose Health says why (the brokers may be back
+// soon); an events file that could never be read is an error, which
+// refuses the table. Caller holds mu.
+func (p *Plane) legacySource(b *build, sh *routes.ShadowConfig) (LegacySource, error) {
 	var key string
 	switch {
 	case sh.LegacyEventsFile != "":
@@ -301,18 +317,21 @@ func (p *Plane) legacySource(b *build, sh *routes.ShadowConfig) LegacySource {
 		t := sh.LegacyEventsTopic
 		key = "topic\x00" + t.Topic + "\x00" + t.Group + "\x00" + t.Wait.String() + "\x00" + sh.KeyPath
 	default:
-		return nil
+		return nil, nil
 	}
 	b.usedEv[key] = true
 	if src := p.events[key]; src != nil {
-		return src
+		return src, nil
 	}
 	if src := b.events[key]; src != nil {
-		return src
+		return src, nil
 	}
 	var src LegacySource
 	switch {
 	case sh.LegacyEventsFile != "":
+		if err := followable(sh.LegacyEventsFile); err != nil {
+			return nil, err
+		}
 		src = shadow.NewEventsFile(sh.LegacyEventsFile, sh.KeyPath, 0)
 	case p.o.LegacyTopic == nil:
 		src = shadow.Unavailable("the Kafka topic "+sh.LegacyEventsTopic.Topic, "this process has no Kafka consumer (kafka.brokers is empty)")
@@ -324,7 +343,29 @@ func (p *Plane) legacySource(b *build, sh *routes.ShadowConfig) LegacySource {
 		}
 	}
 	b.events[key] = src
-	return src
+	return src, nil
+}
+
+// followable reports why the events file at path could never be read, or
+// nil: it must be readable, or, until the monolith's first event creates
+// it, its directory must exist.
+func followable(path string) error {
+	f, err := os.Open(path)
+	if err == nil {
+		return f.Close()
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	dir := filepath.Dir(path)
+	st, err := os.Stat(dir)
+	switch {
+	case err != nil:
+		return fmt.Errorf("the file does not exist yet, and its directory: %w", err)
+	case !st.IsDir():
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	return nil
 }
 
 // captureWriter returns the writer of a capture file, opening it if no
