@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/strangler-proxy/strangler/compare"
+	"github.com/strangler-proxy/strangler/proxy/control"
 	"github.com/strangler-proxy/strangler/proxy/edge"
 	"github.com/strangler-proxy/strangler/proxy/shadow"
 	"github.com/strangler-proxy/strangler/proxy/shadowreport"
@@ -56,7 +57,9 @@ type ShadowConfig struct {
 	// LegacyTimeout bounds a legacy candidate call (and a second legacy
 	// call for noise learning), head and body, on its own connection pool
 	// of Workers connections, so shadow traffic never takes the monolith
-	// connections clients need. Default 5s.
+	// connections clients need. The route's shadow.timeout applies as
+	// well: past it the call is abandoned, and it ends within this bound.
+	// Default 5s.
 	LegacyTimeout time.Duration `mapstructure:"legacy_timeout"`
 	// BudgetInterval is how often route budgets are checked. Default 10s.
 	BudgetInterval time.Duration `mapstructure:"budget_interval"`
@@ -139,7 +142,7 @@ const (
 	DefaultShutdownTimeout     = 25 * time.Second
 	DefaultShutdownDelay       = 5 * time.Second
 	DefaultShadowLegacyTimeout = 5 * time.Second
-	DefaultBudgetInterval      = 10 * time.Second
+	DefaultBudgetInterval      = control.DefaultBudgetInterval
 
 	// maxWakeInterval bounds shadow.wake_interval: longer only delays
 	// comparisons and holds pool slots.
