@@ -525,3 +525,53 @@ func labelIs(m *dto.Metric, k, v string) bool {
 	}
 	return false
 }
+
+// TestStickyCookieFailover: a cookie naming a backend that refuses the
+// connection (not yet known to be down): the request goes to another
+// backend and its answer moves the cookie there.
+func TestStickyCookieFailover(t *testing.T) {
+	cfg := poolConfig(namedUpstream(t, "a"), closedPort(t))
+	cfg.StickyCookie = "SRV"
+	fwd, _ := newTestForwarder(t, cfg)
+	fr := startFront(t, fwd, nil)
+	dead := fwd.pool.backends[1]
+	head, body := dial(t, fr.addr).do(t, "GET / HTTP/1.1\r\nHost: h\r\nCookie: SRV="+dead.id+"\r\n\r\n", false)
+	v, _ := headField([]byte(head), "Set-Cookie")
+	if status(t, head) != 200 || string(body) != "a" || !strings.HasPrefix(v, "SRV="+fwd.pool.backends[0].id+";") {
+		t.Errorf("cookie of a backend that refuses: %q %q, want a's answer and a cookie naming a", head, body)
+	}
+}
+
+// TestEjectionOn5xx: answers of status 5xx count against their backend
+// like connection failures: past consecutive_failures it is ejected and
+// the others take its requests. The 5xx answers themselves reach the
+// client unchanged (the request reached PHP: never retried).
+func TestEjectionOn5xx(t *testing.T) {
+	sick := fastUpstream(t, func(ctx *fasthttp.RequestCtx) {
+		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+		ctx.SetBodyString("sick")
+	})
+	cfg := poolConfig(sick, namedUpstream(t, "b"))
+	cfg.Ejection.ConsecutiveFailures = 3
+	fwd, _ := newTestForwarder(t, cfg)
+	fr := startFront(t, fwd, nil)
+	cl := dial(t, fr.addr)
+	a := fwd.pool.backends[0]
+	for i := 0; !a.ejected.Load(); i++ {
+		if i == 200 {
+			t.Fatalf("200 requests and the 503 backend is not ejected (errors %v)", value(t, a.errors))
+		}
+		head, body := cl.do(t, "GET / HTTP/1.1\r\nHost: h\r\n\r\n", false)
+		if s := status(t, head); !(s == 503 && string(body) == "sick" || s == 200 && string(body) == "b") {
+			t.Fatalf("got %q %q", head, body)
+		}
+	}
+	if value(t, a.errors) != 3 || value(t, a.ejectionsTotal) != 1 {
+		t.Errorf("errors %v, ejections %v; want 3 and 1", value(t, a.errors), value(t, a.ejectionsTotal))
+	}
+	for range 20 {
+		if _, body := cl.do(t, "GET / HTTP/1.1\r\nHost: h\r\n\r\n", false); string(body) != "b" {
+			t.Fatalf("answered by %q while the 503 backend is ejected", body)
+		}
+	}
+}

@@ -4,9 +4,11 @@
 package testcert
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -71,6 +73,17 @@ func (ca *CA) Server(t testing.TB, names ...string) *Leaf {
 	return ca.sign(t, x509.ExtKeyUsageServerAuth, names)
 }
 
+// ServerRSA is Server with an RSA 2048 key, for tests of clients that
+// take only RSA.
+func (ca *CA) ServerRSA(t testing.TB, names ...string) *Leaf {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca.signKey(t, key, x509.ExtKeyUsageServerAuth, names)
+}
+
 // Client signs a client certificate with common name cn.
 func (ca *CA) Client(t testing.TB, cn string) *Leaf {
 	t.Helper()
@@ -79,7 +92,11 @@ func (ca *CA) Client(t testing.TB, cn string) *Leaf {
 
 func (ca *CA) sign(t testing.TB, usage x509.ExtKeyUsage, names []string, cn ...string) *Leaf {
 	t.Helper()
-	key := newKey(t)
+	return ca.signKey(t, newKey(t), usage, names, cn...)
+}
+
+func (ca *CA) signKey(t testing.TB, key crypto.Signer, usage x509.ExtKeyUsage, names []string, cn ...string) *Leaf {
+	t.Helper()
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(t),
 		NotBefore:    time.Now().Add(-time.Hour),
@@ -99,7 +116,7 @@ func (ca *CA) sign(t testing.TB, usage x509.ExtKeyUsage, names []string, cn ...s
 			tmpl.DNSNames = append(tmpl.DNSNames, n)
 		}
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.Key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.Key)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package edge
 import (
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -67,6 +68,37 @@ func TestCertificateBySNI(t *testing.T) {
 		c, err := s.get(&tls.ClientHelloInfo{ServerName: sni})
 		if err != nil || c.Leaf.DNSNames[0] != want {
 			t.Errorf("SNI %q: %v %v, want %s", sni, c.Leaf.DNSNames, err, want)
+		}
+	}
+}
+
+// TestCertificateByKeyType: of an ECDSA and an RSA pair for one name, a
+// client that can verify ECDSA gets the first, one that takes only RSA the
+// RSA pair.
+func TestCertificateByKeyType(t *testing.T) {
+	ca := testcert.NewCA(t, "ca")
+	dir := t.TempDir()
+	e1, e2 := ca.Server(t, "shop.example").Write(t, dir, "ecdsa")
+	r1, r2 := ca.ServerRSA(t, "shop.example").Write(t, dir, "rsa")
+	s, err := newCertStore([]CertFiles{{e1, e2}, {r1, r2}}, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hello := func(suites []uint16, schemes ...tls.SignatureScheme) *tls.ClientHelloInfo {
+		return &tls.ClientHelloInfo{ServerName: "shop.example", SupportedVersions: []uint16{tls.VersionTLS12},
+			CipherSuites: suites, SignatureSchemes: schemes, SupportedCurves: []tls.CurveID{tls.X25519, tls.CurveP256}, SupportedPoints: []uint8{0}}
+	}
+	for name, tt := range map[string]struct {
+		hello *tls.ClientHelloInfo
+		want  string
+	}{
+		"both": {hello([]uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256},
+			tls.ECDSAWithP256AndSHA256, tls.PSSWithSHA256, tls.PKCS1WithSHA256), "*ecdsa.PublicKey"},
+		"RSA only": {hello([]uint16{tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256}, tls.PSSWithSHA256, tls.PKCS1WithSHA256), "*rsa.PublicKey"},
+	} {
+		c, err := s.get(tt.hello)
+		if got := fmt.Sprintf("%T", c.Leaf.PublicKey); err != nil || got != tt.want {
+			t.Errorf("%s: %s %v, want %s", name, got, err, tt.want)
 		}
 	}
 }
