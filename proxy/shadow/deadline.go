@@ -55,12 +55,14 @@ type deadline struct {
 
 	// The running call's, written before its state is published.
 	side routes.Side
+	twin bool    // a second call of a side (noise, determinism)
 	buf  *[]byte // what the call writes its body into
 }
 
-// arm starts the deadline of a call of side whose body goes to buf. It
-// returns the call's generation, 0 when the route has no deadline.
-func (j *Job) arm(side routes.Side, buf *[]byte) uint64 {
+// arm starts the deadline of a call of side (a twin call: twin) whose body
+// goes to buf. It returns the call's generation, 0 when the route has no
+// deadline.
+func (j *Job) arm(side routes.Side, buf *[]byte, twin bool) uint64 {
 	timeout := j.route.Timeout
 	if timeout <= 0 {
 		return 0
@@ -71,7 +73,7 @@ func (j *Job) arm(side routes.Side, buf *[]byte) uint64 {
 		d.timer = time.AfterFunc(time.Hour, j.expire)
 		d.timer.Stop()
 	}
-	d.side, d.buf = side, buf
+	d.side, d.twin, d.buf = side, twin, buf
 	d.at.Store(int64(time.Since(d.epoch) + timeout))
 	gen := d.state.Load()>>2 + 1
 	d.state.Store(gen<<2 | callRunning)
@@ -119,7 +121,11 @@ func (e *Engine) abandon(j *Job) {
 	e.running.Add(-1)
 	*d.buf = nil // the call may still be writing into that array
 	r := j.route
-	r.Collector.Called(d.side, r.Timeout, true)
+	if d.twin {
+		r.Collector.CalledTwin(d.side, r.Timeout, true)
+	} else {
+		r.Collector.Called(d.side, r.Timeout, true)
+	}
 	r.Collector.Errored(j.request(), d.side,
 		fmt.Errorf("%w: still running after %s, abandoned", ErrCandidateTimeout, r.Timeout))
 	e.done(j)

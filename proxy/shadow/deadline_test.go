@@ -17,12 +17,12 @@ func TestLateDeadlineFireAbandonsNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	j := &Job{engine: e, route: &Route{Timeout: time.Hour}}
-	first := j.arm(routes.SidePorted, &j.candBody)
+	first := j.arm(routes.SidePorted, &j.candBody, false)
 	if !j.disarm(first) {
 		t.Fatal("a call disarmed in time was abandoned")
 	}
 	j.expire() // the first call's fire, after it returned
-	next := j.arm(routes.SidePorted, &j.candBody)
+	next := j.arm(routes.SidePorted, &j.candBody, false)
 	if next <= first {
 		t.Fatalf("generation %d after %d", next, first)
 	}
@@ -35,7 +35,7 @@ func TestLateDeadlineFireAbandonsNothing(t *testing.T) {
 	}
 	// Without a timeout there is no deadline at all.
 	j.route = &Route{}
-	if g := j.arm(routes.SidePorted, &j.candBody); g != 0 || !j.disarm(g) {
+	if g := j.arm(routes.SidePorted, &j.candBody, false); g != 0 || !j.disarm(g) {
 		t.Errorf("no timeout: arm = %d", g)
 	}
 }

@@ -472,7 +472,7 @@ func (j *Job) call(h routes.Handler, side routes.Side, buf *[]byte, hdr int) (re
 	}
 	max := j.route.MaxBody
 	b := (*buf)[:0]
-	gen := j.arm(side, buf)
+	gen := j.arm(side, buf, hdr != hdrCandidate)
 	w.Start = e.now()
 	err = h.Serve(c)
 	if err == nil {
