@@ -314,6 +314,36 @@ func TestRedisLockAgainstPHP(t *testing.T) {
 	}
 }
 
+// TestRedisLockLost: a lock that expired while fn ran and was taken by
+// another request is no longer Go's: the write is refused (phpredis's
+// write_allowed), and the other request's lock stays.
+func TestRedisLockLost(t *testing.T) {
+	k := startRedis(t)
+	r := NewRedis(RedisOptions{Addr: k.Addr, Timeout: 5 * time.Second})
+	defer r.Close()
+	ctx := context.Background()
+	key := DefaultRedisPrefix + testID
+	if err := r.c.Set(ctx, key, `by|s:3:"old";`, time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	err := r.Update(ctx, testID, 1<<10, func([]byte) ([]byte, error) {
+		// As if the lock expired and another request took it.
+		if err := r.c.Set(ctx, key+"_LOCK", "someone-else", time.Minute).Err(); err != nil {
+			t.Fatal(err)
+		}
+		return []byte(`by|s:2:"go";`), nil
+	})
+	if !errors.Is(err, ErrLockLost) {
+		t.Errorf("Update after losing the lock: %v, want ErrLockLost", err)
+	}
+	if data, _ := r.c.Get(ctx, key).Result(); data != `by|s:3:"old";` {
+		t.Errorf("session %q after a lost lock, want it unwritten", data)
+	}
+	if owner, _ := r.c.Get(ctx, key+"_LOCK").Result(); owner != "someone-else" {
+		t.Errorf("lock %q, want the other request's left alone", owner)
+	}
+}
+
 // TestMemcachedAgainstPHP: php-memcached's writes, read by Go.
 func TestMemcachedAgainstPHP(t *testing.T) {
 	k := startMemcached(t)
