@@ -122,18 +122,22 @@ func (r *Redis) Close() error { return r.c.Close() }
 // Ping is for readiness: the store answers.
 func (r *Redis) Ping(ctx context.Context) error { return r.c.Ping(ctx).Err() }
 
-// Read implements Store: GET <prefix><id>. It takes no lock, as phpredis
+// Read implements Store: GETRANGE <prefix><id> 0 <max>, so that a
+// session bigger than max costs max+1 bytes, not its size, whatever PHP
+// stored (GET would read it whole first). It takes no lock, as phpredis
 // with its default redis.session.locking_enabled = 0 takes none: a SETEX
-// replaces the value whole, so a reader never sees half of one.
+// replaces the value whole, so a reader never sees half of one. GETRANGE
+// answers "" for a key that does not exist: that and an empty session
+// (which holds no user either) are both "not found".
 func (r *Redis) Read(ctx context.Context, id string, max int) ([]byte, error) {
-	b, err := r.c.Get(ctx, r.prefix+id).Bytes()
+	b, err := r.c.GetRange(ctx, r.prefix+id, 0, int64(max)).Bytes()
 	switch {
-	case errors.Is(err, redis.Nil):
-		return nil, errNotFound
 	case err != nil:
-		return nil, fmt.Errorf("redis GET: %w", err)
+		return nil, fmt.Errorf("redis GETRANGE: %w", err)
+	case len(b) == 0:
+		return nil, errNotFound
 	case len(b) > max:
-		return nil, fmt.Errorf("session of %d bytes, over %d: %w", len(b), max, ErrTooLarge)
+		return nil, fmt.Errorf("session over %d bytes: %w", max, ErrTooLarge)
 	}
 	return b, nil
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -311,6 +312,37 @@ func TestRedisLockAgainstPHP(t *testing.T) {
 	}
 	if n, _ := r.c.Exists(context.Background(), DefaultRedisPrefix+testID+"_LOCK").Result(); n != 0 {
 		t.Error("Go left its lock behind")
+	}
+}
+
+// TestRedisReadBounded: a session over max_bytes is refused after max+1
+// bytes are read, not after the whole value (16 MiB here) is; an empty
+// value is no session.
+func TestRedisReadBounded(t *testing.T) {
+	k := startRedis(t)
+	r := NewRedis(RedisOptions{Addr: k.Addr, Timeout: 5 * time.Second})
+	defer r.Close()
+	ctx := context.Background()
+	if err := r.c.Set(ctx, DefaultRedisPrefix+testID, strings.Repeat("x", 16<<20), time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = r.Read(ctx, testID, 1<<10) // opens the connection
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := r.Read(ctx, testID, 1<<10)
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, ErrTooLarge) {
+		t.Errorf("16 MiB session: %v, want ErrTooLarge", err)
+	}
+	if d := after.TotalAlloc - before.TotalAlloc; d > 4<<20 {
+		t.Errorf("refusing a 16 MiB session allocated %d bytes, want about max_bytes", d)
+	}
+	other := testID[:25] + "x"
+	if err := r.c.Set(ctx, DefaultRedisPrefix+other, "", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Read(ctx, other, 1<<10); !errors.Is(err, errNotFound) {
+		t.Errorf("empty session: %v, want not found", err)
 	}
 }
 
