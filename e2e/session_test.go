@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bradfitz/gomemcache/memcache"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/strangler-proxy/strangler/internal/monolith"
@@ -48,11 +49,19 @@ func loginThroughProxy(t *testing.T, base, user string) string {
 }
 
 // expire makes a session gone the way its store loses it: a TTL running
-// out in Redis, garbage collection removing the file.
+// out in Redis, garbage collection removing the file, the item leaving
+// memcached.
 func expire(t *testing.T, m *monolith.Monolith, id string) {
 	t.Helper()
 	if m.Sessions == monolith.SessionsFiles {
 		if err := os.Remove(filepath.Join(m.SessionSavePath, "sess_"+id)); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if m.Sessions == monolith.SessionsMemcached {
+		// memcached has no TTL to shorten: the item goes, as at its expiry.
+		if err := memcache.New(m.SessionAddr).Delete("memc.sess.key." + id); err != nil {
 			t.Fatal(err)
 		}
 		return
@@ -78,13 +87,15 @@ func getAccount(t *testing.T, base string, cookie string) (*http.Response, []byt
 
 // TestSharedLogin: GET /account shadowed against PHP over a realistic mix
 // (logins through the proxy, logged out, expired, forged and malformed
-// cookies) matches 100 %, on files sessions (php handler) and on Redis
-// (phpredis, php_serialize); then, ported, Go serves the page of the user
-// PHP logged in, and a Redis outage is a 503 with Retry-After.
+// cookies) matches 100 %, on files sessions (php handler), on Redis
+// (phpredis, php_serialize) and on memcached (php-memcached, php_binary);
+// then, ported, Go serves the page of the user PHP logged in, and an
+// outage of Redis or memcached is a 503 with Retry-After.
 func TestSharedLogin(t *testing.T) {
 	for _, tt := range []struct{ backend, handler string }{
 		{monolith.SessionsFiles, "php"},
 		{monolith.SessionsRedis, "php_serialize"},
+		{monolith.SessionsMemcached, "php_binary"},
 	} {
 		t.Run(tt.backend, func(t *testing.T) {
 			m := monolithtest.Start(t, monolith.Options{Sessions: tt.backend, SerializeHandler: tt.handler})
@@ -194,7 +205,7 @@ func TestSharedLogin(t *testing.T) {
 			if !strings.Contains(string(metrics), served) {
 				t.Errorf("metrics lack %s:\n%s", served, grepLines(string(metrics), "strangler_requests_total"))
 			}
-			if tt.backend != monolith.SessionsRedis {
+			if tt.backend == monolith.SessionsFiles {
 				return
 			}
 			if err := m.SessionServer.Stop(); err != nil {
@@ -203,11 +214,11 @@ func TestSharedLogin(t *testing.T) {
 			resp, body := getAccount(t, q.URL, "PHPSESSID="+ids["alice"])
 			if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "7" || resp.Header.Get("Location") != "" ||
 				strings.Contains(string(body), "alice") {
-				t.Errorf("Redis away: %d Retry-After %q Location %q %q, want 503 + Retry-After 7", resp.StatusCode,
+				t.Errorf("%s away: %d Retry-After %q Location %q %q, want 503 + Retry-After 7", tt.backend, resp.StatusCode,
 					resp.Header.Get("Retry-After"), resp.Header.Get("Location"), body)
 			}
 			if resp, _ := getAccount(t, q.URL, ""); resp.StatusCode != http.StatusFound {
-				t.Errorf("Redis away, no cookie: %d, want the login redirect (no store needed)", resp.StatusCode)
+				t.Errorf("%s away, no cookie: %d, want the login redirect (no store needed)", tt.backend, resp.StatusCode)
 			}
 		})
 	}
