@@ -564,3 +564,28 @@ func TestLookup(t *testing.T) {
 		t.Error("ValidKeyPath")
 	}
 }
+
+func TestMaskRequestBody(t *testing.T) {
+	tests := []struct{ name, ct, give, want string }{
+		{"json", "application/json",
+			`{"email":" Alice.Smith+x@Example.COM ","password":"Hunter2!","session_id":"s_AbC12345","note":"mail bob@ex.org","n":1}`,
+			`{"email":" Xxxxx.Xxxxx+x@Xxxxxxx.XXX ","password":"Xxxxxx0!","session_id":"s_AbC12345","note":"mail xxx@xx.xxx","n":1}`},
+		{"form", "application/x-www-form-urlencoded", `user=bob&password=s3cret&email=a.b%40cc.dd`, `user=bob&password=x0xxxx&email=x.x%40xx.xx`},
+		{"text", "text/plain", "contact: ann@example.com", "contact: xxx@xxxxxxx.xxx"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := string(MaskRequestBody([]byte(tt.give), tt.ct)); got != tt.want {
+				t.Fatalf("masked\n%s\nwant\n%s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRedactAnswerBody(t *testing.T) {
+	got := string(RedactAnswerBody([]byte(`{"event_id":"e1","email_sha256":"ab12","owner":"x@y.zz","items":[{"api_token":"t"}],"n":1.0}`), "application/json"))
+	want := `{"event_id":"e1","email_sha256":"[redacted]","owner":"x@x.xx","items":[{"api_token":"[redacted]"}],"n":1.0}`
+	if got != want {
+		t.Fatalf("redacted\n%s\nwant\n%s", got, want)
+	}
+}

@@ -1,6 +1,7 @@
 package compare
 
 import (
+	"bytes"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -199,4 +200,162 @@ func appendPretty(b []byte, t *tape, i int32, depth, limit int) []byte {
 	default:
 		return append(b, t.src[nd.start:nd.stop]...)
 	}
+}
+
+// credentialParts mark a field whose value is a credential, for the
+// masking of request bodies (MaskRequestBody). Narrower than
+// secretKeyParts: a request is replayed, so a field such as session_id or
+// email (which is masked as an address instead) must keep its form.
+var credentialParts = [...]string{
+	"password", "passwd", "secret", "token", "apikey", "api_key", "api-key", "authorization",
+	"card", "cvv", "cvc", "iban", "ssn", "credential", "private", "signature",
+}
+
+func credentialKey(k string) bool {
+	for _, part := range credentialParts {
+		if containsFold(k, part) {
+			return true
+		}
+	}
+	return false
+}
+
+// mask keeps s's length and kind of character: letters become x or X,
+// digits 0; anything else stays. What a validation rule checks of a form
+// (length, alphabet, separators, case) mostly survives; the value does
+// not.
+func mask(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		switch {
+		case c >= 'a' && c <= 'z':
+			b[i] = 'x'
+		case c >= 'A' && c <= 'Z':
+			b[i] = 'X'
+		case c >= '0' && c <= '9':
+			b[i] = '0'
+		}
+	}
+	return string(b)
+}
+
+// MaskRequestBody masks what a capture must not keep of a request body
+// and keeps it replayable: every e-mail address, and the values of
+// credential-looking fields (password, secret, token, API key, card, CVV,
+// IBAN, SSN, authorization, private key, signature: JSON members or
+// key=value pairs), keep their length and kind of character (see mask),
+// so that most validation rules judge the masked request as they judged
+// the real one. Everything else is kept byte for byte.
+func MaskRequestBody(body []byte, contentType string) []byte {
+	if len(body) == 0 {
+		return body
+	}
+	out := body
+	if r := (Response{Body: body, ContentType: contentType}); isJSON(r) {
+		out = rewriteJSONStrings(body, func(key string) (string, bool) {
+			return "", credentialKey(key)
+		}, mask)
+	} else {
+		out = []byte(secretKVRE.ReplaceAllStringFunc(string(out), func(m string) string {
+			sm := secretKVRE.FindStringSubmatch(m)
+			if !credentialKey(sm[1]) {
+				return m
+			}
+			return sm[1] + sm[2] + mask(sm[3])
+		}))
+	}
+	out = emailRE.ReplaceAllFunc(out, func(m []byte) []byte { return []byte(mask(string(m))) })
+	// A form body spells the @ %40.
+	return formEmailRE.ReplaceAllFunc(out, func(m []byte) []byte {
+		at := bytes.Index(m, []byte("%40"))
+		return []byte(mask(string(m[:at])) + "%40" + mask(string(m[at+3:])))
+	})
+}
+
+var formEmailRE = regexp.MustCompile(`[A-Za-z0-9._+\-]+%40[A-Za-z0-9.\-]+\.[A-Za-z]{2,}`)
+
+// RedactAnswer is what the comparison of a captured answer sees of it, and
+// what it sees of the Go side's answer to the captured request: header
+// values as RedactHeaders leaves them, and a body whose secret-looking
+// members (secretKeyParts) read "[redacted]" and whose e-mail addresses
+// are masked as MaskRequestBody masks them (so an address echoed from the
+// masked request compares equal). Everything else is kept byte for byte:
+// spelling differences are still seen.
+func RedactAnswer(r Response) Response {
+	r.Header = RedactHeaders(r.Header)
+	r.Body = RedactAnswerBody(r.Body, r.ContentType)
+	return r
+}
+
+// RedactAnswerBody is RedactAnswer's body part, for a published message
+// too.
+func RedactAnswerBody(body []byte, contentType string) []byte {
+	if len(body) == 0 {
+		return body
+	}
+	masked := emailRE.ReplaceAllFunc(body, func(m []byte) []byte { return []byte(mask(string(m))) })
+	if r := (Response{Body: masked, ContentType: contentType}); isJSON(r) {
+		return rewriteJSONStrings(masked, func(key string) (string, bool) {
+			if secretKey(key) {
+				return Redacted, true
+			}
+			return "", false
+		}, nil)
+	}
+	return []byte(RedactText(string(masked)))
+}
+
+// rewriteJSONStrings returns body with the string values of the members
+// pick names replaced: by pick's replacement, or, when with is set, by
+// with applied to the decoded value. Anything else stays as it is; a body
+// that does not parse is returned unchanged.
+func rewriteJSONStrings(body []byte, pick func(key string) (string, bool), with func(string) string) []byte {
+	t := getTape()
+	defer putTape(t)
+	if t.parse(bytesView(body)) != nil {
+		return body
+	}
+	var out []byte
+	last := int32(0)
+	for i := int32(1); i < int32(len(t.nodes)); i++ {
+		nd := &t.nodes[i]
+		if nd.kind != jString || nd.key == "" {
+			continue
+		}
+		repl, ok := pick(nd.key)
+		if !ok {
+			continue
+		}
+		if with != nil {
+			repl = with(t.str(i))
+		}
+		if out == nil {
+			out = make([]byte, 0, len(body))
+		}
+		out = append(out, body[last:nd.start]...)
+		out = appendJSONString(out, repl)
+		last = nd.stop
+	}
+	if out == nil {
+		return body
+	}
+	return append(out, body[last:]...)
+}
+
+// appendJSONString appends s as a JSON string, escaping only what JSON
+// requires.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"' || c == '\\':
+			b = append(b, '\\', c)
+		case c < 0x20:
+			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		default:
+			b = append(b, c)
+		}
+	}
+	return append(b, '"')
 }

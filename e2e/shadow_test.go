@@ -251,36 +251,70 @@ func TestShadowedAnswersAreByteIdenticalFromRealNginx(t *testing.T) {
 	}
 }
 
-// A route's capture replayed by `strangler compare` against the real
-// monolith: the report is written and the exit code is the verdict.
+// Routes captured in front of the real monolith, then compared offline by
+// `strangler compare`: the Go handlers against the recorded PHP answers and
+// forwarded events, with the monolith out of reach (nothing is sent to it).
+// The capture is redacted — the session cookie gone, e-mail addresses
+// masked — and the comparison redacts the Go side alike. The exit code is
+// the verdict.
 func TestCaptureThenCompare(t *testing.T) {
 	m := startMonolith(t)
+	cmp := activeCampaign(t)
 	capFile := filepath.Join(t.TempDir(), "capture.jsonl")
 	p := start(t, config{Upstream: m.URL, Routes: fmt.Sprintf(
 		"  - {name: ping, methods: [GET], path: /api/v1/ping, mode: legacy, handler: ping, capture: {percent: 100, file: %q}}\n"+
-			"  - {name: campaign, methods: [GET], path: \"/api/v1/campaigns/{id}\", mode: legacy, handler: campaigns.get, capture: {percent: 100, file: %q}}\n",
-		capFile, capFile)})
-	for i := range 10 {
+			"  - {name: campaign, methods: [GET], path: \"/api/v1/campaigns/{id}\", mode: legacy, handler: campaigns.get, capture: {percent: 100, file: %q}}\n"+
+			"  - {name: events, methods: [POST], path: /api/v1/events, mode: legacy, handler: events.ingest, capture: {percent: 100, file: %q}, shadow: {legacy_events_file: %q}}\n",
+		capFile, capFile, capFile, m.EventsFile)})
+	waitReady(t, p)
+	const n = 30
+	c := client()
+	for i := range n {
 		get(t, p.URL+"/api/v1/ping", "Cookie", "PHPSESSID=secret-session")
 		get(t, p.URL+fmt.Sprintf("/api/v1/campaigns/cmp_%06d", i+1))
+		ev := fmt.Appendf(nil, `{"type":"page_view","user_id":"u_capture%04d","occurred_at":%q,"country":%q,"campaign_id":%q,"email":" Alice.Smith+%d@Example.COM "}`,
+			i, time.Now().Add(-time.Hour).UTC().Format(time.RFC3339), cmp.Countries[0], cmp.ID, i)
+		if code, _, err := postEvent(c, p.URL, ev); err != nil || code != http.StatusAccepted {
+			t.Fatalf("event %d: %d %v", i, code, err)
+		}
 	}
-	waitLines(t, capFile, 20)
-	if b, _ := os.ReadFile(capFile); bytes.Contains(b, []byte("secret-session")) {
-		t.Error("the capture holds a session cookie")
+	waitLines(t, capFile, 3*n)
+	b, _ := os.ReadFile(capFile)
+	for _, secret := range []string{"secret-session", "Alice.Smith", "Example.COM"} {
+		if bytes.Contains(b, []byte(secret)) {
+			t.Errorf("the capture holds %q", secret)
+		}
+	}
+	if !bytes.Contains(b, []byte(`"published":{`)) || !bytes.Contains(b, []byte(`"email_sha256":"[redacted]"`)) {
+		t.Error("the capture lacks the events PHP forwarded, redacted")
+	}
+	// Offline: the monolith's address is of no use.
+	cfg, err := os.ReadFile(p.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	offline := filepath.Join(t.TempDir(), "offline.yaml")
+	if err := os.WriteFile(offline, bytes.ReplaceAll(cfg, []byte(m.URL), []byte("http://127.0.0.1:9")), 0o644); err != nil {
+		t.Fatal(err)
 	}
 	tests := []struct {
 		route    string
+		args     []string
 		wantExit int
-		want     string
+		want     []string
 	}{
-		{"ping", 1, "body.implementation: 10 mismatches"},
-		{"campaign", 0, "verdict: ready to flip"},
+		{"ping", nil, 1, []string{"body.implementation: 30 mismatches"}},
+		{"campaign", nil, 0, []string{"30 compared: 30 match", "verdict: ready to flip"}},
+		{"events", nil, 0, []string{"30 compared", "0 mismatch", "verdict: ready to flip"}},
+		{"campaign", []string{"-live", "-legacy", m.URL}, 0, []string{"replayed against the monolith", "verdict: ready to flip"}},
+		{"events", []string{"-live", "-legacy", m.URL}, 1, []string{"skipped unsafe_method: 30"}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.route, func(t *testing.T) {
+		t.Run(tt.route+strings.Join(tt.args, ""), func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "report.html")
-			cmd := exec.Command(binary, "compare", "-config", p.Config, "-capture", capFile, "-route", tt.route,
-				"-legacy", m.URL, "-out", out, "-target-mismatch-rate", "0.3") // 3/0.3 = 10 comparisons
+			args := append([]string{"compare", "-config", offline, "-capture", capFile, "-route", tt.route,
+				"-out", out, "-target-mismatch-rate", "0.1"}, tt.args...) // 3/0.1 = 30 comparisons
+			cmd := exec.Command(binary, args...)
 			var stdout, stderr bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
 			err := cmd.Run()
@@ -290,10 +324,14 @@ func TestCaptureThenCompare(t *testing.T) {
 			} else if err != nil {
 				t.Fatal(err)
 			}
-			if code != tt.wantExit || !strings.Contains(stdout.String(), tt.want) {
-				t.Errorf("exit %d, want %d; stdout:\n%s\nstderr:\n%s", code, tt.wantExit, stdout.String(), stderr.String())
+			ok := code == tt.wantExit
+			for _, w := range tt.want {
+				ok = ok && strings.Contains(stdout.String(), w)
 			}
-			if !strings.Contains(lastLine(stderr.String()), "10/10 100%") {
+			if !ok {
+				t.Errorf("exit %d, want %d with %q; stdout:\n%s\nstderr:\n%s", code, tt.wantExit, tt.want, stdout.String(), stderr.String())
+			}
+			if !strings.Contains(lastLine(stderr.String()), "30/30 100%") {
 				t.Errorf("progress bar: %q", stderr.String())
 			}
 			if _, err := os.Stat(out); err != nil {

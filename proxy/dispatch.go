@@ -7,6 +7,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 
+	"github.com/strangler-proxy/strangler/compare"
 	"github.com/strangler-proxy/strangler/proxy/capture"
 	"github.com/strangler-proxy/strangler/proxy/control"
 	"github.com/strangler-proxy/strangler/proxy/shadow"
@@ -67,15 +68,15 @@ func (s *Server) dispatch(ctx *fasthttp.RequestCtx, x *exchange) error {
 		ctx.Request.Header.Del(rr.Override)
 	}
 
+	fwd := s.legacy
 	if rr.Capture != nil && rr.CaptureSampler.Sample(ctx) {
-		if p := capture.Begin(ctx, m.Route.Name, rr.CaptureMax, s.now()); p != nil {
-			defer func() {
-				if rec, ok := p.Finish(ctx); ok {
-					rr.Capture.Write(rec)
-				}
-			}()
+		if p := capture.Begin(ctx, m.Route.Name, rr.CaptureMax, s.now, captureOutput(rr)); p != nil {
+			// The legacy side's answer is recorded with the request.
+			fwd = p.Around(s.legacy)
+			defer p.Finish(ctx)
 		}
 	}
+	x.legacy = fwd
 
 	if m.Mode != routes.ModeLegacy && rr.Demoted() {
 		x.mode = modeDemoted
@@ -96,7 +97,33 @@ func (s *Server) dispatch(ctx *fasthttp.RequestCtx, x *exchange) error {
 
 func (s *Server) serveLegacy(ctx *fasthttp.RequestCtx, x *exchange) error {
 	x.backend, x.side = backendLegacy, routes.SideLegacy
+	if x.legacy != nil {
+		return x.legacy.Serve(ctx) // through the capture
+	}
 	return s.legacy.Serve(ctx)
+}
+
+// captureOutput is where a route's captured records go, and how the
+// legacy side's published message is found for one: the line of the
+// route's events file, by its key path, if it has one.
+func captureOutput(rr *control.Route) capture.Output {
+	out := capture.Output{Writer: rr.Capture}
+	sr := rr.Shadow
+	if sr == nil {
+		return out
+	}
+	if f, ok := sr.LegacyEvents.(interface{ Peek(string) ([]byte, bool) }); ok {
+		keyPath := sr.KeyPath
+		out.Published = func(body []byte) []byte {
+			key, ok := compare.Lookup(body, keyPath)
+			if !ok || key == "" {
+				return nil
+			}
+			v, _ := f.Peek(key)
+			return v
+		}
+	}
+	return out
 }
 
 // serveGo answers from the Go side through serve. When the Go handler
@@ -151,7 +178,7 @@ func (s *Server) servePrimary(ctx *fasthttp.RequestCtx, x *exchange, rr *control
 		return s.serveLegacy(ctx, x)
 	}
 	x.backend, x.side = backendLegacy, routes.SideLegacy
-	return job.Serve(ctx, s.legacy)
+	return job.Serve(ctx, x.legacy)
 }
 
 // safeMethod: RFC 9110 §9.2.1, the methods routes.RouteConfig.Fallback names.

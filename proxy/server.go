@@ -316,6 +316,7 @@ type exchange struct {
 	body    *clientBody    // set when the request has a body
 	rr      *control.Route // the matched route's runtime; nil when unmatched
 	side    routes.Side    // who answered the client; "" when the proxy did
+	legacy  routes.Handler // the legacy side for this request: the forwarder, or the capture around it
 	idBuf   [maxRequestIDLen]byte
 	remote  [64]byte     // the client address, formatted for the access log
 	line    linelog.Line // the access line's buffer, kept with the exchange
@@ -325,7 +326,7 @@ func (s *Server) acquire() *exchange {
 	x := s.exchanges.Get().(*exchange)
 	x.start = s.now()
 	x.route, x.mode, x.backend = routeUnmatched, modeNone, backendProxy
-	x.body, x.rr, x.side = nil, nil, ""
+	x.body, x.rr, x.side, x.legacy = nil, nil, "", nil
 	x.id = x.idBuf[:0]
 	s.metrics.inFlight.Inc()
 	return x
@@ -457,7 +458,7 @@ func (s *Server) finish(ctx *fasthttp.RequestCtx, x *exchange) {
 		x.rr.Collector.Served(x.side, elapsed, status >= 500)
 	}
 	s.logAccess(ctx, x, status, end, elapsed)
-	x.body, x.rr = nil, nil
+	x.body, x.rr, x.legacy = nil, nil, nil
 	s.exchanges.Put(x)
 }
 

@@ -810,10 +810,14 @@ func TestUnmatchedPathsAreCounted(t *testing.T) {
 	}
 }
 
-// A captured request is written redacted — credentials and secret query
-// values — with its body as sent, and reads back as the same request.
+// A captured request is written redacted — credentials, secret query
+// values, the body's e-mail addresses masked to the same form — with the
+// legacy answer (its time window, secrets redacted) and the line the
+// legacy side published for it, and reads back as the same request.
 func TestCaptureWritesRedactedRequests(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "capture.jsonl")
+	dir := t.TempDir()
+	file := filepath.Join(dir, "capture.jsonl")
+	events := filepath.Join(dir, "forwarded.jsonl")
 	var seen []string
 	legacySide := routes.HandlerFunc(func(ctx *fasthttp.RequestCtx) error {
 		b := ctx.PostBody()
@@ -821,12 +825,23 @@ func TestCaptureWritesRedactedRequests(t *testing.T) {
 			b, _ = io.ReadAll(bs)
 		}
 		seen = append(seen, string(b))
+		if ctx.IsPost() {
+			f, err := os.OpenFile(events, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(f, `{"event_id":"ev-%d","email_sha256":"f00d","amount":1}`+"\n", len(seen))
+			f.Close()
+			streamAnswer(ctx, 202, fmt.Sprintf(`{"status":"accepted","event_id":"ev-%d","owner_token":"t0p"}`, len(seen)))
+			return nil
+		}
 		ctx.SetBodyString("ok")
 		return nil
 	})
 	h := newHarness(t, harnessOptions{
 		legacy: legacySide,
-		routes: []routes.RouteConfig{{Name: "events", Path: "/events", Capture: &routes.CaptureConfig{Percent: 100, File: file}}},
+		routes: []routes.RouteConfig{{Name: "events", Path: "/events", Capture: &routes.CaptureConfig{Percent: 100, File: file},
+			Shadow: &routes.ShadowConfig{LegacyEventsFile: events}}},
 	})
 	body := `{"type":"purchase","email":"a@example.com"}`
 	h.roundTrip(t, fmt.Sprintf("POST /events?token=s3cret&x=1 HTTP/1.1\r\nHost: shop.example\r\nCookie: PHPSESSID=abc\r\nAuthorization: Bearer xyz\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body))
@@ -848,18 +863,27 @@ func TestCaptureWritesRedactedRequests(t *testing.T) {
 	})
 	r := recs[0]
 	raw, _ := json.Marshal(r)
-	for _, secret := range []string{"abc", "xyz", "s3cret"} {
+	for _, secret := range []string{"abc", "xyz", "s3cret", "a@example.com", "t0p", "f00d"} {
 		if strings.Contains(string(raw), secret) {
 			t.Errorf("record %s holds the secret %q", raw, secret)
 		}
 	}
-	if r.Route != "events" || r.Method != "POST" || r.Body != body || !strings.Contains(r.URI, "x=1") {
+	masked := `{"type":"purchase","email":"x@xxxxxxx.xxx"}`
+	if r.Route != "events" || r.Method != "POST" || r.Body != masked || !strings.Contains(r.URI, "x=1") {
 		t.Errorf("record %+v", r)
+	}
+	a := r.Answer
+	if a == nil || a.Status != 202 || a.Body != `{"status":"accepted","event_id":"ev-1","owner_token":"[redacted]"}` ||
+		a.Start.IsZero() || a.End.Before(a.Start) || string(r.Published) != `{"event_id":"ev-1","email_sha256":"[redacted]","amount":1}` {
+		t.Errorf("answer %+v published %s", a, r.Published)
 	}
 	var req fasthttp.Request
 	r.Request(&req)
-	if string(req.Body()) != body || string(req.Header.Host()) != "shop.example" || string(req.Header.ContentType()) != "application/json" {
+	if string(req.Body()) != masked || req.Header.ContentLength() != len(masked) || string(req.Header.Host()) != "shop.example" || string(req.Header.ContentType()) != "application/json" {
 		t.Errorf("replayed request:\n%s", req.String())
+	}
+	if recs[1].Answer == nil || recs[1].Answer.Body != "ok" {
+		t.Errorf("GET answer %+v", recs[1].Answer)
 	}
 }
 

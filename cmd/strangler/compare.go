@@ -17,6 +17,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 
+	"github.com/strangler-proxy/strangler/compare"
 	"github.com/strangler-proxy/strangler/legacy-passthrough"
 	"github.com/strangler-proxy/strangler/ported/hotcache"
 	"github.com/strangler-proxy/strangler/proxy/capture"
@@ -28,13 +29,16 @@ import (
 
 // compareSynopsis and compareAbout are the compare command's usage.
 const (
-	compareSynopsis = `-capture FILE -route NAME [-config config.yaml] [-legacy URL] [-out report.html]
-                         [-concurrency N] [-target-mismatch-rate R]`
-	compareAbout = `Replays a capture (written by a route's capture block) against the monolith
-and the route's Go handler (in process, with shadow dependencies: nothing is
-published), compares every pair as the shadow mode does, writes the HTML
-report and exits 0 when the route is ready to flip, 1 when it is not, 2 when
-it could not replay.`
+	compareSynopsis = `-capture FILE -route NAME [-config config.yaml] [-out report.html]
+                         [-concurrency N] [-target-mismatch-rate R] [-live [-legacy URL] [-allow-unsafe]]`
+	compareAbout = `Replays a capture (written by a route's capture block) to the route's Go
+handler (in process, with shadow dependencies: nothing is published) and
+compares each answer, and what Go would have published, with the legacy
+answer and message the capture recorded, as the shadow mode does: nothing is
+sent to the monolith. With -live the monolith answers again instead (safe
+methods only, unless -allow-unsafe: a replayed POST runs its side effects
+again). Writes the HTML report and exits 0 when the route is ready to flip,
+1 when it is not, 2 when the run itself failed.`
 )
 
 // compareFlags are the compare command's settings.
@@ -42,6 +46,7 @@ type compareFlags struct {
 	config, capture, route, legacy, out string
 	concurrency                         int
 	targetRate                          float64
+	live, allowUnsafe                   bool
 }
 
 func parseCompareFlags(args []string, stdout, stderr io.Writer) (compareFlags, int, bool) {
@@ -50,7 +55,9 @@ func parseCompareFlags(args []string, stdout, stderr io.Writer) (compareFlags, i
 	fs.StringVar(&f.config, "config", defaultConfig, "config file: the route table, the legacy timeouts, the hot cache")
 	fs.StringVar(&f.capture, "capture", "", "capture file (JSONL) to replay; required")
 	fs.StringVar(&f.route, "route", "", "route to compare; required")
-	fs.StringVar(&f.legacy, "legacy", "", "the monolith's base URL (default: the config's legacy.upstream or upstreams)")
+	fs.StringVar(&f.legacy, "legacy", "", "with -live: the monolith's base URL (default: the config's legacy.upstream or upstreams)")
+	fs.BoolVar(&f.live, "live", false, "ask the monolith again instead of comparing with the recorded legacy answers")
+	fs.BoolVar(&f.allowUnsafe, "allow-unsafe", false, "with -live: also send POST, PUT, PATCH, DELETE... to the monolith (their side effects happen again)")
 	fs.StringVar(&f.out, "out", "report.html", "HTML report to write")
 	fs.IntVar(&f.concurrency, "concurrency", 4, "requests replayed at once")
 	fs.Float64Var(&f.targetRate, "target-mismatch-rate", 0, "override the route's verdict.target_mismatch_rate (0: keep it); ready needs 3/rate clean comparisons")
@@ -64,6 +71,8 @@ func parseCompareFlags(args []string, stdout, stderr io.Writer) (compareFlags, i
 		fmt.Fprintln(stderr, "strangler compare: -capture and -route are required")
 	case f.concurrency < 1:
 		fmt.Fprintln(stderr, "strangler compare: -concurrency must be at least 1")
+	case !f.live && (f.legacy != "" || f.allowUnsafe):
+		fmt.Fprintln(stderr, "strangler compare: -legacy and -allow-unsafe go with -live")
 	default:
 		return f, 0, true
 	}
@@ -104,6 +113,7 @@ type replay struct {
 	engine  *shadow.Engine
 	sr      *shadow.Route
 	events  *shadow.EventsFile
+	memory  *shadow.Memory // offline: what the capture recorded the legacy side published
 	total   int
 	th      shadowreport.Thresholds
 	replays int
@@ -153,14 +163,16 @@ func newReplay(f compareFlags, stderr io.Writer) (_ *replay, err error) {
 		return nil, fmt.Errorf("route %q has no Go handler to compare", f.route)
 	}
 
-	lc := c.Legacy
-	if f.legacy != "" {
-		lc.Upstream, lc.Upstreams = f.legacy, nil
-	}
-	lc.MaxConns = max(lc.MaxConns, 2*f.concurrency)
-	lc.NoTunnels = true // replayed requests have no client connection to hand over
-	if r.fwd, err = legacy.New(lc, log, prometheus.NewRegistry()); err != nil {
-		return nil, fmt.Errorf("legacy: %w", err)
+	if f.live {
+		lc := c.Legacy
+		if f.legacy != "" {
+			lc.Upstream, lc.Upstreams = f.legacy, nil
+		}
+		lc.MaxConns = max(lc.MaxConns, 2*f.concurrency)
+		lc.NoTunnels = true // replayed requests have no client connection to hand over
+		if r.fwd, err = legacy.New(lc, log, prometheus.NewRegistry()); err != nil {
+			return nil, fmt.Errorf("legacy: %w", err)
+		}
 	}
 	if r.stats, err = shadowreport.New(shadowreport.Options{
 		Registerer: prometheus.NewRegistry(), Noise: c.Proxy.Shadow.Noise, Store: c.Proxy.Shadow.Store,
@@ -179,13 +191,23 @@ func newReplay(f compareFlags, stderr io.Writer) (_ *replay, err error) {
 	}
 	r.sr = &shadow.Route{
 		Name: r.route.Name, Primary: routes.SideLegacy,
-		Candidate: r.route.Handler, LegacyTwin: r.fwd, GoTwin: r.route.Handler, KeyPath: sh.KeyPath,
+		Candidate: r.route.Handler, GoTwin: r.route.Handler, KeyPath: sh.KeyPath,
 		Timeout: sh.Timeout, MaxBody: sh.MaxBodyBytes,
 		Comparator: sh.Comparator(), Collector: r.stats.Route(r.route.Name),
 	}
-	if sh.LegacyEventsFile != "" {
+	r.sr.Collector.SetRules(shadowreport.RulesOf(sh.Comparator(), sh.Rules()))
+	switch {
+	case !f.live:
+		// The capture's recorded answers, redacted when captured: the Go
+		// side's are redacted alike before comparing.
+		r.memory = shadow.NewMemory("the capture "+f.capture, 0)
+		r.sr.LegacyEvents, r.sr.Redact = r.memory, true
+	case sh.LegacyEventsFile != "":
+		r.sr.LegacyTwin = r.fwd
 		r.events = shadow.NewEventsFile(sh.LegacyEventsFile, sh.KeyPath, 0)
 		r.sr.LegacyEvents = r.events
+	default:
+		r.sr.LegacyTwin = r.fwd
 	}
 	if v := r.route.Verdict; v != nil {
 		r.th = control.ThresholdsOf(v)
@@ -276,9 +298,15 @@ func (r *replay) run() error {
 	return errors.Join(readErr, closeErr)
 }
 
-// one replays a record: the monolith answers as the primary, through the
-// same engine the shadow mode uses, and the Go handler runs as the
-// candidate.
+// Skip reasons of an offline run.
+const (
+	skipNoAnswer = "no_recorded_answer" // the Go side answered when it was captured, or legacy failed
+	skipUnsafe   = "unsafe_method"      // -live without -allow-unsafe
+)
+
+// one replays a record through the same engine the shadow mode uses, the
+// Go handler as the candidate: against the recorded legacy answer, or with
+// -live against the monolith's answer now.
 func (r *replay) one(rec capture.Record) {
 	var req fasthttp.Request
 	rec.Request(&req)
@@ -287,10 +315,22 @@ func (r *replay) one(rec capture.Record) {
 	ctx.Init(&req, remote, nil)
 	ctx.Response.Header.DisableNormalizing()
 	ctx.Response.Header.SetNoDefaultContentType(true)
+	defer func() {
+		ctx.Request.Reset()
+		ctx.Response.Reset()
+	}()
 	// As at the front door: matching sets the route's path parameters,
 	// which the job hands to the candidate.
 	r.table.Match(ctx)
 	c := r.sr.Collector
+	if !r.f.live {
+		r.recorded(ctx, rec)
+		return
+	}
+	if !safeRequest(ctx) && !r.f.allowUnsafe {
+		c.Skipped(skipUnsafe)
+		return
+	}
 	start := time.Now()
 	job, reason := r.engine.BeginWait(context.Background(), ctx, r.sr)
 	var err error
@@ -310,8 +350,49 @@ func (r *replay) one(rec capture.Record) {
 	}
 	_ = ctx.Response.CloseBodyStream()
 	c.Served(routes.SideLegacy, time.Since(start), err != nil || status >= 500)
-	ctx.Request.Reset()
-	ctx.Response.Reset()
+}
+
+// recorded compares the Go side with the answer the capture recorded.
+func (r *replay) recorded(ctx *fasthttp.RequestCtx, rec capture.Record) {
+	c := r.sr.Collector
+	a := rec.Answer
+	if a == nil {
+		c.Skipped(skipNoAnswer)
+		return
+	}
+	if len(rec.Published) > 0 {
+		if key, ok := compare.Lookup(a.BodyBytes(), r.sr.KeyPath); ok && key != "" {
+			r.memory.Put(key, rec.Published)
+		}
+	}
+	job, reason := r.engine.BeginWait(context.Background(), ctx, r.sr)
+	if job == nil {
+		c.Skipped(reason)
+		return
+	}
+	job.UseWindow(compare.Window{Start: a.Start, End: a.End})
+	err := job.Serve(ctx, recordedAnswer{a})
+	c.Served(routes.SideLegacy, a.End.Sub(a.Start), err != nil || a.Status >= 500)
+}
+
+// recordedAnswer answers with a captured legacy answer.
+type recordedAnswer struct{ a *capture.Answer }
+
+func (h recordedAnswer) Serve(ctx *fasthttp.RequestCtx) error {
+	ctx.Response.SetStatusCode(h.a.Status)
+	for _, kv := range h.a.Header {
+		if strings.EqualFold(kv[0], "Content-Length") || strings.EqualFold(kv[0], "Transfer-Encoding") {
+			continue // the body below frames itself
+		}
+		ctx.Response.Header.Add(kv[0], kv[1])
+	}
+	ctx.Response.SetBody(h.a.BodyBytes())
+	return nil
+}
+
+// safeRequest: RFC 9110 §9.2.1.
+func safeRequest(ctx *fasthttp.RequestCtx) bool {
+	return ctx.IsGet() || ctx.IsHead() || ctx.IsOptions() || ctx.IsTrace()
 }
 
 // finish writes the report and prints the verdict; the exit code says it.
@@ -330,8 +411,15 @@ func (r *replay) finish(stdout, stderr io.Writer) int {
 	snap := r.sr.Collector.Snapshot()
 	v := snap.Verdict(r.th)
 	k := snap.Counts
-	fmt.Fprintf(stdout, "%s: %d replayed, %d compared: %d match, %d noise only, %d mismatch, %d errors, %d skipped; match rate %s\n",
-		r.f.route, r.replays, k.Compared, k.Match, k.NoiseOnly, k.Mismatch, k.Errors, k.Skipped, shadowreport.Percent(snap.MatchRate))
+	against := "the recorded legacy answers"
+	if r.f.live {
+		against = "the monolith"
+	}
+	fmt.Fprintf(stdout, "%s: %d replayed against %s, %d compared: %d match, %d noise only, %d accepted, %d mismatch, %d pending, %d errors, %d skipped; match rate %s\n",
+		r.f.route, r.replays, against, k.Compared, k.Match, k.NoiseOnly, k.Accepted, k.Mismatch, k.Pending, k.Errors, k.Skipped, shadowreport.Percent(snap.MatchRate))
+	for reason, n := range snap.SkipReasons {
+		fmt.Fprintf(stdout, "  skipped %s: %d\n", reason, n)
+	}
 	for i, g := range snap.TopDiffs {
 		if i == 5 {
 			break
@@ -343,7 +431,7 @@ func (r *replay) finish(stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "verdict: NOT READY to flip: %s\n", strings.Join(v.Reasons, "; "))
 		return exitFinding
 	}
-	fmt.Fprintln(stdout, "verdict: ready to flip")
+	fmt.Fprintf(stdout, "verdict: ready to flip: mismatch rate %s\n", v.Confidence)
 	return exitOK
 }
 

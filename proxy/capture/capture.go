@@ -2,16 +2,27 @@
 // for offline comparison runs (`strangler compare`), and reads them back.
 //
 // A record keeps what a replay needs: method, request target, header
-// fields in order and the body. Credential header values (Cookie,
-// Authorization, API keys...) and secret-looking query values are replaced
-// by "[redacted]" before anything is written, so a replay runs without the
-// client's session. Bodies are kept as sent: a replay without them would
-// test nothing. Keep capture files where that route's request logs may be
+// fields in order and the body; and, when the legacy side answered, its
+// answer (status, headers, body, time window) and what it published for
+// the request (the line of its events file), so that an offline run can
+// compare the Go side with it without asking the monolith again.
+//
+// Redaction, before anything is written: credential header values
+// (Cookie, Authorization, API keys...) and secret-looking query values
+// become "[redacted]", so a replay runs without the client's session; in
+// the request body every e-mail address and the value of every
+// credential-looking field is masked, keeping its length and kind of
+// character (compare.MaskRequestBody), so the request stays replayable;
+// the answer and the published message are redacted as compare.RedactAnswer
+// does (secret-looking members "[redacted]", addresses masked alike), the
+// same redaction an offline run applies to the Go side's answer before
+// comparing. Keep capture files where that route's request logs may be
 // kept.
 package capture
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,6 +38,7 @@ import (
 	"github.com/strangler-proxy/strangler/compare"
 	"github.com/strangler-proxy/strangler/internal/ascii"
 	"github.com/strangler-proxy/strangler/internal/dropqueue"
+	"github.com/strangler-proxy/strangler/routes"
 )
 
 // Record is one captured request: one line of a capture file.
@@ -45,6 +57,36 @@ type Record struct {
 	BodyBase64 []byte `json:"body_base64,omitempty"`
 	// Remote is the client address, for a replay's X-Forwarded-For.
 	Remote string `json:"remote,omitempty"`
+	// Answer is the legacy side's answer, when it served the request; nil
+	// otherwise (the Go side answered, or the legacy call failed).
+	Answer *Answer `json:"answer,omitempty"`
+	// Published is what the legacy side published for the request (the
+	// line of its events file, found by the route's shadow.key_path in the
+	// answer); absent when the route names no events file or nothing was
+	// published.
+	Published json.RawMessage `json:"published,omitempty"`
+}
+
+// Answer is a recorded legacy answer, redacted.
+type Answer struct {
+	Status int         `json:"status"`
+	Header [][2]string `json:"header"`
+	// Body is the body when it is valid UTF-8; BodyBase64 otherwise.
+	Body       string `json:"body,omitempty"`
+	BodyBase64 []byte `json:"body_base64,omitempty"`
+	// Start and End are the answer's time window: from the proxy calling
+	// the legacy side to having its whole answer (clock values are judged
+	// against it).
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+}
+
+// BodyBytes returns the answer's body.
+func (a *Answer) BodyBytes() []byte {
+	if a.BodyBase64 != nil {
+		return a.BodyBase64
+	}
+	return []byte(a.Body)
 }
 
 // BodyBytes returns the record's body.
@@ -73,15 +115,42 @@ func (r *Record) Request(req *fasthttp.Request) {
 	}
 	if b := r.BodyBytes(); len(b) > 0 {
 		req.SetBody(b)
+		// The recorded Content-Length was left out above: the body's own
+		// length frames it (a forwarder reads the header, not the buffer).
+		req.Header.SetContentLength(len(b))
 	}
 }
 
 // Pending is a request being captured: its head is copied, its body is
-// copied as the handler reads it.
+// copied as the handler reads it, and a legacy answer is copied as it
+// streams to the client (Around).
 type Pending struct {
 	rec  Record
 	tee  tee
 	orig io.Reader
+	ct   string // the request's Content-Type
+	out  Output
+	now  func() time.Time
+
+	// The legacy answer.
+	legacy    bool // the legacy side served; the record waits for its body
+	streaming bool
+	start     time.Time
+	ans       Answer
+	ansBody   []byte
+	ansCT     string
+	ansOver   bool
+	max       int
+	written   atomic.Bool
+}
+
+// Output is where a captured record goes.
+type Output struct {
+	// Writer appends the record. Required.
+	Writer *Writer
+	// Published finds what the legacy side published for an answer with
+	// this body (nil: nothing, or no source). Nil: never looked for.
+	Published func(answerBody []byte) []byte
 }
 
 // tee keeps up to max bytes of what the handler reads.
@@ -113,18 +182,19 @@ func (t *tee) Read(p []byte) (int, error) {
 // Begin copies the head of the request in ctx and puts a tee in front of
 // its body, keeping at most maxBody bytes. It returns nil when the
 // declared body is over maxBody.
-func Begin(ctx *fasthttp.RequestCtx, route string, maxBody int, now time.Time) *Pending {
+func Begin(ctx *fasthttp.RequestCtx, route string, maxBody int, now func() time.Time, out Output) *Pending {
 	n := ctx.Request.Header.ContentLength()
 	if n > maxBody {
 		return nil
 	}
+	start := now()
 	p := &Pending{rec: Record{
-		Time:   now.UTC(),
+		Time:   start.UTC(),
 		Route:  route,
 		Method: string(ctx.Method()),
 		URI:    compare.RedactURI(string(ctx.Request.Header.RequestURI())),
 		Remote: ctx.RemoteIP().String(),
-	}}
+	}, out: out, now: now, start: start, max: maxBody, ct: string(ctx.Request.Header.ContentType())}
 	var h [][2]string
 	for k, v := range ctx.Request.Header.All() {
 		h = append(h, [2]string{string(k), string(v)})
@@ -145,27 +215,156 @@ func Begin(ctx *fasthttp.RequestCtx, route string, maxBody int, now time.Time) *
 	return p
 }
 
-// Finish restores the request's own body stream and returns the record,
-// or false when the body was not read to its end within the cap.
-func (p *Pending) Finish(ctx *fasthttp.RequestCtx) (Record, bool) {
-	if p.orig == nil {
-		return p.rec, true
+// Finish runs after the handler: it restores the request's own body
+// stream and writes the record, unless the legacy side is still streaming
+// its answer (the record is written when the stream closes).
+func (p *Pending) Finish(ctx *fasthttp.RequestCtx) {
+	p.requestDone()
+	if p.orig != nil {
+		ctx.Request.SetBodyStream(p.orig, ctx.Request.Header.ContentLength())
+		p.orig = nil
 	}
-	ctx.Request.SetBodyStream(p.orig, ctx.Request.Header.ContentLength())
-	p.orig = nil
+	if !p.legacy || !p.streaming {
+		p.write()
+	}
+}
+
+// requestDone takes the request body from the tee once the handler has
+// read it; a body not read to its end within the cap spoils the record.
+func (p *Pending) requestDone() {
+	if p.orig == nil || p.rec.Body != "" || p.rec.BodyBase64 != nil {
+		return
+	}
 	if !p.tee.eof || p.tee.over || p.tee.bad {
-		return Record{}, false
+		p.written.Store(true) // not recorded: a replay would send half a body
+		return
 	}
 	p.setBody(p.tee.buf)
-	return p.rec, true
 }
 
 func (p *Pending) setBody(b []byte) {
+	b = compare.MaskRequestBody(b, p.ct)
 	if utf8.Valid(b) {
 		p.rec.Body = string(b)
 	} else {
 		p.rec.BodyBase64 = append([]byte(nil), b...)
 	}
+}
+
+// Around returns the legacy handler h, recording the answer it gives into
+// p: its head when h returns, its body as it streams to the client. An
+// observer h is given (the shadow job's) still sees every piece, after p.
+func (p *Pending) Around(h routes.Handler) routes.Handler { return around{h: h, p: p} }
+
+// observedServer is the legacy forwarder's ServeObserved.
+type observedServer interface {
+	ServeObserved(ctx *fasthttp.RequestCtx, obs routes.BodyObserver) (bool, error)
+}
+
+type around struct {
+	h routes.Handler
+	p *Pending
+}
+
+func (a around) Serve(ctx *fasthttp.RequestCtx) error {
+	_, err := a.ServeObserved(ctx, nil)
+	return err
+}
+
+func (a around) ServeObserved(ctx *fasthttp.RequestCtx, obs routes.BodyObserver) (bool, error) {
+	p := a.p
+	ob, ok := a.h.(observedServer)
+	if !ok {
+		err := a.h.Serve(ctx)
+		p.served(ctx, false, err)
+		return false, err
+	}
+	streaming, err := ob.ServeObserved(ctx, tee2{p, obs})
+	p.served(ctx, streaming, err)
+	return streaming, err
+}
+
+// served takes the answer's head when the legacy handler returns, and the
+// body too when it is in memory: the record is complete, written before
+// the shadow engine can take the legacy side's published message.
+func (p *Pending) served(ctx *fasthttp.RequestCtx, streaming bool, err error) {
+	if err != nil {
+		return // the front door answers the error; nothing to record of legacy
+	}
+	p.legacy, p.streaming = true, streaming
+	h := &ctx.Response.Header
+	p.ans.Status = h.StatusCode()
+	p.ans.Header = p.ans.Header[:0]
+	for k, v := range h.All() {
+		p.ans.Header = append(p.ans.Header, [2]string{string(k), string(v)})
+	}
+	p.ansCT = string(h.ContentType())
+	if !streaming {
+		p.ansBody = append(p.ansBody[:0], ctx.Response.Body()...)
+		p.ansOver = len(p.ansBody) > p.max
+		p.answerDone(true)
+	}
+}
+
+// tee2 reports a streamed legacy body to p, then to the other observer.
+type tee2 struct {
+	p   *Pending
+	obs routes.BodyObserver
+}
+
+func (t tee2) ObserveBody(b []byte) {
+	p := t.p
+	if !p.ansOver {
+		if len(p.ansBody)+len(b) > p.max {
+			p.ansOver = true
+		} else {
+			p.ansBody = append(p.ansBody, b...)
+		}
+	}
+	if t.obs != nil {
+		t.obs.ObserveBody(b)
+	}
+}
+
+func (t tee2) BodyDone(complete bool) {
+	t.p.answerDone(complete)
+	t.p.write()
+	if t.obs != nil {
+		t.obs.BodyDone(complete)
+	}
+}
+
+// answerDone closes the answer: its window, its redacted body, what the
+// legacy side published for it.
+func (p *Pending) answerDone(complete bool) {
+	if !complete || p.ansOver {
+		p.legacy = false // half an answer compares as garbage: record the request alone
+		return
+	}
+	p.ans.Start, p.ans.End = p.start.UTC(), p.now().UTC()
+	body := compare.RedactAnswerBody(p.ansBody, p.ansCT)
+	if utf8.Valid(body) {
+		p.ans.Body = string(body)
+	} else {
+		p.ans.BodyBase64 = bytes.Clone(body)
+	}
+	p.ans.Header = compare.RedactHeaders(p.ans.Header)
+	a := p.ans
+	p.rec.Answer = &a
+	if p.out.Published != nil {
+		if msg := p.out.Published(p.ansBody); msg != nil && json.Valid(msg) {
+			p.rec.Published = compare.RedactAnswerBody(msg, "application/json")
+		}
+	}
+}
+
+// write hands the record to the writer, once.
+func (p *Pending) write() {
+	p.requestDone()
+	if p.written.Swap(true) {
+		return
+	}
+	p.out.Writer.Write(p.rec)
 }
 
 // Writer appends Records to a file from its own goroutine, which Close

@@ -92,7 +92,9 @@ func (j *Job) bodyDone(complete bool) {
 		j.skip(reason)
 		return
 	}
-	j.pEnd = j.engine.now()
+	if j.pEnd.IsZero() {
+		j.pEnd = j.engine.now()
+	}
 	j.engine.submit(j)
 }
 

@@ -109,6 +109,10 @@ type Route struct {
 	// KeyPath is where an answer and a message hold the key that ties a
 	// message to its request. Empty: DefaultKeyPath.
 	KeyPath string
+	// Redact applies compare.RedactAnswer to the Go side's answers and
+	// messages before comparing: an offline run's primary is a captured
+	// answer, redacted when it was captured.
+	Redact bool
 }
 
 func (r *Route) candidateSide() routes.Side {

@@ -109,6 +109,21 @@ func (e *EventsFile) Take(key string) ([]byte, bool) {
 	return v, ok
 }
 
+// Peek returns the line whose key is key and keeps it, for a capture that
+// records it before the comparison takes it.
+func (e *EventsFile) Peek(key string) ([]byte, bool) {
+	if v, ok := e.lines.peek(key); ok {
+		return v, true
+	}
+	e.mu.Lock()
+	err := e.readNew()
+	e.mu.Unlock()
+	if err != nil {
+		return nil, false
+	}
+	return e.lines.peek(key)
+}
+
 // Health says whether the file can be read.
 func (e *EventsFile) Health() string {
 	if h := e.health.Load(); h != nil {
@@ -279,3 +294,48 @@ func (u unavailable) Health() string             { return u.why }
 func (u unavailable) Found() uint64              { return 0 }
 func (u unavailable) Name() string               { return u.name }
 func (u unavailable) Close() error               { return nil }
+
+// Memory is a LegacySource of messages known in advance: what a capture
+// recorded the legacy side published, for an offline run.
+type Memory struct {
+	name  string
+	r     ring
+	puts  atomic.Uint64
+	found atomic.Uint64
+}
+
+// NewMemory is an empty Memory named name (for the report), keeping at
+// most max messages (0: DefaultRecorded).
+func NewMemory(name string, max int) *Memory { return &Memory{name: name, r: newRing(max)} }
+
+// Put records msg under key.
+func (m *Memory) Put(key string, msg []byte) {
+	m.puts.Add(1)
+	m.r.put(key, msg)
+}
+
+// Take returns and forgets the message of key.
+func (m *Memory) Take(key string) ([]byte, bool) {
+	v, ok := m.r.take(key)
+	if ok {
+		m.found.Add(1)
+	}
+	return v, ok
+}
+
+// Health is "" once a message was put.
+func (m *Memory) Health() string {
+	if m.puts.Load() == 0 {
+		return "it holds none of the legacy side's published messages"
+	}
+	return ""
+}
+
+// Found counts the messages Take returned.
+func (m *Memory) Found() uint64 { return m.found.Load() }
+
+// Name names it.
+func (m *Memory) Name() string { return m.name }
+
+// Close does nothing.
+func (m *Memory) Close() error { return nil }

@@ -155,7 +155,9 @@ func (e *Engine) begin(ctx *fasthttp.RequestCtx, r *Route) *Job {
 // the primary side.
 func (j *Job) Serve(ctx *fasthttp.RequestCtx, h routes.Handler) error {
 	var err error
-	j.pStart = j.engine.now()
+	if j.pStart.IsZero() {
+		j.pStart = j.engine.now()
+	}
 	switch ob, ok := h.(ObservedServer); {
 	case j.route.Primary != routes.SideLegacy:
 		err = h.Serve(ctx)
@@ -225,10 +227,17 @@ func (j *Job) finishPrimary(reason string, quiet bool) {
 	case reason != "":
 		j.skip(reason)
 	default:
-		j.pEnd = j.engine.now()
+		if j.pEnd.IsZero() {
+			j.pEnd = j.engine.now()
+		}
 		j.engine.submit(j)
 	}
 }
+
+// UseWindow sets the primary's time window instead of measuring it: an
+// offline run's primary is a recorded answer, produced when it was
+// captured. Call it before Serve.
+func (j *Job) UseWindow(w compare.Window) { j.pStart, j.pEnd = w.Start, w.End }
 
 // skip counts reason and recycles the job.
 func (j *Job) skip(reason string) {
@@ -352,6 +361,12 @@ func (e *Engine) run(j *Job) (kept bool) {
 	}
 	c.Timed(r.Primary, pw.End.Sub(pw.Start))
 
+	if r.Redact {
+		// The primary is a recorded answer, redacted when captured: the
+		// Go side's is redacted the same way before comparing.
+		cand = compare.RedactAnswer(cand)
+	}
+
 	// Which answer is whose: noise is learned from the legacy side only.
 	legacyResp, legacyWin, goResp, goWin := primary, pw, cand, cw
 	if r.Primary == routes.SidePorted {
@@ -372,6 +387,10 @@ func (e *Engine) run(j *Job) (kept bool) {
 			}
 			if goTwin, goTwinWin, abandoned = j.goTwin(); abandoned {
 				return false
+			}
+			if goTwin != nil && r.Redact {
+				red := compare.RedactAnswer(*goTwin)
+				goTwin = &red
 			}
 		}
 	}
@@ -567,6 +586,9 @@ func (e *Engine) sideEffects(j *Job, cmp shadowreport.Comparison, legacyResp, go
 		}
 		if k, ok := compare.Lookup(resp.Body, keyPath); ok {
 			v, _ := src.Take(k)
+			if v != nil && r.Redact {
+				v = compare.RedactAnswerBody(v, "application/json")
+			}
 			return v
 		}
 		return nil

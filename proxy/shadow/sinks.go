@@ -54,6 +54,13 @@ func (r *ring) put(id string, v []byte) {
 	r.byID[id] = v
 }
 
+func (r *ring) peek(id string) ([]byte, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	v, ok := r.byID[id]
+	return v, ok
+}
+
 func (r *ring) take(id string) ([]byte, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -153,12 +153,13 @@ func measureText(m string) string {
 	return "answers served to clients"
 }
 
-// OneIn writes a rate as "1 in N" (0.001 → "1 in 1,000").
+// OneIn writes a rate as "1 in N" (0.001 → "1 in 1,000"), N rounded down
+// so that the statement never claims more than the rate (0.15 → 1 in 6).
 func OneIn(rate float64) string {
 	if rate >= 1 {
 		return "1 in 1"
 	}
-	return "1 in " + Count(uint64(math.Round(1/rate)))
+	return "1 in " + Count(uint64(math.Floor(1/rate+1e-9)))
 }
 
 // Count writes n with thousands separators.
