@@ -148,15 +148,22 @@ func TestTLSFrontDoor(t *testing.T) {
 		t.Errorf("curl: PHP saw HTTPS %v, want on", e.HTTPS)
 	}
 
-	// The redirect listener: 301 for GET, 308 for POST, nothing forwarded.
+	// The redirect listener: 301 for GET, 308 for POST, nothing forwarded;
+	// the request id echoed, and named in a 400's body.
 	for _, tt := range []struct{ req, status, location string }{
 		{"GET /account?next=%2F HTTP/1.1\r\nHost: shop.example\r\n\r\n", "301", "https://shop.example:" + port + "/account?next=%2F"},
 		{"POST /login HTTP/1.1\r\nHost: shop.example:80\r\nContent-Length: 3\r\n\r\na=1", "308", "https://shop.example:" + port + "/login"},
-		{"GET / HTTP/1.1\r\nHost: \r\n\r\n", "400", ""},
+		{"GET / HTTP/1.1\r\nHost: \r\nX-Request-Id: rid-42\r\n\r\n", "400", ""},
+		{"GET / HTTP/1.1\r\nHost: evil_example\r\nX-Request-Id: rid-42\r\n\r\n", "400", ""},
 	} {
 		got := rawExchange(t, s.redirect, tt.req)
 		if !strings.HasPrefix(got, "HTTP/1.1 "+tt.status) || (tt.location != "" && !strings.Contains(got, "\r\nLocation: "+tt.location+"\r\n")) {
 			t.Errorf("redirect of %q: %q, want %s to %s", tt.req, got, tt.status, tt.location)
+		}
+		// A head that does not parse (no Host) gets a fresh id.
+		if !strings.Contains(got, "\r\nX-Request-Id: ") || tt.status == "400" && !strings.Contains(got, "(request id ") ||
+			strings.Contains(tt.req, "evil") && !strings.Contains(got, "(request id rid-42)") {
+			t.Errorf("redirect of %q: %q, want the request id echoed (and in a 400's body)", tt.req, got)
 		}
 	}
 

@@ -239,9 +239,38 @@ func (s *Server) ServeRedirect(ln net.Listener) error {
 		_, p, _ := net.SplitHostPort(s.cfg.Listen) // validated
 		port, _ = strconv.Atoi(p)
 	}
+	redirect, log := edge.Redirect(port), s.log.Named("redirect")
 	srv := &fasthttp.Server{
-		Handler:               edge.Redirect(port),
-		Logger:                fastLogger{s.log.Named("redirect")},
+		// The request id as on the front door: settled, echoed, and named
+		// in the 400 a request without a valid Host gets.
+		Handler: func(ctx *fasthttp.RequestCtx) {
+			var buf [maxRequestIDLen]byte
+			id := s.ids.assign(&ctx.Request.Header, buf[:0])
+			redirect(ctx)
+			ctx.Response.Header.SetBytesV(HeaderRequestID, id)
+			if ctx.Response.StatusCode() == fasthttp.StatusBadRequest {
+				if ce := log.Check(zap.DebugLevel, "redirect refused: no valid Host"); ce != nil {
+					ce.Write(zap.ByteString("request_id", id), zap.ByteString("host", ctx.Request.Header.Host()))
+				}
+			}
+		},
+		// A head that does not parse: the front door's answer, with a fresh
+		// id (the client's is in the head that did not parse).
+		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
+			var buf [maxRequestIDLen]byte
+			id := s.ids.next(buf[:0])
+			status := parseErrorStatus(err)
+			clearResponse(&ctx.Response)
+			ctx.SetStatusCode(status)
+			ctx.Response.Header.SetBytesV(HeaderRequestID, id)
+			ctx.Response.Header.SetContentType("text/plain; charset=utf-8")
+			ctx.Response.SetBodyString(http.StatusText(status) + " (request id " + string(id) + ")\n")
+			ctx.SetConnectionClose()
+			if ce := log.Check(zap.DebugLevel, "redirect refused: request does not parse"); ce != nil {
+				ce.Write(zap.ByteString("request_id", id), zap.Int("status", status), zap.Error(err))
+			}
+		},
+		Logger:                fastLogger{log},
 		NoDefaultServerHeader: true,
 		NoDefaultDate:         true,
 		NoDefaultContentType:  true,

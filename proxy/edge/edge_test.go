@@ -274,9 +274,13 @@ func TestRedirect(t *testing.T) {
 		ctx.Request.Header.SetMethod(tt.method)
 		ctx.Request.Header.SetHost(tt.host)
 		ctx.Request.SetRequestURI(tt.uri)
+		ctx.Request.Header.Set("X-Request-Id", "rid-7")
 		Redirect(tt.port)(&ctx)
 		if got := ctx.Response.StatusCode(); got != tt.status || string(ctx.Response.Header.Peek("Location")) != tt.location {
 			t.Errorf("%s %s %s: %d %q, want %d %q", tt.method, tt.host, tt.uri, got, ctx.Response.Header.Peek("Location"), tt.status, tt.location)
+		}
+		if tt.status == 400 && !strings.Contains(string(ctx.Response.Body()), "(request id rid-7)") {
+			t.Errorf("%s %q: body %q, want the request id", tt.method, tt.host, ctx.Response.Body())
 		}
 	}
 }

@@ -12,7 +12,9 @@ import (
 // and 0 leave the port out of the URL). GET and HEAD get 301, which every
 // client follows; other methods 308, so a POST is resent as a POST with its
 // body rather than turned into a GET. Nothing is forwarded: a client that
-// ignores the redirect reaches no backend over plain HTTP.
+// ignores the redirect reaches no backend over plain HTTP. A request with
+// no valid Host gets 400 naming the request's X-Request-Id, which the
+// caller settles first (the front door's rules: one sane id).
 func Redirect(port int) fasthttp.RequestHandler {
 	suffix := ""
 	if port != 0 && port != 443 {
@@ -27,7 +29,8 @@ func Redirect(port int) fasthttp.RequestHandler {
 			}
 		}
 		if host == "" || !validHost(host) {
-			ctx.Error("Bad Request: no valid Host to redirect to\n", fasthttp.StatusBadRequest)
+			ctx.Error("Bad Request: no valid Host to redirect to (request id "+
+				string(ctx.Request.Header.Peek("X-Request-Id"))+")\n", fasthttp.StatusBadRequest)
 			ctx.SetConnectionClose()
 			return
 		}
