@@ -153,33 +153,33 @@ function legacy_session_hold(): void
     // Past Nginx at once (as /download does), so the client knows PHP holds
     // the session before it is released.
     header('X-Accel-Buffering: no');
+    // The hold lasts while its file exists: POST /session/release removes it.
+    file_put_contents($hold, '');
     $by = $_SESSION['by'] ?? '';
     echo 'open by=' . (is_string($by) ? $by : '?') . "\n";
     flush();
     $until = hrtime(true) + $ms * 1000000;
-    while (hrtime(true) < $until) {
-        if (@unlink($hold)) {
-            break;
-        }
+    while (hrtime(true) < $until && file_exists($hold)) {
         usleep(2000);
+        clearstatcache(true, $hold);
     }
+    @unlink($hold);
     $_SESSION['by'] = 'php';
     session_write_close();
     echo "closed\n";
 }
 
-// legacy_session_release ends the /session/hold of the same hold name. It
-// touches no session (the held one is locked).
+// legacy_session_release ends the /session/hold of the same hold name: 204,
+// or 404 when no such hold is open. It touches no session (the held one is
+// locked) and creates nothing.
 function legacy_session_release(): void
 {
     $hold = legacy_hold_file();
-    // Not touch(): its utime after the create fails if the hold has
-    // already taken the file away.
-    if ($hold === false || file_put_contents($hold, '') === false) {
+    if ($hold === false) {
         legacy_json(400, ['error' => 'bad_request', 'message' => 'hold=[a-z0-9]{1,32}']);
         return;
     }
-    http_response_code(204);
+    http_response_code(@unlink($hold) ? 204 : 404);
 }
 
 function legacy_hold_file(): string|false
