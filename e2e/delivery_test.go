@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -284,4 +286,214 @@ func TestBrokerOutageKeepsEachUsersOrder(t *testing.T) {
 		t.Errorf("%d log lines for the outage's end, want 1:\n%s", n, grepLines(logs, "kafka"))
 	}
 	t.Logf("%d users, %d events accepted, %d during the outage", users, total, accepted.Load()-before)
+}
+
+// postKeyed POSTs body with an Idempotency-Key; it returns the status and,
+// for a 202, the event id.
+func postKeyed(c *http.Client, url, key string, body []byte) (int, string, error) {
+	req, err := http.NewRequest(http.MethodPost, url+"/api/v1/events", bytes.NewReader(body))
+	if err != nil {
+		return 0, "", err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Idempotency-Key", strconv.Quote(key))
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	var a accepted
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, "", err
+	}
+	if resp.StatusCode == http.StatusAccepted {
+		if err := json.Unmarshal(b, &a); err != nil {
+			return 0, "", fmt.Errorf("202 body %q: %w", b, err)
+		}
+	}
+	return resp.StatusCode, a.EventID, nil
+}
+
+// keyedClients run n clients, each posting its user's events in order with
+// one Idempotency-Key per event and retrying it, whatever happens (no
+// answer, 503, 409), until it gets a 202. url is the proxy to use (nil
+// while it is down). stop ends them; they return, per user, the event id
+// of each event's 202s (all of them must be the same).
+type keyedLoad struct {
+	mu       sync.Mutex
+	ids      map[string][]string // user/seq → the event ids of its 202s
+	accepted atomic.Int64
+	answers  sync.Map // status → *atomic.Int64
+}
+
+func runKeyedClients(n int, url func() *string, stop <-chan struct{}, wg *sync.WaitGroup) *keyedLoad {
+	l := &keyedLoad{ids: map[string][]string{}}
+	for u := range n {
+		wg.Go(func() {
+			c := &http.Client{Timeout: 10 * time.Second}
+			defer c.CloseIdleConnections()
+			user := fmt.Sprintf("u_keyed%04d", u)
+			for seq := 0; ; seq++ {
+				name := fmt.Sprint(user, "/", seq)
+				body := seqEvent(user, seq)
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					p := url()
+					if p == nil {
+						time.Sleep(10 * time.Millisecond)
+						continue
+					}
+					code, id, err := postKeyed(c, *p, name, body)
+					if err == nil {
+						v, _ := l.answers.LoadOrStore(code, new(atomic.Int64))
+						v.(*atomic.Int64).Add(1)
+					}
+					if err == nil && code == http.StatusAccepted {
+						l.mu.Lock()
+						l.ids[name] = append(l.ids[name], id)
+						answered := len(l.ids[name])
+						l.mu.Unlock()
+						if answered == 1 {
+							l.accepted.Add(1)
+						}
+						// Now and then the client retries anyway, as
+						// one that lost the answer would.
+						if seq%7 != 0 || answered > 1 {
+							break
+						}
+						continue
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+			}
+		})
+	}
+	return l
+}
+
+// check reads the topic back: every event that got a 202 is there exactly
+// once, under the one event id all its 202s named.
+func (l *keyedLoad) check(t *testing.T, k *kafkatest.Cluster) {
+	t.Helper()
+	inKafka := map[string][]string{} // user/seq → event ids
+	for part, recs := range k.ReadAll(60 * time.Second) {
+		for _, r := range recs {
+			var e struct {
+				EventID  string            `json:"event_id"`
+				UserID   string            `json:"user_id"`
+				Metadata map[string]string `json:"metadata"`
+			}
+			if err := json.Unmarshal(r.Value, &e); err != nil {
+				t.Fatalf("record %d/%d: %v", part, r.Offset, err)
+			}
+			name := e.UserID + "/" + e.Metadata["seq"]
+			inKafka[name] = append(inKafka[name], e.EventID)
+		}
+	}
+	replays, dups := 0, 0
+	for name, ids := range l.ids {
+		for _, id := range ids[1:] {
+			replays++
+			if id != ids[0] {
+				t.Errorf("%s: 202s named event ids %v; a retried key must get the first answer", name, ids)
+				break
+			}
+		}
+		switch got := inKafka[name]; {
+		case len(got) == 0:
+			t.Errorf("%s got a 202 (%s) and is not in Kafka", name, ids[0])
+		case len(got) > 1:
+			dups += len(got) - 1
+			t.Errorf("%s is in Kafka %d times: %v", name, len(got), got)
+		case got[0] != ids[0]:
+			t.Errorf("%s: Kafka has event %s, its 202 said %s", name, got[0], ids[0])
+		}
+	}
+	var answers []string
+	l.answers.Range(func(k, v any) bool {
+		answers = append(answers, fmt.Sprintf("%v×%d", k, v.(*atomic.Int64).Load()))
+		return true
+	})
+	t.Logf("%d keyed events accepted, %d repeated 202s, answers %v, %d records in Kafka, %d duplicates",
+		len(l.ids), replays, answers, len(inKafka), dups)
+}
+
+// Clients that retry with an Idempotency-Key until they get a 202, while
+// the proxy is killed with SIGKILL and restarted on the same spool: each
+// event is in Kafka once, under the event id its 202 named (a retry whose
+// first attempt was stored gets that first answer, across restarts).
+func TestKeyedRetriesAcrossKill9(t *testing.T) {
+	k := kafkatest.Start(t, kafkatest.Options{Topic: topic})
+	m := startMonolith(t)
+	cfg := config{Upstream: m.URL, Brokers: []string{k.Addr}, SpoolDir: t.TempDir(), Routes: eventsRoute("ported")}
+	var cur atomic.Pointer[string]
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	load := runKeyedClients(8, cur.Load, stop, &wg)
+	for round := range 3 {
+		p := start(t, cfg)
+		cur.Store(&p.URL)
+		target := load.accepted.Load() + 150 + rand.Int64N(150)
+		for load.accepted.Load() < target {
+			time.Sleep(2 * time.Millisecond)
+		}
+		p.signal(syscall.SIGKILL)
+		cur.Store(nil)
+		<-p.done
+		t.Logf("round %d: SIGKILL after %d keyed events", round+1, load.accepted.Load())
+	}
+	p := start(t, cfg)
+	cur.Store(&p.URL)
+	for target := load.accepted.Load() + 100; load.accepted.Load() < target; {
+		time.Sleep(2 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	stopGracefully(t, p)
+	load.check(t, k)
+}
+
+// `delivery: direct` through a network partition: requests wait for an
+// ack that does not come and get 503; the clients retry with their key
+// (409 while the first attempt's message is still unsettled). After the
+// partition heals, what the producer held is delivered, and its retries
+// get the first answer: each event is in Kafka once. Without the key, each
+// of the issue's 96 "503, retry later" answers became a second event.
+func TestKeyedRetriesThroughAPartitionInDirectMode(t *testing.T) {
+	k := kafkatest.Start(t, kafkatest.Options{Topic: topic})
+	m := startMonolith(t)
+	p := start(t, config{
+		Upstream: m.URL, Brokers: []string{k.Addr}, Routes: eventsRoute("ported"),
+		KafkaExtra: "  publish_timeout: 500ms\n  read_timeout: 3s\n  write_timeout: 3s\n  health_interval: 500ms\n",
+		Extra:      "events:\n  delivery: direct\n",
+	})
+	waitReady(t, p)
+	url := p.URL
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	load := runKeyedClients(6, func() *string { return &url }, stop, &wg)
+	waitFor := func(n int64) {
+		for deadline := time.Now().Add(60 * time.Second); load.accepted.Load() < n; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("only %d keyed events accepted, want %d", load.accepted.Load(), n)
+			}
+		}
+	}
+	waitFor(100)
+	k.Partition()
+	time.Sleep(2 * time.Second) // several publish_timeouts: 503s, then 409s
+	k.Heal()
+	waitFor(load.accepted.Load() + 100)
+	close(stop)
+	wg.Wait()
+	stopGracefully(t, p)
+	if v, ok := load.answers.Load(http.StatusServiceUnavailable); !ok || v.(*atomic.Int64).Load() == 0 {
+		t.Error("no 503 during the partition: the test did not cut anything")
+	}
+	load.check(t, k)
 }

@@ -89,7 +89,9 @@ func openBackend(c fileConfig, log *zap.Logger, reg prometheus.Registerer) (_ *b
 // sink is where the events intake puts accepted events.
 func (b *backend) sink() delivery.Sink {
 	if b.cfg.Events.Delivery == events.DeliveryDirect {
-		return b.producer // loadConfig refused direct without brokers
+		// Kafka's ack before the 202; keys kept in the spool. loadConfig
+		// refused direct without brokers.
+		return b.spool.Direct(b.producer, b.cfg.Kafka.WithDefaults().PublishTimeout)
 	}
 	return b.spool
 }
@@ -99,6 +101,7 @@ func (b *backend) deps(log *zap.Logger, reg prometheus.Registerer) handlerDeps {
 	return handlerDeps{
 		Events:     b.cfg.Events,
 		Sink:       b.sink(),
+		Keys:       b.spool,
 		Campaigns:  b.cache,
 		Sessions:   b.sessions,
 		Logger:     log,

@@ -29,6 +29,9 @@ type handlerDeps struct {
 	// Sink takes accepted events: the spool, or the Kafka producer with
 	// `events.delivery: direct`. Nil: a sink that refuses every event.
 	Sink delivery.Sink
+	// Keys remembers Idempotency-Keys: the spool. Nil: the header is
+	// ignored (the shadow side must not claim the live keys).
+	Keys delivery.Keys
 	// Campaigns is the campaign data, the hot cache. Nil: no campaigns.
 	Campaigns campaignData
 	// Sessions reads the monolith's PHP sessions. Nil: no session backend
@@ -59,6 +62,7 @@ func registry(d handlerDeps) (routes.Registry, error) {
 		Config:     d.Events,
 		Campaigns:  d.Campaigns,
 		Sink:       d.Sink,
+		Keys:       d.Keys,
 		Now:        d.Now,
 		Logger:     d.Logger,
 		Registerer: d.Registerer,

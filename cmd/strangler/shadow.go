@@ -50,6 +50,9 @@ func withShadow(live handlerDeps, fwd *legacy.Forwarder, c fileConfig, log *zap.
 	}
 	sd := live
 	sd.Sink = s.recorder
+	// A candidate's copy must not claim, or replay, the live request's
+	// Idempotency-Key: it runs as if none was sent.
+	sd.Keys = nil
 	// The shadow handlers' own metrics stay private: registered next to the
 	// live ones they would clash (same names, other labels), and what they
 	// measure is in strangler_shadow_* already.

@@ -16,6 +16,44 @@ type Message struct {
 	EventID string // lets consumers dedupe after an at-least-once replay
 	// Position is set by the spool's forwarder (see Position).
 	Position Position
+	// Idem, when set, is the request's Idempotency-Key, which the sink
+	// remembers with the event (see Keys).
+	Idem *Idem
+}
+
+// Idem is what an Idempotency-Key makes a sink remember about the event it
+// came with: enough to tell a retry from a reuse, and to answer the retry
+// as the first request was answered (event_id is the message's).
+type Idem struct {
+	Key         [16]byte // a digest of the key
+	Fingerprint [16]byte // a digest of the request body
+	ReceivedAt  int64    // the 202's received_at, unix milliseconds
+}
+
+// Remembered is the first answer to an Idempotency-Key.
+type Remembered struct {
+	EventID     string
+	ReceivedAt  int64 // unix milliseconds
+	Fingerprint [16]byte
+}
+
+// ErrKeyInFlight says another request holds the Idempotency-Key and its
+// event is not settled yet.
+var ErrKeyInFlight = errors.New("idempotency key in use by a request in progress")
+
+// Keys remembers the Idempotency-Keys of accepted events (the spool keeps
+// them, across restarts, for a window). A request claims its key before
+// publishing; a sink given a Message with Idem settles the claim: it
+// records the answer once the event is safe, or drops the claim when the
+// event certainly was not stored. A request that publishes nothing
+// releases its claim itself.
+type Keys interface {
+	// Claim returns the first answer when key was accepted within the
+	// window (found), ErrKeyInFlight while another request holds it, or
+	// else gives the caller the claim.
+	Claim(key [16]byte) (r Remembered, found bool, err error)
+	// Release drops a claim no published event carries.
+	Release(key [16]byte)
 }
 
 // Sink takes a message and returns once it is safe: durable on local disk

@@ -17,6 +17,7 @@ type request struct {
 	contentType string // sent verbatim unless noCT
 	noCT        bool
 	requestID   string // X-Request-Id; "" sends none
+	idemKey     string // Idempotency-Key, verbatim; "" sends none
 	body        []byte
 }
 

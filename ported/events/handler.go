@@ -41,6 +41,9 @@ type Options struct {
 	Campaigns campaign.Lookup
 	// Sink receives each accepted event before the 202. Required.
 	Sink delivery.Sink
+	// Keys remembers Idempotency-Keys (the spool). Nil means the header is
+	// ignored: the shadow side, whose copies must not claim the live keys.
+	Keys delivery.Keys
 	// Now is the clock of the time-window rules and received_at. Nil means
 	// time.Now.
 	Now func() time.Time
@@ -60,6 +63,7 @@ type Handler struct {
 	cfg       Config
 	campaigns campaign.Lookup
 	sink      delivery.Sink
+	keys      delivery.Keys
 	now       func() time.Time
 	newID     func() string
 	log       *zap.Logger
@@ -89,6 +93,7 @@ func New(o Options) (*Handler, error) {
 		cfg:       cfg,
 		campaigns: o.Campaigns,
 		sink:      o.Sink,
+		keys:      o.Keys,
 		now:       o.Now,
 		newID:     o.NewID,
 		log:       o.Logger,
@@ -141,6 +146,19 @@ func (h *Handler) Serve(ctx *fasthttp.RequestCtx) error {
 	}
 
 	now := h.now()
+	idem, done := h.idempotency(ctx, v, body, now, rid)
+	if done {
+		return nil
+	}
+	if idem != nil {
+		// Every answer below but a publish drops the claim; a publish
+		// hands it to the sink, which settles it.
+		defer func() {
+			if idem != nil {
+				h.keys.Release(idem.Key)
+			}
+		}()
+	}
 	ev, err := v.run(body, now, h.campaigns)
 	switch {
 	case errors.Is(err, ErrInvalidUTF8):
@@ -171,7 +189,8 @@ func (h *Handler) Serve(ctx *fasthttp.RequestCtx) error {
 	buf := make([]byte, n+len(ev.UserID))
 	copy(buf, v.buf)
 	copy(buf[n:], ev.UserID)
-	msg := delivery.Message{Key: buf[n:len(buf):len(buf)], Value: buf[:n:n], EventID: id}
+	msg := delivery.Message{Key: buf[n:len(buf):len(buf)], Value: buf[:n:n], EventID: id, Idem: idem}
+	idem = nil // the sink settles the claim now
 
 	// Not derived from ctx: a graceful shutdown lets in-flight requests
 	// finish, and an event half-published when the server stops accepting
@@ -187,13 +206,59 @@ func (h *Handler) Serve(ctx *fasthttp.RequestCtx) error {
 	}
 
 	h.m.outcome(outcomeAccepted)
+	h.accepted(ctx, v, id, now)
+	return nil
+}
+
+// accepted writes the 202; a replay writes the same bytes again.
+func (h *Handler) accepted(ctx *fasthttp.RequestCtx, v *validator, id string, receivedAt time.Time) {
 	b := append(v.buf[:0], `{"status":"accepted","event_id":`...)
 	b = phpjson.AppendString(b, id)
 	b = append(b, `,"received_at":"`...)
-	b = appendMillis(b, now)
+	b = appendMillis(b, receivedAt)
 	v.buf = append(b, `"}`...)
 	respond(ctx, fasthttp.StatusAccepted, v.buf)
-	return nil
+}
+
+// idempotency handles the Idempotency-Key header (IETF httpapi
+// idempotency-key draft): none, or no key store, and the request goes on
+// unkeyed (nil, false). A key seen within the window with the same body is
+// answered with the first 202 again and publishes nothing; with another
+// body it is 422; one whose request is still in progress is 409 with
+// Retry-After. done says the answer is written. Otherwise the caller holds
+// the key's claim and gets the Idem to publish with.
+func (h *Handler) idempotency(ctx *fasthttp.RequestCtx, v *validator, body []byte, now time.Time, rid []byte) (*delivery.Idem, bool) {
+	raw := ctx.Request.Header.Peek(IdempotencyKeyHeader)
+	if raw == nil || h.keys == nil {
+		return nil, false
+	}
+	key, ok := ParseIdempotencyKey(raw)
+	if !ok {
+		h.fail(ctx, v, outcomeBadKey, fasthttp.StatusBadRequest, "invalid_idempotency_key",
+			"Idempotency-Key must be 1 to 255 visible ASCII characters, or a quoted string of them", rid)
+		return nil, true
+	}
+	idem := &delivery.Idem{Key: KeyDigest(key), Fingerprint: Fingerprint(body), ReceivedAt: now.UnixMilli()}
+	first, found, err := h.keys.Claim(idem.Key)
+	switch {
+	case errors.Is(err, delivery.ErrKeyInFlight):
+		retryAfter(ctx, time.Second)
+		h.fail(ctx, v, outcomeKeyInUse, fasthttp.StatusConflict, "idempotency_key_in_use",
+			"a request with this Idempotency-Key is in progress, retry later", rid)
+		return nil, true
+	case err != nil:
+		h.unavailable(ctx, v, err, "", rid)
+		return nil, true
+	case found && first.Fingerprint == idem.Fingerprint:
+		h.m.outcome(outcomeReplayed)
+		h.accepted(ctx, v, first.EventID, time.UnixMilli(first.ReceivedAt))
+		return nil, true
+	case found:
+		h.fail(ctx, v, outcomeKeyReused, fasthttp.StatusUnprocessableEntity, "idempotency_key_reused",
+			"Idempotency-Key was already used with a different request body", rid)
+		return nil, true
+	}
+	return idem, false
 }
 
 var errTooLarge = errors.New("body too large")
@@ -467,6 +532,10 @@ const (
 	outcomeBackpressure
 	outcomeUnavailable
 	outcomeNoCampaigns
+	outcomeReplayed
+	outcomeKeyReused
+	outcomeKeyInUse
+	outcomeBadKey
 	numOutcomes
 )
 
@@ -490,6 +559,14 @@ func (o outcome) String() string {
 		return "unavailable"
 	case outcomeNoCampaigns:
 		return "no_campaign_data"
+	case outcomeReplayed:
+		return "replayed"
+	case outcomeKeyReused:
+		return "idempotency_key_reused"
+	case outcomeKeyInUse:
+		return "idempotency_key_in_use"
+	case outcomeBadKey:
+		return "invalid_idempotency_key"
 	}
 	return "unknown"
 }

@@ -3,6 +3,7 @@ package events
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -15,10 +16,12 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
 
 	"github.com/strangler-proxy/strangler/internal/monolith"
 	"github.com/strangler-proxy/strangler/internal/monolith/monolithtest"
 	"github.com/strangler-proxy/strangler/ported/campaign"
+	"github.com/strangler-proxy/strangler/ported/spool"
 )
 
 // TestParityWithPHP sends the whole corpus to the PHP intake behind real
@@ -163,6 +166,9 @@ func send(t *testing.T, c *http.Client, base string, rq request) answer {
 	if rq.requestID != "" {
 		req.Header.Set("X-Request-Id", rq.requestID)
 	}
+	if rq.idemKey != "" {
+		req.Header["Idempotency-Key"] = []string{rq.idemKey}
+	}
 	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatalf("%s: POST %s: %v", rq.name, base, err)
@@ -294,5 +300,74 @@ func TestParityWithoutCampaignData(t *testing.T) {
 			string(gr.body) != `{"error":"unavailable","message":"campaign data unavailable, retry later","request_id":"req-9"}`) {
 			t.Errorf("%s: Go answered %d Retry-After %q %s", tt.name, gr.status, gr.retryAfter, gr.body)
 		}
+	}
+}
+
+// Idempotency-Key on both sides: the same sequence of keyed requests gets
+// the same answers (event ids aside), a retry repeats its own side's first
+// 202 byte for byte, and each side stores one event per accepted key.
+func TestParityIdempotencyKey(t *testing.T) {
+	campaignsFile := filepath.Join(repoRoot(t), "examples", "monolith", "data", "campaigns.json")
+	set, err := FileCampaigns(campaignsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventsFile := filepath.Join(t.TempDir(), "events.jsonl")
+	php := monolithtest.Start(t, monolith.Options{
+		Env: map[string]string{"STRANGLER_FIXED_NOW": fixedNowText, "STRANGLER_CAMPAIGNS_FILE": campaignsFile,
+			"STRANGLER_EVENTS_FILE": eventsFile, "STRANGLER_IDEMPOTENCY_DIR": t.TempDir()},
+	})
+	now := func() time.Time { return fixedNow }
+	sp, err := spool.Open(spool.Config{Dir: t.TempDir()}, zap.NewNop(), nil, spool.WithNow(now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sp.Close(context.Background()) }()
+	sink := &countingSink{Spool: sp}
+	h, err := New(Options{Campaigns: set, Sink: sink, Keys: sp, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	goURL := serveLoopback(t, h)
+	client := &http.Client{Timeout: 20 * time.Second}
+
+	a, b := pageView().String(), pageView().set("country", `"FR"`).String()
+	seq := []struct {
+		key, body string
+		status    int
+		replayOf  int // index of the request whose answer this repeats, or -1
+	}{
+		{`"order-1"`, a, 202, -1},
+		{`"order-1"`, a, 202, 0},
+		{`order-1`, a, 202, 0}, // the same key, bare
+		{`"order-1"`, b, 422, -1},
+		{`"order-2"`, `{"type":"x"}`, 422, -1},
+		{`"order-2"`, b, 202, -1}, // the rejected request kept nothing
+		{`"order-2"`, b, 202, 5},
+		{`"a\"b"`, a, 202, -1},
+		{`a"b`, a, 400, -1},
+		{`""`, a, 400, -1},
+		{strings.Repeat("k", 256), a, 400, -1},
+	}
+	var phpAns, goAns []answer
+	for i, r := range seq {
+		rq := request{name: fmt.Sprint("keyed ", i), contentType: "application/json", body: []byte(r.body), idemKey: r.key}
+		pr, gr := send(t, client, php.URL, rq), send(t, client, goURL, rq)
+		phpAns, goAns = append(phpAns, pr), append(goAns, gr)
+		if pr.status != r.status {
+			t.Errorf("request %d (%s): PHP %d %s, want %d", i, r.key, pr.status, pr.body, r.status)
+		}
+		if d := pr.diff(gr); d != "" {
+			t.Errorf("request %d (%s): %s\nphp: %d %s\ngo:  %d %s", i, r.key, d, pr.status, pr.body, gr.status, gr.body)
+		}
+		if r.replayOf >= 0 {
+			if !bytes.Equal(pr.body, phpAns[r.replayOf].body) || !bytes.Equal(gr.body, goAns[r.replayOf].body) {
+				t.Errorf("request %d: a retry's answer differs from the first (php %s / %s, go %s / %s)",
+					i, pr.body, phpAns[r.replayOf].body, gr.body, goAns[r.replayOf].body)
+			}
+		}
+	}
+	if n := len(readLines(t, eventsFile)); n != 3 || sink.n != 3 {
+		t.Errorf("stored %d events in PHP and %d in Go for three accepted keys", n, sink.n)
 	}
 }

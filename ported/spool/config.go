@@ -18,6 +18,8 @@ const (
 	DefaultRetryBackoff       = 100 * time.Millisecond
 	DefaultMaxRetryBackoff    = 10 * time.Second
 	DefaultCheckpointInterval = 100 * time.Millisecond
+	DefaultIdempotencyWindow  = 24 * time.Hour
+	DefaultIdempotencyMaxKeys = 250_000
 )
 
 // Config is the `spool:` section: the durable local log in front of Kafka.
@@ -62,6 +64,15 @@ type Config struct {
 	// CheckpointInterval is the most often the acked position is fsynced.
 	// A crash replays at most this much already-acked traffic. 0 ⇒ 100ms.
 	CheckpointInterval time.Duration `mapstructure:"checkpoint_interval"`
+
+	// IdempotencyWindow is how long the Idempotency-Key of an accepted
+	// event is remembered: a retry within it gets the first answer and
+	// publishes nothing. 0 ⇒ 24h.
+	IdempotencyWindow time.Duration `mapstructure:"idempotency_window"`
+	// IdempotencyMaxKeys caps the keys remembered (about 190 bytes of
+	// memory each: 250,000 ≈ 48 MB); past it the oldest are forgotten
+	// before their window ends, and counted. 0 ⇒ 250,000.
+	IdempotencyMaxKeys int `mapstructure:"idempotency_max_keys"`
 }
 
 // WithDefaults returns c with every zero field set to its default.
@@ -96,6 +107,12 @@ func (c Config) WithDefaults() Config {
 	if c.CheckpointInterval == 0 {
 		c.CheckpointInterval = DefaultCheckpointInterval
 	}
+	if c.IdempotencyWindow == 0 {
+		c.IdempotencyWindow = DefaultIdempotencyWindow
+	}
+	if c.IdempotencyMaxKeys == 0 {
+		c.IdempotencyMaxKeys = DefaultIdempotencyMaxKeys
+	}
 	return c
 }
 
@@ -121,10 +138,14 @@ func (c Config) Validate() error {
 		{"group_commit_interval", c.GroupCommitInterval},
 		{"full_retry_after", c.FullRetryAfter}, {"retry_backoff", c.RetryBackoff},
 		{"max_retry_backoff", c.MaxRetryBackoff}, {"checkpoint_interval", c.CheckpointInterval},
+		{"idempotency_window", c.IdempotencyWindow},
 	} {
 		if d.d < 0 {
 			errs = append(errs, fmt.Errorf("spool.%s: negative", d.name))
 		}
+	}
+	if c.IdempotencyMaxKeys < 0 {
+		errs = append(errs, errors.New("spool.idempotency_max_keys: negative"))
 	}
 	if c.RetryBackoff > c.MaxRetryBackoff {
 		errs = append(errs, errors.New("spool: retry_backoff exceeds max_retry_backoff"))

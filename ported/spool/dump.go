@@ -58,7 +58,11 @@ func Dump(dir string, w io.Writer) error {
 				continue
 			}
 			printed = idx
-			if err := enc.Encode(dumpRecord(idx, data)); err != nil {
+			d, ok := dumpRecord(idx, data)
+			if !ok {
+				continue // only an Idempotency-Key: no event waits
+			}
+			if err := enc.Encode(d); err != nil {
 				return fmt.Errorf("spool dump: %w", err)
 			}
 		}
@@ -69,10 +73,13 @@ func Dump(dir string, w io.Writer) error {
 	return nil
 }
 
-func dumpRecord(idx uint64, data []byte) DumpRecord {
+func dumpRecord(idx uint64, data []byte) (DumpRecord, bool) {
 	rec, err := decodeRecord(data)
 	if err != nil {
-		return DumpRecord{Index: idx, Error: err.Error()}
+		return DumpRecord{Index: idx, Error: err.Error()}, true
+	}
+	if rec.keyOnly {
+		return DumpRecord{}, false
 	}
 	at := rec.at.UTC()
 	d := DumpRecord{Index: idx, EventID: rec.msg.EventID, Key: string(rec.msg.Key), ReceivedAt: &at}
@@ -83,5 +90,5 @@ func dumpRecord(idx uint64, data []byte) DumpRecord {
 		// keep it readable and the line valid.
 		d.Value, _ = json.Marshal(string(rec.msg.Value))
 	}
-	return d
+	return d, true
 }

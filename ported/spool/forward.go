@@ -214,6 +214,12 @@ func (f *forwarder) readNext(ctx context.Context) {
 		f.advance()
 		return
 	}
+	if rec.keyOnly {
+		// An Idempotency-Key of an event `delivery: direct` delivered.
+		sl.state = slotAcked
+		f.advance()
+		return
+	}
 	if f.isHeld(idx) {
 		sl.state = slotAcked
 		f.s.m.resumeSkipped.Inc()
@@ -410,8 +416,8 @@ func (f *forwarder) candidates(from, to uint64) ([][]byte, time.Time, error) {
 			return nil, time.Time{}, err
 		}
 		rec, err := decodeRecord(b)
-		if err != nil {
-			continue // readNext reports it
+		if err != nil || rec.keyOnly {
+			continue // readNext reports or passes over it
 		}
 		if since.IsZero() {
 			since = rec.at
@@ -463,6 +469,12 @@ func (f *forwarder) persist(final bool) {
 		if all {
 			f.ckptTimer.Reset(truncateEvery)
 		}
+		return
+	}
+	// The keys of the records about to go must be durable elsewhere.
+	if err := s.syncKeys(); err != nil {
+		f.log.Error("spool keys", zap.Error(err))
+		s.fail(err)
 		return
 	}
 	if err := s.wal.TruncateFront(f.base + 1); err != nil {

@@ -78,6 +78,13 @@ func newMetrics(reg prometheus.Registerer, s *Spool) (*metrics, error) {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "strangler_spool_fsyncs_total", Help: "Group commits (one fsync each).",
 		}, func() float64 { return float64(s.commits.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "strangler_spool_idempotency_keys", Help: "Idempotency-Keys remembered (within spool.idempotency_window).",
+		}, func() float64 { n, _ := s.keys.stats(); return float64(n) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "strangler_spool_idempotency_evicted_total",
+			Help: "Idempotency-Keys forgotten before their window ended, to stay under spool.idempotency_max_keys.",
+		}, func() float64 { _, e := s.keys.stats(); return float64(e) }),
 	}
 	if err := promreg.Register(reg, "spool", m.all...); err != nil {
 		return nil, err

@@ -58,6 +58,14 @@ type Spool struct {
 	reg  prometheus.Registerer
 	lock *dirLock // held from Open to Close
 	id   string   // see idName
+	// keys are the Idempotency-Keys (keys.go); keysMu orders the
+	// committer's appends to keysFile against the forwarder's sync and
+	// compaction.
+	keys       *keyIndex
+	keysMu     sync.Mutex
+	keysFile   *keysFile
+	keysMarked uint64 // records committed since the keys file's last marker
+
 	wal  *wal.Log
 	ckpt *checkpointFile
 	segs *segmentWatch // owned by the committer
@@ -107,6 +115,11 @@ type appendReq struct {
 	data []byte
 	size int64
 	done chan error
+	// idem and eventID are set for a record with an Idempotency-Key: the
+	// committer records the key once the record is durable, or releases
+	// its claim when the batch fails.
+	idem    *delivery.Idem
+	eventID string
 }
 
 // Open opens (or creates) the spool in cfg.Dir: it takes the directory's
@@ -193,8 +206,18 @@ func (s *Spool) openLog() error {
 		_ = l.Close()
 		return err
 	}
+	// Keys first: settleCheckpoint truncates, and no key may be only in a
+	// dropped record.
+	if err := s.loadKeys(); err != nil {
+		if s.keysFile != nil {
+			_ = s.keysFile.close()
+		}
+		_ = l.Close()
+		return err
+	}
 	ck, idx, ok, err := openCheckpoint(s.cfg.Dir)
 	if err != nil {
+		_ = s.keysFile.close()
 		_ = l.Close()
 		return fmt.Errorf("spool checkpoint: %w", err)
 	}
@@ -202,6 +225,7 @@ func (s *Spool) openLog() error {
 	if err := s.settleCheckpoint(idx, ok); err != nil {
 		_ = l.Close()
 		_ = ck.close()
+		_ = s.keysFile.close()
 		return err
 	}
 	// One directory fsync covers the segments created or repaired so far;
@@ -213,6 +237,7 @@ func (s *Spool) openLog() error {
 	if err != nil {
 		_ = l.Close()
 		_ = ck.close()
+		_ = s.keysFile.close()
 		return fmt.Errorf("spool dir: %w", err)
 	}
 	s.segs = segs
@@ -300,34 +325,23 @@ func (s *Spool) settleCheckpoint(ck uint64, ok bool) error {
 // Publish appends m and returns once an fsync covers it. A full spool
 // answers *delivery.BackpressureError. If ctx ends while the append is
 // queued, the event may still become durable (and be delivered): the
-// client's retry is then a duplicate, deduped by event_id.
+// client's retry is then a duplicate, unless it carries an Idempotency-Key.
+// A message with Idem settles the key's claim (delivery.Keys): done when
+// the record is durable, released when it certainly is not.
 func (s *Spool) Publish(ctx context.Context, m delivery.Message) error {
-	if err := s.failure(); err != nil {
+	return s.append(ctx, m, false)
+}
+
+// append writes m, or with keyOnly only its Idem (remember). A key-only
+// record is a few dozen bytes and is not refused for room: the event it
+// stands for is already in Kafka, and its key must not be lost.
+func (s *Spool) append(ctx context.Context, m delivery.Message, keyOnly bool) error {
+	done, err := s.enqueue(ctx, m, keyOnly)
+	if err != nil {
 		return err
 	}
-	data := encodeRecord(m, s.now())
-	size := framedSize(len(data))
-	if err := s.reserve(size); err != nil {
-		s.m.rejected.WithLabelValues("full").Inc()
-		return err
-	}
-	req := &appendReq{data: data, size: size, done: make(chan error, 1)}
-	s.mu.RLock()
-	if s.closed {
-		s.mu.RUnlock()
-		s.unreserve(size, 1)
-		return ErrClosed
-	}
 	select {
-	case s.reqs <- req:
-		s.mu.RUnlock()
-	case <-ctx.Done():
-		s.mu.RUnlock()
-		s.unreserve(size, 1)
-		return fmt.Errorf("spool %s: %w", m.EventID, ctx.Err())
-	}
-	select {
-	case err := <-req.done:
+	case err := <-done:
 		if err != nil {
 			return fmt.Errorf("spool %s: %w", m.EventID, err)
 		}
@@ -335,6 +349,45 @@ func (s *Spool) Publish(ctx context.Context, m delivery.Message) error {
 	case <-ctx.Done():
 		return fmt.Errorf("spool %s: %w", m.EventID, ctx.Err())
 	}
+}
+
+// enqueue hands m to the committer; the channel gets the commit's outcome.
+// The claim of m.Idem is settled either way (here, or by the committer).
+func (s *Spool) enqueue(ctx context.Context, m delivery.Message, keyOnly bool) (<-chan error, error) {
+	if err := s.failure(); err != nil {
+		s.releaseIdem(m.Idem)
+		return nil, err
+	}
+	data := encodeRecord(m, s.now(), keyOnly)
+	size := framedSize(len(data))
+	if keyOnly {
+		s.depthMu.Lock()
+		s.depthBytes += size
+		s.depthEntries++
+		s.depthMu.Unlock()
+	} else if err := s.reserve(size); err != nil {
+		s.m.rejected.WithLabelValues("full").Inc()
+		s.releaseIdem(m.Idem)
+		return nil, err
+	}
+	req := &appendReq{data: data, size: size, done: make(chan error, 1), idem: m.Idem, eventID: m.EventID}
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		s.unreserve(size, 1)
+		s.releaseIdem(m.Idem)
+		return nil, ErrClosed
+	}
+	select {
+	case s.reqs <- req:
+		s.mu.RUnlock()
+	case <-ctx.Done():
+		s.mu.RUnlock()
+		s.unreserve(size, 1)
+		s.releaseIdem(m.Idem)
+		return nil, fmt.Errorf("spool %s: %w", m.EventID, ctx.Err())
+	}
+	return req.done, nil
 }
 
 func (s *Spool) failure() error {
@@ -515,6 +568,8 @@ func (s *Spool) commit(batch []*appendReq, wb *wal.Batch) {
 		s.finish(batch, err)
 		return
 	}
+	// Keys before the answers: a retry after the 202 must find its key.
+	s.recordKeys(batch, idx)
 	s.last.Store(idx + uint64(len(batch)))
 	s.commits.Add(1)
 	s.appends.Add(uint64(len(batch)))
@@ -534,6 +589,7 @@ func (s *Spool) finish(batch []*appendReq, err error) {
 	var size int64
 	for _, r := range batch {
 		size += r.size
+		s.releaseIdem(r.idem)
 		r.done <- err
 	}
 	s.unreserve(size, int64(len(batch)))
@@ -656,6 +712,12 @@ func (s *Spool) Close(ctx context.Context) error {
 	}
 	if err := s.ckpt.close(); err != nil {
 		errs = append(errs, fmt.Errorf("spool close checkpoint: %w", err))
+	}
+	if err := s.syncKeys(); err != nil {
+		errs = append(errs, fmt.Errorf("spool close: %w", err))
+	}
+	if err := s.keysFile.close(); err != nil {
+		errs = append(errs, fmt.Errorf("spool close keys: %w", err))
 	}
 	if err := s.lock.unlock(); err != nil {
 		errs = append(errs, fmt.Errorf("spool unlock: %w", err))

@@ -71,7 +71,7 @@ func publishN(t *testing.T, s *Spool, from, n int) {
 
 func TestRecordRoundTripAndCorruption(t *testing.T) {
 	at := time.Date(2026, 3, 1, 12, 0, 0, 123, time.UTC)
-	good := encodeRecord(delivery.Message{Key: []byte("user_1"), Value: []byte(`{"a":1}`), EventID: "evt_1"}, at)
+	good := encodeRecord(delivery.Message{Key: []byte("user_1"), Value: []byte(`{"a":1}`), EventID: "evt_1"}, at, false)
 	rec, err := decodeRecord(good)
 	if err != nil || string(rec.msg.Key) != "user_1" || string(rec.msg.Value) != `{"a":1}` ||
 		rec.msg.EventID != "evt_1" || !rec.at.Equal(at) {

@@ -139,6 +139,46 @@ function events_handle(): void
     }
 
     $now = events_now();
+    $idem = null;
+    if (isset($_SERVER['HTTP_IDEMPOTENCY_KEY'])) {
+        $key = events_idempotency_key((string)$_SERVER['HTTP_IDEMPOTENCY_KEY']);
+        if ($key === null) {
+            events_fail(400, 'invalid_idempotency_key', 'Idempotency-Key must be 1 to 255 visible ASCII characters, or a quoted string of them', $rid);
+            return;
+        }
+        $idem = events_idem_open($key, $body);
+        if ($idem === null) {
+            header('Retry-After: ' . EVENTS_RETRY_AFTER);
+            events_fail(503, 'unavailable', 'event could not be stored, retry later', $rid);
+            return;
+        }
+    }
+    try {
+        events_handle_valid_key($body, $now, $rid, $idem);
+    } finally {
+        if ($idem !== null) {
+            events_idem_close($idem);
+        }
+    }
+}
+
+// events_handle_valid_key is the intake past the Idempotency-Key check:
+// with a key, under its lock, a key seen within the window answers as it
+// did the first time (the same 202; 422 for another body) and publishes
+// nothing, and an accepted event's key is stored with it.
+function events_handle_valid_key(string $body, array $now, ?string $rid, ?array $idem): void
+{
+    if ($idem !== null) {
+        $first = events_idem_lookup($idem, $now);
+        if ($first !== null) {
+            if (hash_equals($first['fp'], $idem['fp'])) {
+                events_respond(202, ['status' => 'accepted', 'event_id' => $first['event_id'], 'received_at' => $first['received_at']]);
+            } else {
+                events_fail(422, 'idempotency_key_reused', 'Idempotency-Key was already used with a different request body', $rid);
+            }
+            return;
+        }
+    }
     $result = events_validate($body, $now);
     if ($result === 'no_campaign_data') {
         // A passing state, never a permanent campaign_not_found.
@@ -171,7 +211,95 @@ function events_handle(): void
         events_fail(503, 'unavailable', 'event could not be stored, retry later', $rid);
         return;
     }
+    if ($idem !== null) {
+        events_idem_store($idem, $id, events_format_ms($now), $now);
+    }
     events_respond(202, ['status' => 'accepted', 'event_id' => $id, 'received_at' => events_format_ms($now)]);
+}
+
+// The Idempotency-Key value (IETF httpapi idempotency-key draft): a
+// structured-field string ("…", escapes \" and \\ only) or, as many clients
+// send, the bare key; 1 to 255 characters of visible ASCII (a quoted one
+// may hold spaces). Null when it is neither. Same rule as the Go twin's
+// ParseIdempotencyKey.
+function events_idempotency_key(string $raw): ?string
+{
+    $raw = trim($raw, " \t");
+    if ($raw === '') {
+        return null;
+    }
+    if ($raw[0] !== '"') {
+        if (preg_match('/^[\x21\x23-\x5b\x5d-\x7e]{1,255}$/D', $raw) !== 1) {
+            return null;
+        }
+        return $raw;
+    }
+    if (preg_match('/^"((?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\\\["\\\\])*)"$/D', $raw, $m) !== 1) {
+        return null;
+    }
+    $key = preg_replace('/\\\\(["\\\\])/', '$1', $m[1]);
+    $n = strlen($key);
+    return $n >= 1 && $n <= 255 ? $key : null;
+}
+
+// Keys live one file each in STRANGLER_IDEMPOTENCY_DIR (default
+// <sys_get_temp_dir()>/strangler-idempotency), named by the key's SHA-256,
+// for STRANGLER_IDEMPOTENCY_WINDOW seconds (default 86400) after the
+// event's received_at. One lock for the directory serializes keyed
+// requests, so a concurrent retry waits for the first instead of 409.
+function events_idem_open(string $key, string $body): ?array
+{
+    $dir = getenv('STRANGLER_IDEMPOTENCY_DIR', true);
+    if (!is_string($dir) || $dir === '') {
+        $dir = sys_get_temp_dir() . '/strangler-idempotency';
+    }
+    if (!is_dir($dir) && !@mkdir($dir, 0700, true) && !is_dir($dir)) {
+        return null;
+    }
+    $lock = @fopen($dir . '/lock', 'cb');
+    if ($lock === false || !flock($lock, LOCK_EX)) {
+        return null;
+    }
+    return ['lock' => $lock, 'path' => $dir . '/' . hash('sha256', $key), 'fp' => hash('sha256', $body)];
+}
+
+function events_idem_close(array $idem): void
+{
+    flock($idem['lock'], LOCK_UN);
+    fclose($idem['lock']);
+}
+
+function events_idem_window(): int
+{
+    $w = getenv('STRANGLER_IDEMPOTENCY_WINDOW', true);
+    return is_string($w) && ctype_digit($w) && $w !== '0' ? (int)$w : 86400;
+}
+
+// The first answer to the key, null when none within the window.
+function events_idem_lookup(array $idem, array $now): ?array
+{
+    $raw = @file_get_contents($idem['path']);
+    if ($raw === false) {
+        return null;
+    }
+    $first = json_decode($raw, true);
+    if (!is_array($first) || !isset($first['fp'], $first['event_id'], $first['received_at'], $first['at'])) {
+        return null;
+    }
+    if ($now[0] - (int)$first['at'] >= events_idem_window()) {
+        return null;
+    }
+    return $first;
+}
+
+// Stores the key's first answer (write, then rename: never half a file).
+function events_idem_store(array $idem, string $id, string $receivedAt, array $now): void
+{
+    $tmp = $idem['path'] . '.tmp';
+    $doc = json_encode(['fp' => $idem['fp'], 'event_id' => $id, 'received_at' => $receivedAt, 'at' => $now[0]]);
+    if (@file_put_contents($tmp, $doc) === false || !@rename($tmp, $idem['path'])) {
+        error_log('events: the Idempotency-Key of ' . $id . ' could not be stored');
+    }
 }
 
 function events_respond(int $status, array $body): void
