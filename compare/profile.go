@@ -163,8 +163,20 @@ type Profile struct {
 	mu        sync.RWMutex
 	paths     map[string]*pathProfile
 	answers   uint64
+	learning  int // paths still learning
 	untracked atomic.Uint64
+	offered   atomic.Uint64 // answers passed to Observe
 }
+
+// Once every path is classified and settleAnswers answers were observed,
+// Observe looks at one answer in settledEvery: what is left to learn is
+// whether a rule still holds (a generated value repeating, a time out of
+// its window), and a uniform sample shows that too, for a tenth of the
+// cost. A new path, or one going back to learning, ends the thinning.
+const (
+	settleAnswers = 1000
+	settledEvery  = 10
+)
 
 // NewProfile returns an empty profile tuned by cfg (its MinObservations,
 // MinBits, ClockSkew, MaxPaths and MaxValues).
@@ -186,6 +198,14 @@ func NewProfile(cfg NoiseConfig) *Profile {
 func (p *Profile) Observe(resp Response, root string, w Window, req []byte) {
 	if p == nil || len(resp.Body) == 0 || !isJSON(resp) {
 		return
+	}
+	if n := p.offered.Add(1); n > settleAnswers && n%settledEvery != 0 {
+		p.mu.RLock()
+		settled := p.learning == 0
+		p.mu.RUnlock()
+		if settled {
+			return
+		}
 	}
 	t := getTape()
 	defer putTape(t)
@@ -221,6 +241,7 @@ func (p *Profile) walk(t *tape, i int32, tpl []byte, w Window, req []byte) {
 			}
 			pp = &pathProfile{}
 			p.paths[string(tpl)] = pp
+			p.learning++
 		}
 		if pp.state == stateComputed {
 			pp.seen++
@@ -236,6 +257,9 @@ func (p *Profile) walk(t *tape, i int32, tpl []byte, w Window, req []byte) {
 
 // compute makes pp computed for good, with the reason.
 func (p *Profile) compute(pp *pathProfile, why string) {
+	if pp.state == stateLearning {
+		p.learning--
+	}
 	if pp.state == stateGenerated || pp.state == stateClock {
 		pp.was, pp.brokeAt = pp.state, p.now()
 	}
@@ -311,6 +335,7 @@ func (p *Profile) observeClock(pp *pathProfile, v string, t time.Time, l timeLay
 	pp.early, pp.late = max(pp.early, e), max(pp.late, la)
 	if pp.state == stateLearning && pp.seen >= p.minObs {
 		pp.state = stateClock
+		p.learning--
 	}
 	if pp.state == stateClock {
 		pp.why = fmt.Sprintf("each of %d legacy values (%s) lay within its request's time window (at most %s before the call began, %s after its answer arrived)",
@@ -364,6 +389,7 @@ func (p *Profile) observeShape(pp *pathProfile, v string, req []byte) {
 			return
 		}
 		pp.state = stateGenerated
+		p.learning--
 	}
 	if pp.state == stateGenerated {
 		pp.why = fmt.Sprintf("%d legacy values, none repeated, all of one shape %s (~%d bits of variation)", pp.seen, pp.shape(), pp.bits())

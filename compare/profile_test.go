@@ -279,3 +279,30 @@ func TestProfileGoAgainstItself(t *testing.T) {
 		}
 	}
 }
+
+// Once every path is classified and 1,000 answers were seen, one answer in
+// ten is observed; a new path ends the thinning.
+func TestProfileThinsOnceSettled(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 9))
+	p := NewProfile(NoiseConfig{})
+	start := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	for i := range 2000 {
+		x := intakeExchange(r, start.Add(time.Duration(i)*time.Second))
+		p.Observe(x.legacy, "body", x.wl, nil)
+	}
+	if got := p.Answers(); got != settleAnswers+(2000-settleAnswers)/settledEvery {
+		t.Fatalf("observed %d answers of 2000", got)
+	}
+	before := p.Answers()
+	at := start.Add(time.Hour)
+	w := Window{Start: at, End: at.Add(time.Millisecond)}
+	for range 10 { // one of them observed: it brings a new path
+		p.Observe(jsonResp(200, `{"new":"`+uuid4(r)+`"}`), "body", w, nil)
+	}
+	for range 10 { // the new path learns: every answer is observed again
+		p.Observe(jsonResp(200, `{"new":"`+uuid4(r)+`"}`), "body", w, nil)
+	}
+	if got := p.Answers() - before; got != 11 {
+		t.Fatalf("observed %d of 20 answers after a new path, want 11", got)
+	}
+}
