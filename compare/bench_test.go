@@ -52,7 +52,9 @@ func BenchmarkDiff2KiB(b *testing.B) {
 		}
 	})
 	// The same data from a Go struct: keys in declaration order, not
-	// sorted, and numbers printed differently, as a port would answer.
+	// sorted, and numbers printed differently, as a port would answer:
+	// 25 representation differences (key_order, format), each found and
+	// rendered.
 	equivalent := equivalentList(b, p)
 	c := MustCompile(Rules{})
 	for _, bc := range []struct {

@@ -369,7 +369,11 @@ func (w *walker) emitNote(kind Kind, pi, qi int32, note string, meaning bool) *D
 		return nil
 	}
 	path := string(w.path)
-	d := Diff{Path: path, Template: string(w.tpl), Kind: kind}
+	tpl := path // no array index on the way: the same string, one allocation less
+	if len(w.tpl) != len(w.path) || string(w.tpl) != path {
+		tpl = string(w.tpl)
+	}
+	d := Diff{Path: path, Template: tpl, Kind: kind}
 	if secretPath(path) {
 		if pi >= 0 {
 			d.Primary = Redacted
@@ -658,7 +662,12 @@ func (w *walker) object(pi, qi int32, rs ruleSet) {
 		return
 	}
 	if reordered {
-		w.emitRaw(string(w.path), string(w.tpl), KindKeyOrder, keyList(w.p, pi), keyList(w.q, qi))
+		path := string(w.path)
+		tpl := path
+		if string(w.tpl) != path {
+			tpl = string(w.tpl)
+		}
+		w.emitRaw(path, tpl, KindKeyOrder, keyList(w.p, pi), keyList(w.q, qi))
 	}
 	w.closing(pi, qi)
 	// Keys the candidate has and the primary lacks.
@@ -689,7 +698,7 @@ func (w *walker) closing(pi, qi int32) {
 		return
 	}
 	pn, qn := &w.p.nodes[pi], &w.q.nodes[qi]
-	w.gaps(w.p.src[pn.tail:pn.stop-1], w.q.src[qn.tail:qn.stop-1])
+	w.gaps(w.p.src[w.p.tail(pi):pn.stop-1], w.q.src[w.q.tail(qi):qn.stop-1])
 }
 
 // keyList renders an object's member names in order.

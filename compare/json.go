@@ -57,11 +57,10 @@ type jnode struct {
 	n     int32 // members or elements of a container
 	// gap is where the text before the value starts: just past the
 	// parent's '{', '[' or ','. src[gap:start] is whitespace and, for a
-	// member, its key as spelled and the ':'. tail is where a container's
-	// closing text starts (past its last child, or its opening byte).
-	gap, tail int32
-	kind      jkind
-	esc       bool // a string value holds an escape
+	// member, its key as spelled and the ':'.
+	gap  int32
+	kind jkind
+	esc  bool // a string value holds an escape
 }
 
 // tape is a parsed document. Its strings alias src.
@@ -134,7 +133,6 @@ func (p *parser) value(key string, gap, depth int) error {
 	var kind jkind
 	var n int32
 	esc := false
-	last := -1 // the last child's index
 	switch c := p.s[p.i]; c {
 	case '{':
 		if depth >= maxDepth {
@@ -166,7 +164,6 @@ func (p *parser) value(key string, gap, depth int) error {
 			}
 			p.i++
 			p.ws()
-			last = len(p.t.nodes)
 			if err := p.value(k, g, depth+1); err != nil {
 				return err
 			}
@@ -193,7 +190,6 @@ func (p *parser) value(key string, gap, depth int) error {
 			break
 		}
 		for {
-			last = len(p.t.nodes)
 			if err := p.value("", g, depth+1); err != nil {
 				return err
 			}
@@ -237,10 +233,6 @@ func (p *parser) value(key string, gap, depth int) error {
 	nd := &p.t.nodes[idx]
 	nd.kind, nd.n, nd.esc = kind, n, esc
 	nd.stop, nd.end = int32(p.i), int32(len(p.t.nodes))
-	nd.tail = nd.start + 1
-	if last >= 0 {
-		nd.tail = p.t.nodes[last].stop
-	}
 	return nil
 }
 
@@ -416,6 +408,20 @@ func unescape(raw string) string {
 func hex4(s string) rune {
 	v, _ := strconv.ParseUint(s, 16, 32)
 	return rune(v)
+}
+
+// tail is where container i's closing text starts: past its last child,
+// or past its opening byte when it has none.
+func (t *tape) tail(i int32) int32 {
+	nd := &t.nodes[i]
+	last := int32(-1)
+	for c := i + 1; c < nd.end; c = t.nodes[c].end {
+		last = c
+	}
+	if last < 0 {
+		return nd.start + 1
+	}
+	return t.nodes[last].stop
 }
 
 // str returns the decoded value of string node i.
