@@ -91,7 +91,7 @@ var mutations = []mutation{
 		edits: [][2]string{{"`{\"status\":\"accepted\",\"event_id\":`", "`{\"status\":\"Accepted\",\"event_id\":`"}},
 		route: "events", path: "body.status", kind: "case", n: 500},
 	{name: "clock: received_at an hour early", file: "ported/events/handler.go",
-		edits: [][2]string{{"b = appendMillis(b, now)", "b = appendMillis(b, now.Add(-time.Hour))"}},
+		edits: [][2]string{{"b = appendMillis(b, receivedAt)", "b = appendMillis(b, receivedAt.Add(-time.Hour))"}},
 		route: "events", path: "body.received_at", kind: "value", n: 500},
 }
 
