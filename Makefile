@@ -59,7 +59,7 @@ bench: deps-bench build
 bench-short: deps-bench build
 	$(GO) run ./cmd/benchrun -short
 
-# One Go session read (cookie, id check, GET from a local redis-server,
+# One Go session read (cookie, id check, GETRANGE from a local redis-server,
 # decode) against PHP's session_start(['read_and_close' => true]) on the same
 # data, interleaved round by round; prints p50/p99 of each and their ratios.
 bench-session: deps

@@ -49,7 +49,7 @@ func BenchmarkSessionReadRedis(b *testing.B) {
 	defer r.Close()
 	ctx := requestWithCookie(b, "locale=en; PHPSESSID="+testID)
 	const rounds, perRound = 5, 2000
-	// The floor: a bare GET of the same key on the same client, what any
+	// The floor: a bare read (GETRANGE) of the same key on the same client, what any
 	// Go read of Redis pays before cookie, id check and decode.
 	raw := r.store.(*Redis)
 	var goNs, phpNs, getNs []float64
