@@ -117,6 +117,9 @@ type pathProfile struct {
 	// Clock: the layout, and the extremes of value−start and value−end.
 	layout      timeLayout
 	early, late time.Duration
+	// keyedBefore counts the times before their windows in answers to
+	// keyed requests (ObserveKeyed), at a path that showed none within.
+	keyedBefore uint64
 
 	// Candidate values the treatment accepted and refused.
 	explained, refused atomic.Uint64
@@ -196,6 +199,42 @@ func NewProfile(cfg NoiseConfig) *Profile {
 // for the echo check. Observe before comparing the answer, so that a
 // comparison is judged on what its own legacy answer showed too.
 func (p *Profile) Observe(resp Response, root string, w Window, req []byte) {
+	p.observe(resp, root, &observation{w: w, req: req})
+}
+
+// ObserveKeyed is Observe for the answer to a request carrying an
+// Idempotency-Key, which may replay an earlier answer the profile never
+// saw (Replayed tells most of those): a time before the request's window
+// is left unlearned rather than taken as proof that its path is not the
+// request's clock. Only MinObservations such answers in a row at a path
+// that never showed a time within its window make it computed.
+func (p *Profile) ObserveKeyed(resp Response, root string, w Window, req []byte) {
+	p.observe(resp, root, &observation{w: w, req: req, keyed: true})
+}
+
+// observation is one answer being observed (or, with check, tested by
+// Replayed; with replay, taken as a replay by ObserveReplay): its window
+// and request, and what the walk found.
+type observation struct {
+	w        Window
+	req      []byte
+	keyed    bool
+	check    bool
+	replay   bool
+	replayed bool
+}
+
+// keyedBefore counts a time before its window, in an answer to a keyed
+// request, at pp, a path that never showed one within: a replayed time,
+// or a computed one, which only many in a row tell apart.
+func (p *Profile) keyedBefore(pp *pathProfile) {
+	if pp.keyedBefore++; pp.keyedBefore >= p.minObs {
+		pp.seen = pp.keyedBefore
+		p.compute(pp, fmt.Sprintf("%d answers to requests with an Idempotency-Key held times before their windows, and none within: not the request's clock", pp.keyedBefore))
+	}
+}
+
+func (p *Profile) observe(resp Response, root string, o *observation) {
 	if p == nil || len(resp.Body) == 0 || !isJSON(resp) {
 		return
 	}
@@ -207,33 +246,45 @@ func (p *Profile) Observe(resp Response, root string, w Window, req []byte) {
 			return
 		}
 	}
-	t := getTape()
-	defer putTape(t)
-	if t.parse(bytesView(resp.Body)) != nil {
-		return
-	}
-	var buf [256]byte
-	tpl := append(buf[:0], root...)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.answers++
-	p.walk(t, 0, tpl, w, req)
+	p.visit(resp, root, o)
 }
 
-func (p *Profile) walk(t *tape, i int32, tpl []byte, w Window, req []byte) {
+// parsedAnswer is resp's body parsed, for putTape; nil when it is not
+// JSON (it teaches nothing).
+func parsedAnswer(resp Response) *tape {
+	if len(resp.Body) == 0 || !isJSON(resp) {
+		return nil
+	}
+	t := getTape()
+	if t.parse(bytesView(resp.Body)) != nil {
+		putTape(t)
+		return nil
+	}
+	return t
+}
+
+func (p *Profile) walk(t *tape, i int32, tpl []byte, o *observation) {
 	nd := &t.nodes[i]
 	switch nd.kind {
 	case jObject:
 		for c := i + 1; c < nd.end; c = t.nodes[c].end {
-			p.walk(t, c, appendKey(tpl, t.nodes[c].key), w, req)
+			p.walk(t, c, appendKey(tpl, t.nodes[c].key), o)
 		}
 	case jArray:
 		tpl = append(tpl, "[*]"...)
 		for c := i + 1; c < nd.end; c = t.nodes[c].end {
-			p.walk(t, c, tpl, w, req)
+			p.walk(t, c, tpl, o)
 		}
 	case jString, jNumber:
 		pp := p.paths[string(tpl)]
+		switch {
+		case o.check:
+			o.replayed = o.replayed || p.before(pp, t, i, nd.kind == jNumber, o.w)
+			return
+		case o.replay:
+			p.replayedLeaf(pp, tpl, t, i, o.w)
+			return
+		}
 		if pp == nil {
 			if len(p.paths) >= p.maxPaths {
 				p.untracked.Add(1)
@@ -248,9 +299,9 @@ func (p *Profile) walk(t *tape, i int32, tpl []byte, w Window, req []byte) {
 			return
 		}
 		if nd.kind == jString {
-			p.observeString(pp, t.str(i), w, req)
+			p.observeString(pp, t.str(i), o)
 		} else {
-			p.observeNumber(pp, t.lit(i), w, req)
+			p.observeNumber(pp, t.lit(i), o)
 		}
 	}
 }
@@ -267,7 +318,7 @@ func (p *Profile) compute(pp *pathProfile, why string) {
 	pp.lit, pp.values = nil, nil
 }
 
-func (p *Profile) observeNumber(pp *pathProfile, lit string, w Window, req []byte) {
+func (p *Profile) observeNumber(pp *pathProfile, lit string, o *observation) {
 	t, l, ok := parseClockNumber(lit)
 	if !ok {
 		pp.seen++
@@ -277,10 +328,10 @@ func (p *Profile) observeNumber(pp *pathProfile, lit string, w Window, req []byt
 	if pp.seen == 0 {
 		pp.clock, pp.layout = true, l
 	}
-	p.observeClock(pp, lit, t, l, w, req)
+	p.observeClock(pp, lit, t, l, o)
 }
 
-func (p *Profile) observeString(pp *pathProfile, v string, w Window, req []byte) {
+func (p *Profile) observeString(pp *pathProfile, v string, o *observation) {
 	t, l, isTime := parseClockString(v)
 	if pp.seen == 0 {
 		pp.clock = isTime
@@ -297,15 +348,22 @@ func (p *Profile) observeString(pp *pathProfile, v string, w Window, req []byte)
 			p.compute(pp, fmt.Sprintf("%s is not a time like the earlier values", quoteShort(v)))
 			return
 		}
-		p.observeClock(pp, v, t, l, w, req)
+		p.observeClock(pp, v, t, l, o)
 		return
 	}
-	p.observeShape(pp, v, req)
+	p.observeShape(pp, v, o.req)
 }
 
-func (p *Profile) observeClock(pp *pathProfile, v string, t time.Time, l timeLayout, w Window, req []byte) {
+func (p *Profile) observeClock(pp *pathProfile, v string, t time.Time, l timeLayout, o *observation) {
+	w, req := o.w, o.req
 	if !w.Known() {
 		return // nothing to test it against: no evidence either way
+	}
+	if o.keyed && w.offset(t, l.precision(), p.skew) < 0 {
+		if pp.seen == 0 {
+			p.keyedBefore(pp)
+		}
+		return
 	}
 	pp.seen++
 	if l != pp.layout && l.sameBut(pp.layout) {

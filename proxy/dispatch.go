@@ -24,7 +24,7 @@ func (s *Server) newShadow(o Options, reg prometheus.Registerer) error {
 	var err error
 	s.engine, err = shadow.New(shadow.Options{
 		Workers: sc.Workers, Queue: sc.Queue, WakeInterval: sc.WakeInterval, Logger: s.log, Registerer: reg, Now: s.now,
-		Recorded: o.Recorded, Tapped: o.Tapped,
+		Recorded: o.Recorded, Tapped: o.Tapped, IdempotencyWindow: o.IdempotencyWindow,
 	})
 	return err
 }

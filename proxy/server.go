@@ -72,6 +72,11 @@ type Options struct {
 	// RecordingSink), Tapped what the live ones published (a TapSink
 	// around the live sink). Nil: that side's side effects are not compared.
 	Recorded, Tapped shadow.Published
+	// IdempotencyWindow is how long the shadow engine remembers the first
+	// answer to an Idempotency-Key, to compare its retries: the live
+	// spool's spool.idempotency_window. Zero:
+	// shadow.DefaultIdempotencyWindow.
+	IdempotencyWindow time.Duration
 }
 
 // Server is the front door. Create it with New, run it with Serve, stop it

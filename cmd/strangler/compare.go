@@ -144,7 +144,7 @@ func newReplay(f compareFlags, stderr io.Writer) (_ *replay, err error) {
 		return nil, fmt.Errorf("load campaigns from %s: %w", c.HotCache.Source, err)
 	}
 	rec := shadow.NewRecordingSink(0)
-	reg, err := registry(handlerDeps{Events: c.Events, Sink: rec, Campaigns: r.cache, Logger: log})
+	reg, err := registry(handlerDeps{Events: c.Events, Sink: rec, Keys: rec.Keys(c.Spool.IdempotencyWindow), Campaigns: r.cache, Logger: log})
 	if err != nil {
 		return nil, err
 	}
@@ -179,7 +179,7 @@ func newReplay(f compareFlags, stderr io.Writer) (_ *replay, err error) {
 	}); err != nil {
 		return nil, err
 	}
-	if r.engine, err = shadow.New(shadow.Options{Workers: f.concurrency, Queue: f.concurrency, Recorded: rec}); err != nil {
+	if r.engine, err = shadow.New(shadow.Options{Workers: f.concurrency, Queue: f.concurrency, Recorded: rec, IdempotencyWindow: c.Spool.IdempotencyWindow}); err != nil {
 		return nil, err
 	}
 	r.engine.Start()

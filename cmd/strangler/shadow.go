@@ -27,9 +27,13 @@ import (
 type shadowSide struct {
 	registry routes.Registry
 	recorder *shadow.RecordingSink
-	tap      *shadow.TapSink
-	fwd      *legacy.Forwarder
-	diffLog  *shadowreport.DiffLog
+	// keyWindow is how long Idempotency-Keys are remembered
+	// (spool.idempotency_window): by the shadow handlers, and by the
+	// engine for comparing retries.
+	keyWindow time.Duration
+	tap       *shadow.TapSink
+	fwd       *legacy.Forwarder
+	diffLog   *shadowreport.DiffLog
 	// diffTopic publishes the diff entries through a producer of its own,
 	// so diff events never queue behind (or in front of) accepted events.
 	diffTopic    *shadowreport.DiffTopic
@@ -43,7 +47,7 @@ type shadowSide struct {
 // tapped, and the shadow side built from the same dependencies but for the
 // sink. On error nothing is left open.
 func withShadow(live handlerDeps, fwd *legacy.Forwarder, c fileConfig, log *zap.Logger) (_ handlerDeps, _ *shadowSide, err error) {
-	s := &shadowSide{recorder: shadow.NewRecordingSink(0), legacyTopic: legacyTopicOpener(c.Kafka, log)}
+	s := &shadowSide{recorder: shadow.NewRecordingSink(0), keyWindow: c.Spool.IdempotencyWindow, legacyTopic: legacyTopicOpener(c.Kafka, log)}
 	if live.Sink != nil {
 		s.tap = shadow.NewTapSink(live.Sink, 0)
 		live.Sink = s.tap
@@ -51,8 +55,9 @@ func withShadow(live handlerDeps, fwd *legacy.Forwarder, c fileConfig, log *zap.
 	sd := live
 	sd.Sink = s.recorder
 	// A candidate's copy must not claim, or replay, the live request's
-	// Idempotency-Key: it runs as if none was sent.
-	sd.Keys = nil
+	// Idempotency-Key: it claims and replays keys in a memory of its own,
+	// as the live intake would (proxy/shadow keys.go).
+	sd.Keys = s.recorder.Keys(c.Spool.IdempotencyWindow)
 	// The shadow handlers' own metrics stay private: registered next to the
 	// live ones they would clash (same names, other labels), and what they
 	// measure is in strangler_shadow_* already.
@@ -118,6 +123,7 @@ func shadowLegacyConfig(c fileConfig) legacy.Config {
 // engine compares published events with.
 func (s *shadowSide) options(o proxy.Options) proxy.Options {
 	o.Recorded = s.recorder
+	o.IdempotencyWindow = s.keyWindow
 	if s.tap != nil {
 		o.Tapped = s.tap
 	}

@@ -71,6 +71,10 @@ type Options struct {
 	// Tapped is what live Go handlers published (a TapSink around the live
 	// sink). Nil: a Go primary's side effects are not compared.
 	Tapped Published
+	// IdempotencyWindow is how long the first answer to an Idempotency-Key
+	// is remembered for comparing its retries (keys.go): the live spool's
+	// spool.idempotency_window. Zero: DefaultIdempotencyWindow.
+	IdempotencyWindow time.Duration
 }
 
 // Route is what the engine needs to shadow one route. The front door
@@ -129,6 +133,7 @@ type Engine struct {
 	log               *zap.Logger
 	now               func() time.Time
 	recorded, tapped  Published
+	retries           *retryWindows // keyed requests' first answers (keys.go)
 
 	slots chan struct{} // a token per begun job: bounds jobs in flight
 	queue *dispatcher
@@ -177,6 +182,7 @@ func New(o Options) (*Engine, error) {
 	if e.now == nil {
 		e.now = time.Now
 	}
+	e.retries = newRetryWindows(o.IdempotencyWindow, maxRetryWindows, e.now)
 	e.slots = make(chan struct{}, e.capacity)
 	e.queue = newDispatcher(e.workers, e.capacity, o.WakeInterval)
 	e.ctxs.New = func() any { return new(fasthttp.RequestCtx) }
@@ -299,6 +305,9 @@ func (e *Engine) submit(j *Job) {
 
 // done recycles j and frees its slot.
 func (e *Engine) done(j *Job) {
+	if j.idem != "" {
+		e.retries.end(j.route.Name, j.idem, j.first)
+	}
 	j.reset()
 	e.jobPool.Put(j)
 	e.finished.Add(1)

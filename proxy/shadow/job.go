@@ -64,6 +64,12 @@ type Job struct {
 
 	// dl bounds each call by the route's timeout; it outlives recycling.
 	dl deadline
+
+	// idem is the request's Idempotency-Key while the job holds it in the
+	// engine's retry memory (keys.go), "" otherwise; first, when set, is
+	// what done remembers of it: the windows of a first answer.
+	idem  string
+	first *firstAnswer
 }
 
 type userValue struct {
@@ -306,6 +312,7 @@ func (j *Job) reset() {
 	j.goTwinBd = keep(j.goTwinBd)
 	j.reqText = keep(j.reqText)
 	j.pStart, j.pEnd = time.Time{}, time.Time{}
+	j.idem, j.first = "", nil
 	j.heads = keep(j.heads)
 	clear(j.params)
 	j.params = j.params[:0]
@@ -342,6 +349,20 @@ func (e *Engine) run(j *Job) (kept bool) {
 	}
 	req := j.request()
 	candSide := r.candidateSide()
+	// A request with an Idempotency-Key may be a retry (keys.go): one
+	// job per key at a time, and the windows of its first answer.
+	var first firstAnswer
+	seen := false
+	if raw := j.req.Header.Peek(IdempotencyKeyHeader); raw != nil {
+		key := string(bytes.TrimSpace(raw))
+		var busy bool
+		first, seen, busy = e.retries.begin(r.Name, key)
+		if busy {
+			c.Skipped(SkipIdempotentInFlight)
+			return true
+		}
+		j.idem = key
+	}
 	primary := j.head(&j.primaryResp.Header, j.primaryBody, hdrPrimary)
 	pw := compare.Window{Start: j.pStart, End: j.pEnd}
 
@@ -374,12 +395,34 @@ func (e *Engine) run(j *Job) (kept bool) {
 	}
 	profile := c.Profile()
 	reqText := j.requestText()
-	profile.Observe(legacyResp, "body", legacyWin, reqText)
+	keyed := j.idem != ""
+	unseen := false
+	switch {
+	case !keyed:
+		profile.Observe(legacyResp, "body", legacyWin, reqText)
+	case seen && first.replays(legacyResp):
+		// A retry of a request compared earlier, answered as it was then:
+		// each side's clock values lie in that request's windows, and the
+		// legacy answer is no new evidence of anything.
+		legacyWin, goWin = first.legacy, first.ported
+		pw, cw = first.side(r.Primary), first.side(candSide)
+	case profile.Replayed(legacyResp, "body", legacyWin):
+		profile.ObserveReplay(legacyResp, "body", legacyWin)
+		c.Skipped(SkipIdempotentReplay)
+		return true
+	default:
+		unseen = !seen
+		profile.ObserveKeyed(legacyResp, "body", legacyWin, reqText)
+		if !seen && legacyResp.Status >= 200 && legacyResp.Status < 300 {
+			j.first = &firstAnswer{legacy: legacyWin, ported: goWin, digest: answerDigest(legacyResp)}
+		}
+	}
 
 	var self *compare.Result
 	var goTwin *compare.Response
 	var goTwinWin compare.Window
-	if (r.LegacyTwin != nil && j.safe) || r.GoTwin != nil {
+	// A keyed request asked again would be a retry: never twinned.
+	if !keyed && ((r.LegacyTwin != nil && j.safe) || r.GoTwin != nil) {
 		if c.Noise().Sample() {
 			var abandoned bool
 			if self, abandoned = j.legacyTwin(legacyResp); abandoned {
@@ -404,7 +447,7 @@ func (e *Engine) run(j *Job) (kept bool) {
 		Request: req, PrimarySide: r.Primary,
 		Primary: primary, Candidate: cand, Result: res, Self: self,
 	}
-	e.sideEffects(j, cmp, legacyResp, goResp, legacyWin, goWin, goTwin, goTwinWin, reqText)
+	e.sideEffects(j, cmp, legacyResp, goResp, legacyWin, goWin, goTwin, goTwinWin, reqText, keyed, unseen)
 	return true
 }
 
@@ -568,8 +611,14 @@ func view(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 // `published`. Go published nothing and legacy accepted nothing: nothing
 // to compare. Otherwise, without a working legacy source, the comparison
 // says its side effects were not compared, and why.
+//
+// keyed says the request carries an Idempotency-Key, unseen that this
+// process compared no earlier request with it: then a legacy answer whose
+// message is nowhere to be found is a replay (the first request published
+// it), and skipped rather than compared with a Go side that never saw
+// that first request.
 func (e *Engine) sideEffects(j *Job, cmp shadowreport.Comparison, legacyResp, goResp compare.Response,
-	legacyWin, goWin compare.Window, goTwin *compare.Response, goTwinWin compare.Window, reqText []byte) {
+	legacyWin, goWin compare.Window, goTwin *compare.Response, goTwinWin compare.Window, reqText []byte, keyed, unseen bool) {
 	r := j.route
 	c := r.Collector
 	goSrc := e.recorded
@@ -621,13 +670,21 @@ func (e *Engine) sideEffects(j *Job, cmp shadowreport.Comparison, legacyResp, go
 		c.Compared(cmp)
 		return
 	}
+	asJSON := func(b []byte) compare.Response { return compare.Response{Body: b, ContentType: "application/json"} }
 	finish := func(cmp shadowreport.Comparison, legacyMsg []byte, found bool) {
 		switch {
+		case unseen && hasKey && !found:
+			c.Skipped(SkipIdempotentReplay)
+			return
+		case unseen && hasKey && c.Profile().Replayed(asJSON(legacyMsg), compare.RootPublished, legacyWin):
+			c.Profile().ObserveReplay(asJSON(legacyMsg), compare.RootPublished, legacyWin)
+			c.Skipped(SkipIdempotentReplay)
+			return
 		case !found && hasKey && src.Found() == 0:
 			cmp.SideEffectsUncompared = src.Name() + " has yielded none of the legacy side's messages yet, so a missing one proves nothing"
 		default:
 			cmp.SideEffectsCompared = true
-			cmp.Result.Diffs = append(cmp.Result.Diffs, e.published(r, legacyMsg, goMsg, legacyWin, goWin, reqText)...)
+			cmp.Result.Diffs = append(cmp.Result.Diffs, e.published(r, legacyMsg, goMsg, legacyWin, goWin, reqText, keyed)...)
 			// The Go side's two messages are judged on what the legacy
 			// side's messages showed, so only once one was seen.
 			if goTwin != nil && legacyMsg != nil && (goMsg != nil || twinMsg != nil) {
@@ -665,7 +722,8 @@ func (e *Engine) sideEffects(j *Job, cmp shadowreport.Comparison, legacyResp, go
 
 // published compares the legacy side's message with the Go side's, after
 // learning from the legacy one; either may be nil.
-func (e *Engine) published(r *Route, legacyMsg, goMsg []byte, legacyWin, goWin compare.Window, reqText []byte) []compare.Diff {
+// keyed: see Profile.ObserveKeyed.
+func (e *Engine) published(r *Route, legacyMsg, goMsg []byte, legacyWin, goWin compare.Window, reqText []byte, keyed bool) []compare.Diff {
 	const root = compare.RootPublished
 	lp, gp := r.Primary == routes.SideLegacy, r.Primary == routes.SidePorted
 	switch {
@@ -685,7 +743,11 @@ func (e *Engine) published(r *Route, legacyMsg, goMsg []byte, legacyWin, goWin c
 		return []compare.Diff{d}
 	}
 	asJSON := func(b []byte) compare.Response { return compare.Response{Body: b, ContentType: "application/json"} }
-	r.Collector.Profile().Observe(asJSON(legacyMsg), root, legacyWin, reqText)
+	if keyed {
+		r.Collector.Profile().ObserveKeyed(asJSON(legacyMsg), root, legacyWin, reqText)
+	} else {
+		r.Collector.Profile().Observe(asJSON(legacyMsg), root, legacyWin, reqText)
+	}
 	p, q, w := legacyMsg, goMsg, [2]compare.Window{legacyWin, goWin}
 	if gp {
 		p, q, w = goMsg, legacyMsg, [2]compare.Window{goWin, legacyWin}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/strangler-proxy/strangler/ported/delivery"
 )
@@ -80,6 +81,7 @@ func (r *ring) take(id string) ([]byte, bool) {
 type RecordingSink struct {
 	r        ring
 	recorded atomic.Uint64
+	keys     atomic.Pointer[keyMemory]
 }
 
 // Interface guards.
@@ -101,7 +103,21 @@ func NewRecordingSink(max int) *RecordingSink {
 func (s *RecordingSink) Publish(_ context.Context, m delivery.Message) error {
 	s.recorded.Add(1)
 	s.r.put(m.EventID, m.Value)
+	if k := s.keys.Load(); k != nil && m.Idem != nil {
+		k.settle(*m.Idem, m.EventID)
+	}
 	return nil
+}
+
+// Keys returns the Idempotency-Key memory of the handlers built on this
+// sink (their delivery.Keys): a key a candidate claims is settled when the
+// sink records its message, and remembered for window (the live spool's
+// spool.idempotency_window; 0: DefaultIdempotencyWindow), in memory, never
+// in the live spool's keys. Call it once, before the first Publish.
+func (s *RecordingSink) Keys(window time.Duration) delivery.Keys {
+	k := newKeyMemory(window, maxShadowKeys, time.Now)
+	s.keys.Store(k)
+	return k
 }
 
 // Take returns and forgets the recorded event with this id.
