@@ -2,11 +2,13 @@
 // one kind of change at a time into a copy of the Go handlers (each in a
 // build of its own, through go build -overlay), shadows the real PHP
 // monolith with it under the shipped routes — no ignore or normalise rule
-// — and checks that the report names the change by its path and says "not
-// ready". The unchanged port must get zero mismatches and "ready".
+// — and checks that the report names the change by its path and kind,
+// names no path the change does not explain, and says "not ready". The
+// unchanged port must get zero mismatches and "ready".
 //
 // `make test` runs a fast subset (STRANGLER_MUTATION=fast, the default):
-// the unchanged port over 400 requests per route and three mutations. `make
+// the unchanged port over 400 requests per route, three mutations, and
+// TestMutationsApply (every mutation still applies to the handlers). `make
 // evidence` runs it all (STRANGLER_MUTATION=full): every mutation, and the
 // unchanged port over 5,000 mixed requests per route.
 package mutation
@@ -15,12 +17,16 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"go/parser"
+	"go/token"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -38,6 +44,13 @@ func full() bool { return os.Getenv("STRANGLER_MUTATION") == "full" }
 
 // mutation is one injected change: edits of one file of the Go side, the
 // routes its workload drives, and the path the report must name.
+//
+// An edit is {old, new}: old must occur exactly once in the file, where
+// any run of white space in old matches any run in the file (gofmt
+// realigns a const block or a comment when a neighbour changes). When a
+// handler's code changes, TestMutationsApply (in make test too) names the
+// mutation and edit that no longer apply: rewrite old to the new code,
+// keeping the change new injects.
 type mutation struct {
 	name  string
 	file  string      // relative to the repository root
@@ -45,14 +58,22 @@ type mutation struct {
 	route string      // events, campaign or campaigns
 	path  string      // a template of the report's differing paths
 	kind  string      // its kind, "" for any
-	fast  bool        // part of make test's subset
+	// also are the other templates the change may be named at (what
+	// follows from it, such as a 422's errors with a changed status); the
+	// report naming any other path is a failure: something besides the
+	// change made a difference.
+	also []string
+	fast bool // part of make test's subset
 	// n bounds the requests sent; the run stops once the report names path.
 	n int
 }
 
 var mutations = []mutation{
 	{name: "rule boundary: 50 items become too many", file: "ported/events/rules.go",
-		edits: [][2]string{{"maxItems        = 50", "maxItems        = 49"}}, route: "events", path: "status", n: 3000},
+		edits: [][2]string{{"maxItems = 50", "maxItems = 49"}}, route: "events", path: "status", kind: "value", n: 3000,
+		// A 50-item event refused: a 422's body for a 202's, nothing published.
+		also: []string{"body.status", "body.event_id", "body.received_at", "body.errors", "body.request_id", "published",
+			"body.errors[*]", "body.errors[*].field", "body.errors[*].code", "body.errors[*].message"}},
 	{name: "rounding: item prices lose their last digit", file: "ported/events/encode.go",
 		edits: [][2]string{{"dst = appendMinor(dst, it.Price, e.MinorUnits)", "dst = appendMinor(dst, it.Price/10*10, e.MinorUnits)"}},
 		route: "events", path: "published.items[*].price", kind: "value", fast: true, n: 1500},
@@ -78,9 +99,12 @@ var mutations = []mutation{
 		edits: [][2]string{{"b = append(b, `,\"name\":`...)\n\tb = phpjson.AppendString(b, c.Name)\n\tb = append(b, `,\"status\":`...)\n\tb = phpjson.AppendString(b, c.Status)",
 			"b = append(b, `,\"status\":`...)\n\tb = phpjson.AppendString(b, c.Status)\n\tb = append(b, `,\"name\":`...)\n\tb = phpjson.AppendString(b, c.Name)"}},
 		route: "campaign", path: "body", kind: "key_order", n: 500},
-	{name: "rare: ids ending in 999 answer another campaign (1 request in ~1,075)", file: "ported/campaigns/campaigns.go",
+	{name: "rare: ids ending in 999 answer another campaign (fewer than 1 request in 1,000)", file: "ported/campaigns/campaigns.go",
 		edits: [][2]string{{"c, ok := set.Campaign(id)", "c, ok := set.Campaign(id)\n\tif ok && len(id) > 3 && id[len(id)-3:] == \"999\" {\n\t\tc = set.Sorted(\"\")[0]\n\t}"}},
-		route: "campaign", path: "body.id", kind: "value", n: 6000},
+		route: "campaign", path: "body.id", kind: "value", n: 6000,
+		// Another campaign: any of its fields may differ.
+		also: []string{"body.advertiser_id", "body.name", "body.status", "body.countries", "body.countries[*]", "body.starts_at",
+			"body.ends_at", "body.budget.amount_minor", "body.budget.currency", "body.active"}},
 	{name: "nondeterminism: the first two errors swapped at random", file: "ported/events/handler.go",
 		edits: [][2]string{{"b := append(v.buf[:0], `{\"status\":\"rejected\",\"errors\":[`...)", "if len(v.errs) > 1 && time.Now().UnixNano()/1000%2 == 0 {\n\t\tv.errs[0], v.errs[1] = v.errs[1], v.errs[0]\n\t}\n\tb := append(v.buf[:0], `{\"status\":\"rejected\",\"errors\":[`...)"}},
 		route: "events", path: "body.errors", kind: "nondeterministic", fast: true, n: 3000},
@@ -90,6 +114,9 @@ var mutations = []mutation{
 	{name: "case: Accepted", file: "ported/events/handler.go",
 		edits: [][2]string{{"`{\"status\":\"accepted\",\"event_id\":`", "`{\"status\":\"Accepted\",\"event_id\":`"}},
 		route: "events", path: "body.status", kind: "case", n: 500},
+	{name: "retry: a replayed 202 with a fresh received_at", file: "ported/events/handler.go",
+		edits: [][2]string{{"h.accepted(ctx, v, first.EventID, time.UnixMilli(first.ReceivedAt))", "h.accepted(ctx, v, first.EventID, now)"}},
+		route: "events", path: "body.received_at", kind: "value", n: 3000},
 	{name: "clock: received_at an hour early", file: "ported/events/handler.go",
 		edits: [][2]string{{"b = appendMillis(b, receivedAt)", "b = appendMillis(b, receivedAt.Add(-time.Hour))"}},
 		route: "events", path: "body.received_at", kind: "value", n: 500},
@@ -105,6 +132,56 @@ func root(t testing.TB) string {
 	return r
 }
 
+// apply returns m's file with its edits applied, or why an edit no
+// longer applies.
+func (m *mutation) apply(root string) ([]byte, error) {
+	src, err := os.ReadFile(filepath.Join(root, m.file))
+	if err != nil {
+		return nil, err
+	}
+	for i, e := range m.edits {
+		re := regexp.MustCompile(looseText(e[0]))
+		locs := re.FindAllIndex(src, -1)
+		if len(locs) != 1 {
+			return nil, fmt.Errorf("mutation %q: edit %d's old text occurs %d times in %s, want once: the handler's code changed; "+
+				"rewrite that edit in e2e/mutation/mutation_test.go to the new code, keeping the change it injects\nold text:\n%s",
+				m.name, i+1, len(locs), m.file, e[0])
+		}
+		src = slices.Concat(src[:locs[0][0]], []byte(e[1]), src[locs[0][1]:])
+	}
+	return src, nil
+}
+
+// looseText is a pattern matching s literally, but for runs of white
+// space, which match any run of white space.
+func looseText(s string) string {
+	var b strings.Builder
+	for i, f := range strings.Fields(s) {
+		if i > 0 {
+			b.WriteString(`\s+`)
+		}
+		b.WriteString(regexp.QuoteMeta(f))
+	}
+	return b.String()
+}
+
+// Every mutation still applies to the handlers as they are now, and
+// leaves a file that parses: a handler edit that breaks a mutation fails
+// here, naming it, in make test, not only in make evidence.
+func TestMutationsApply(t *testing.T) {
+	for i := range mutations {
+		m := &mutations[i]
+		src, err := m.apply(root(t))
+		if err != nil {
+			t.Error(err)
+			continue
+		}
+		if _, err := parser.ParseFile(token.NewFileSet(), m.file, src, parser.SkipObjectResolution); err != nil {
+			t.Errorf("mutation %q: %s no longer parses once mutated: %v", m.name, m.file, err)
+		}
+	}
+}
+
 // build compiles cmd/strangler with m's edits applied to a copy of its
 // file (go build -overlay: the tree stays as it is).
 func build(t *testing.T, m *mutation) string {
@@ -114,15 +191,9 @@ func build(t *testing.T, m *mutation) string {
 	args := []string{"build", "-o", bin}
 	if m != nil {
 		orig := filepath.Join(root(t), m.file)
-		src, err := os.ReadFile(orig)
+		src, err := m.apply(root(t))
 		if err != nil {
 			t.Fatal(err)
-		}
-		for _, e := range m.edits {
-			if n := bytes.Count(src, []byte(e[0])); n != 1 {
-				t.Fatalf("%s: %q occurs %d times in %s; the mutation no longer applies", m.name, e[0], n, m.file)
-			}
-			src = bytes.Replace(src, []byte(e[0]), []byte(e[1]), 1)
 		}
 		mutated := filepath.Join(dir, filepath.Base(m.file))
 		if err := os.WriteFile(mutated, src, 0o644); err != nil {
@@ -236,11 +307,13 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 }
 
 // drive sends reqs with 8 clients, in batches of batch; after each batch
-// stop may end the run. It returns how many were sent.
+// stop may end the run. A retry waits until retryDelay after its first
+// request was sent. It returns how many were sent.
 func (p *proxy) drive(t *testing.T, reqs []request, batch int, stop func() bool) int {
 	t.Helper()
 	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
 	defer c.CloseIdleConnections()
+	var firstSent sync.Map // Idempotency-Key → time.Time
 	sent := 0
 	for sent < len(reqs) {
 		end := min(sent+batch, len(reqs))
@@ -250,9 +323,19 @@ func (p *proxy) drive(t *testing.T, reqs []request, batch int, stop func() bool)
 		for range 8 {
 			wg.Go(func() {
 				for r := range work {
+					if r.retry {
+						if at, ok := firstSent.Load(r.key); ok {
+							time.Sleep(time.Until(at.(time.Time).Add(retryDelay)))
+						}
+					} else if r.key != "" {
+						firstSent.LoadOrStore(r.key, time.Now())
+					}
 					req, _ := http.NewRequest(r.method, p.url+r.path, strings.NewReader(r.body))
 					if r.ctype != "" {
 						req.Header.Set("Content-Type", r.ctype)
+					}
+					if r.key != "" {
+						req.Header.Set("Idempotency-Key", r.key)
 					}
 					resp, err := c.Do(req)
 					if err != nil {
@@ -409,6 +492,11 @@ func TestEveryMutationIsCaught(t *testing.T) {
 			}
 			if r.Verdict.Ready {
 				t.Fatalf("verdict ready with the change in: %+v", r.Verdict)
+			}
+			for _, g := range r.Stats.TopDiffs {
+				if g.Template != mu.path && !slices.Contains(mu.also, g.Template) {
+					t.Errorf("the report also names %s %v (%d), which the change does not explain", g.Template, g.Kinds, g.Count)
+				}
 			}
 			t.Logf("named %s (%s) after %d requests; verdict not ready: %s", mu.path, mu.kind, sent, strings.Join(r.Verdict.Reasons, "; "))
 		})

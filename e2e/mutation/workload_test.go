@@ -15,7 +15,13 @@ type request struct {
 	path   string
 	ctype  string
 	body   string
+	key    string // Idempotency-Key, "" for none
+	retry  bool   // the same request sent again, at least retryDelay later
 }
+
+// retryDelay is how long a client waits before retrying: longer than
+// shadow.noise.clock_skew (1s), so that a replayed time is an old one.
+const retryDelay = 1500 * time.Millisecond
 
 // The shipped campaign data's countries, fixtures and size
 // (examples/monolith/CONTRACT.md).
@@ -29,6 +35,9 @@ const campaignCount = 10000
 type gen struct {
 	r   *rand.Rand
 	now time.Time
+	// keyed are events sent with an Idempotency-Key, oldest first: some
+	// are sent again later, as a client retries after a timeout.
+	keyed []request
 }
 
 func newGen(seed uint64, now time.Time) *gen {
@@ -94,9 +103,29 @@ func money(v int64, minor int) string {
 	return fmt.Sprintf("%d.%0*d", v/scale, minor, v%scale)
 }
 
-// event is a POST /api/v1/events body: about 70 % valid, the rest broken
-// in the ways clients break them.
+// event is a POST /api/v1/events: about 70 % valid, the rest broken in
+// the ways clients break them; about 6 % carry an Idempotency-Key (a few
+// of them malformed), and about 2 % are retries of one of those, sent
+// again with its key and body a while later.
 func (g *gen) event() request {
+	if len(g.keyed) > 30 && g.pct(2) {
+		retry := g.keyed[0]
+		g.keyed = g.keyed[1:]
+		retry.retry = true
+		return retry
+	}
+	req := g.newEvent()
+	switch {
+	case g.pct(6):
+		req.key = "k-" + g.alnum(8+g.r.IntN(24), alnums)
+		g.keyed = append(g.keyed, req)
+	case g.pct(1):
+		req.key = g.pick([]string{"two words", `"unterminated`, strings.Repeat("k", 256)})
+	}
+	return req
+}
+
+func (g *gen) newEvent() request {
 	req := request{route: "events", method: "POST", path: "/api/v1/events", ctype: "application/json"}
 	switch {
 	case g.pct(2):
