@@ -19,6 +19,7 @@ import (
 
 	"github.com/strangler-proxy/strangler/internal/monolith"
 	"github.com/strangler-proxy/strangler/ported/kafka/kafkatest"
+	"github.com/strangler-proxy/strangler/proxy/capture"
 	"github.com/strangler-proxy/strangler/proxy/shadowreport"
 )
 
@@ -397,7 +398,9 @@ func TestShadowDiffEventsToKafka(t *testing.T) {
 // The legacy side's events reach Kafka through the monolith's shipper (a
 // log shipper in production); the shadow reads them from that topic with
 // a consumer group of its own and compares each with what the Go
-// candidate would have published.
+// candidate would have published. The route's capture records each
+// event from the topic too, so that `strangler compare` offline compares
+// the Go side's would-be events with them and says "ready".
 func TestShadowSideEffectsFromTheTopic(t *testing.T) {
 	k := kafkatest.Start(t, kafkatest.Options{Topic: "events.legacy", Extra: []kfake.Opt{kfake.SeedTopics(3, topic)}})
 	m := startMonolith(t)
@@ -414,13 +417,15 @@ func TestShadowSideEffectsFromTheTopic(t *testing.T) {
 			t.Error(err)
 		}
 	}()
-	p := start(t, config{Upstream: m.URL, Brokers: []string{k.Addr}, Routes: `  - name: events
+	capFile := filepath.Join(t.TempDir(), "capture.jsonl")
+	p := start(t, config{Upstream: m.URL, Brokers: []string{k.Addr}, Routes: fmt.Sprintf(`  - name: events
     methods: [POST]
     path: /api/v1/events
     mode: shadow
     handler: events.ingest
     shadow: {legacy_events_topic: {topic: events.legacy, group: strangler-e2e, wait: 10s}}
-`})
+    capture: {percent: 100, file: %q}
+`, capFile)})
 	waitReady(t, p)
 	cmp := activeCampaign(t)
 	c := client()
@@ -461,5 +466,35 @@ func TestShadowSideEffectsFromTheTopic(t *testing.T) {
 	if se.Compared-before.SideEffects.Compared != n || se.Uncompared != before.SideEffects.Uncompared || ev.Stats.Counts.Mismatch != 0 {
 		t.Fatalf("side effects %+v (before %+v), counts %+v, diffs %+v: want the last %d compared, no mismatch",
 			se, before.SideEffects, ev.Stats.Counts, ev.Stats.TopDiffs, n)
+	}
+
+	// Every record is written once its event came from the topic, or the
+	// wait ended (a request answered before the group joined): then it
+	// says the event is unknown.
+	waitLines(t, capFile, i)
+	withEvent, unknown := 0, 0
+	for _, l := range lines(t, capFile) {
+		var rec capture.Record
+		if err := json.Unmarshal([]byte(l), &rec); err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case rec.PublishedUnknown:
+			unknown++
+		case bytes.Contains(rec.Published, []byte(`"email_sha256":`)):
+			withEvent++
+		}
+	}
+	if withEvent < n || withEvent+unknown != i {
+		t.Fatalf("%d records with the event from the topic, %d unknown, of %d: want at least the last %d with theirs", withEvent, unknown, i, n)
+	}
+	out := filepath.Join(t.TempDir(), "report.html")
+	cmd := exec.Command(binary, "compare", "-config", p.Config, "-capture", capFile, "-route", "events", "-out", out,
+		"-target-mismatch-rate", fmt.Sprint(3.0/float64(withEvent)))
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil || !strings.Contains(stdout.String(), "verdict: ready to flip") ||
+		(unknown > 0 && !strings.Contains(stdout.String(), fmt.Sprintf("skipped published_unknown: %d", unknown))) {
+		t.Fatalf("compare: %v\n%s%s", err, stdout.String(), stderr.String())
 	}
 }

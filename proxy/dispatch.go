@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
@@ -104,27 +105,53 @@ func (s *Server) serveLegacy(ctx *fasthttp.RequestCtx, x *exchange) error {
 }
 
 // captureOutput is where a route's captured records go, and how the
-// legacy side's published message is found for one: the line of the
-// route's events file, by its key path, if it has one.
+// legacy side's published message is found for one, by the route's key
+// path: the line of its events file, or the message on the topic its
+// messages reach, once it arrives (within the topic's wait), left for the
+// comparison that waits for it too.
 func captureOutput(rr *control.Route) capture.Output {
 	out := capture.Output{Writer: rr.Capture}
 	sr := rr.Shadow
 	if sr == nil {
 		return out
 	}
-	if f, ok := sr.LegacyEvents.(interface{ Peek(string) ([]byte, bool) }); ok {
-		keyPath := sr.KeyPath
-		out.Published = func(body []byte) []byte {
-			key, ok := compare.Lookup(body, keyPath)
-			if !ok || key == "" {
-				return nil
+	keyOf := func(body []byte) string {
+		key, _ := compare.Lookup(body, sr.KeyPath)
+		return key
+	}
+	switch src := sr.LegacyEvents.(type) {
+	case interface{ Peek(string) ([]byte, bool) }:
+		out.Published = func(body []byte, done func([]byte, bool)) {
+			var v []byte
+			if key := keyOf(body); key != "" {
+				v, _ = src.Peek(key)
 			}
-			v, _ := f.Peek(key)
-			return v
+			done(v, false)
+		}
+	case watcher:
+		out.Published = func(body []byte, done func([]byte, bool)) {
+			key := keyOf(body)
+			if key == "" {
+				done(nil, false)
+				return
+			}
+			if !src.Watch(key, time.Now().Add(src.Wait()), func(msg []byte, ok bool) { done(msg, !ok) }) {
+				done(nil, true)
+			}
 		}
 	}
 	return out
 }
+
+// watcher is a source whose messages arrive after the answer
+// (shadow.Topic).
+type watcher interface {
+	Watch(key string, deadline time.Time, fn func([]byte, bool)) bool
+	Wait() time.Duration
+}
+
+// Interface guard: the topic source is one.
+var _ watcher = (*shadow.Topic)(nil)
 
 // serveGo answers from the Go side through serve. When the Go handler
 // fails on a safe, bodiless request of a route with fallback, legacy

@@ -27,7 +27,6 @@ import (
 	"github.com/strangler-proxy/strangler/compare"
 	"github.com/strangler-proxy/strangler/legacy-passthrough"
 	"github.com/strangler-proxy/strangler/ported/delivery"
-	"github.com/strangler-proxy/strangler/proxy/capture"
 	"github.com/strangler-proxy/strangler/proxy/control"
 	"github.com/strangler-proxy/strangler/proxy/shadow"
 	"github.com/strangler-proxy/strangler/proxy/shadowreport"
@@ -850,17 +849,7 @@ func TestCaptureWritesRedactedRequests(t *testing.T) {
 	if len(seen) != 3 || seen[0] != body {
 		t.Fatalf("legacy saw bodies %q: the capture changed the request", seen)
 	}
-	var recs []capture.Record
-	waitFor(t, "2 captured requests", func() bool {
-		f, err := os.Open(file)
-		if err != nil {
-			return false
-		}
-		defer f.Close()
-		recs = recs[:0]
-		_ = capture.Read(f, func(r capture.Record) error { recs = append(recs, r); return nil })
-		return len(recs) == 2
-	})
+	recs := waitRecords(t, file, 2)
 	r := recs[0]
 	raw, _ := json.Marshal(r)
 	for _, secret := range []string{"abc", "xyz", "s3cret", "a@example.com", "t0p", "f00d"} {

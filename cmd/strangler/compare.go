@@ -300,8 +300,9 @@ func (r *replay) run() error {
 
 // Skip reasons of an offline run.
 const (
-	skipNoAnswer = "no_recorded_answer" // the Go side answered when it was captured, or legacy failed
-	skipUnsafe   = "unsafe_method"      // -live without -allow-unsafe
+	skipNoAnswer  = "no_recorded_answer" // the Go side answered when it was captured, or legacy failed
+	skipUnsafe    = "unsafe_method"      // -live without -allow-unsafe
+	skipPublished = "published_unknown"  // the legacy side's message did not arrive in time to be captured
 )
 
 // one replays a record through the same engine the shadow mode uses, the
@@ -356,8 +357,12 @@ func (r *replay) one(rec capture.Record) {
 func (r *replay) recorded(ctx *fasthttp.RequestCtx, rec capture.Record) {
 	c := r.sr.Collector
 	a := rec.Answer
-	if a == nil {
+	switch {
+	case a == nil:
 		c.Skipped(skipNoAnswer)
+		return
+	case rec.PublishedUnknown:
+		c.Skipped(skipPublished)
 		return
 	}
 	if len(rec.Published) > 0 {

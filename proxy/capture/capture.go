@@ -4,8 +4,9 @@
 // A record keeps what a replay needs: method, request target, header
 // fields in order and the body; and, when the legacy side answered, its
 // answer (status, headers, body, time window) and what it published for
-// the request (the line of its events file), so that an offline run can
-// compare the Go side with it without asking the monolith again.
+// the request (the line of its events file, or its message on a topic,
+// which arrives later: the record waits for it), so that an offline run
+// can compare the Go side with it without asking the monolith again.
 //
 // Redaction, before anything is written: credential header values
 // (Cookie, Authorization, API keys...) and secret-looking query values
@@ -28,6 +29,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -61,10 +63,14 @@ type Record struct {
 	// otherwise (the Go side answered, or the legacy call failed).
 	Answer *Answer `json:"answer,omitempty"`
 	// Published is what the legacy side published for the request (the
-	// line of its events file, found by the route's shadow.key_path in the
-	// answer); absent when the route names no events file or nothing was
-	// published.
+	// line of its events file, or the message on the topic it reaches,
+	// found by the route's shadow.key_path in the answer); absent when the
+	// route names no source or nothing was published.
 	Published json.RawMessage `json:"published,omitempty"`
+	// PublishedUnknown: the answer names a message the source did not
+	// yield in time (a topic's wait), so whether the legacy side published
+	// is not known; an offline run skips the record.
+	PublishedUnknown bool `json:"published_unknown,omitempty"`
 }
 
 // Answer is a recorded legacy answer, redacted.
@@ -142,6 +148,13 @@ type Pending struct {
 	ansOver   bool
 	max       int
 	written   atomic.Bool
+
+	// mu orders the request's end (finished) and the published message's
+	// arrival (awaiting cleared), which may come from another goroutine;
+	// whichever is last writes the record.
+	mu       sync.Mutex
+	finished bool
+	awaiting bool
 }
 
 // Output is where a captured record goes.
@@ -149,8 +162,11 @@ type Output struct {
 	// Writer appends the record. Required.
 	Writer *Writer
 	// Published finds what the legacy side published for an answer with
-	// this body (nil: nothing, or no source). Nil: never looked for.
-	Published func(answerBody []byte) []byte
+	// this body and calls done once with it: at once, or later (a topic's
+	// message arrives after the answer); with nil when nothing was
+	// published, and unknown when the source could not say in time. done
+	// must not keep msg. Nil: never looked for.
+	Published func(answerBody []byte, done func(msg []byte, unknown bool))
 }
 
 // tee keeps up to max bytes of what the handler reads.
@@ -352,15 +368,43 @@ func (p *Pending) answerDone(complete bool) {
 	a := p.ans
 	p.rec.Answer = &a
 	if p.out.Published != nil {
-		if msg := p.out.Published(p.ansBody); msg != nil && json.Valid(msg) {
-			p.rec.Published = compare.RedactAnswerBody(msg, "application/json")
-		}
+		p.mu.Lock()
+		p.awaiting = true
+		p.mu.Unlock()
+		p.out.Published(p.ansBody, p.published)
 	}
 }
 
-// write hands the record to the writer, once.
+// published takes what the legacy side published for the answer.
+func (p *Pending) published(msg []byte, unknown bool) {
+	p.mu.Lock()
+	if msg != nil && json.Valid(msg) {
+		p.rec.Published = compare.RedactAnswerBody(msg, "application/json")
+	}
+	p.rec.PublishedUnknown = unknown
+	p.awaiting = false
+	ready := p.finished
+	p.mu.Unlock()
+	if ready {
+		p.emit()
+	}
+}
+
+// write ends the request's part of the record; the record goes to the
+// writer once the published message is in too.
 func (p *Pending) write() {
+	p.mu.Lock()
 	p.requestDone()
+	p.finished = true
+	ready := !p.awaiting
+	p.mu.Unlock()
+	if ready {
+		p.emit()
+	}
+}
+
+// emit hands the record to the writer, once.
+func (p *Pending) emit() {
 	if p.written.Swap(true) {
 		return
 	}

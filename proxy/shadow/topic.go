@@ -65,6 +65,7 @@ type Topic struct {
 type waiter struct {
 	deadline time.Time
 	fn       func([]byte, bool)
+	watch    bool // leaves the message for Take and Await (Watch)
 }
 
 // Interface guards.
@@ -170,7 +171,30 @@ func (t *Topic) Await(key string, deadline time.Time, fn func([]byte, bool)) boo
 	return true
 }
 
-// arrived hands a message to whoever waits for it, or keeps it.
+// Watch calls fn once with the message with this key when it arrives
+// (at once if it has), or with false at deadline, as Await does, but
+// leaves the message for Take and Await: a capture records the message a
+// comparison also waits for. The message is shared: fn must not modify
+// it. It returns false (and never calls fn) when too many wait already.
+func (t *Topic) Watch(key string, deadline time.Time, fn func([]byte, bool)) bool {
+	t.mu.Lock()
+	if v, ok := t.kept.peek(key); ok {
+		t.mu.Unlock()
+		fn(v, true)
+		return true
+	}
+	if t.waiting >= t.o.MaxWaiting || t.ctx.Err() != nil {
+		t.mu.Unlock()
+		return false
+	}
+	t.waiters[key] = append(t.waiters[key], waiter{deadline: deadline, fn: fn, watch: true})
+	t.waiting++
+	t.mu.Unlock()
+	return true
+}
+
+// arrived hands a message to whoever waits for it, or keeps it: kept too
+// when only watchers wait, for the comparison that asks later.
 func (t *Topic) arrived(value []byte) {
 	key, ok := compare.Lookup(value, t.o.KeyPath)
 	if !ok || key == "" {
@@ -178,16 +202,23 @@ func (t *Topic) arrived(value []byte) {
 	}
 	t.mu.Lock()
 	ws := t.waiters[key]
+	taken := false
+	for _, w := range ws {
+		taken = taken || !w.watch
+	}
 	if len(ws) > 0 {
 		delete(t.waiters, key)
 		t.waiting -= len(ws)
-	} else {
+	}
+	if !taken {
 		// Under the lock: Await checks kept and registers atomically.
 		t.kept.put(key, value)
 	}
 	t.mu.Unlock()
 	for _, w := range ws {
-		t.found.Add(1)
+		if !w.watch {
+			t.found.Add(1)
+		}
 		w.fn(value, true)
 	}
 }

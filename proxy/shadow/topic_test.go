@@ -151,3 +151,64 @@ func TestTopicWithoutCluster(t *testing.T) {
 		t.Fatal("healthy without a cluster")
 	}
 }
+
+// A capture watches for the message a comparison also needs: Watch gets it
+// and leaves it, whether it arrives before the comparison asks (kept for
+// Take) or while both wait (each gets it once).
+func TestTopicWatchLeavesTheMessage(t *testing.T) {
+	c := kafkatest.Start(t, kafkatest.Options{Topic: "legacy.events", Partitions: 2})
+	tp := newTopic(t, c, "strangler-shadow-watch")
+	waitHealthy(t, tp)
+	type got struct {
+		msg string
+		ok  bool
+	}
+	watch := func(key string, wait time.Duration) chan got {
+		ch := make(chan got, 1)
+		if !tp.Watch(key, time.Now().Add(wait), func(msg []byte, ok bool) { ch <- got{string(msg), ok} }) {
+			t.Fatal("Watch refused")
+		}
+		return ch
+	}
+	recv := func(ch chan got) got {
+		t.Helper()
+		select {
+		case g := <-ch:
+			return g
+		case <-time.After(10 * time.Second):
+			t.Fatal("no call within 10s")
+			return got{}
+		}
+	}
+
+	// Watched alone: the message stays for the comparison's Take, and a
+	// Watch after it arrived gets it at once.
+	first := watch("ev-a", 10*time.Second)
+	produce(t, c.Addr, `{"event_id":"ev-a"}`)
+	if g := recv(first); !g.ok || g.msg != `{"event_id":"ev-a"}` {
+		t.Fatalf("watch: %+v", g)
+	}
+	if g := recv(watch("ev-a", time.Second)); !g.ok {
+		t.Fatalf("watch after arrival: %+v", g)
+	}
+	if v, ok := tp.Take("ev-a"); !ok || string(v) != `{"event_id":"ev-a"}` {
+		t.Fatalf("Take after Watch: %q %v", v, ok)
+	}
+
+	// Watched and awaited: both get it; it is the comparison's then.
+	w := watch("ev-b", 10*time.Second)
+	awaited := make(chan got, 1)
+	tp.Await("ev-b", time.Now().Add(10*time.Second), func(msg []byte, ok bool) { awaited <- got{string(msg), ok} })
+	produce(t, c.Addr, `{"event_id":"ev-b"}`)
+	if g, a := recv(w), recv(awaited); !g.ok || !a.ok {
+		t.Fatalf("watch %+v await %+v", g, a)
+	}
+	if _, ok := tp.Take("ev-b"); ok {
+		t.Fatal("an awaited message was kept too")
+	}
+
+	// Never arrives: false at the deadline.
+	if g := recv(watch("ev-never", 50*time.Millisecond)); g.ok {
+		t.Fatalf("a message that never came: %+v", g)
+	}
+}
