@@ -98,10 +98,12 @@ func TestSplice(t *testing.T) {
 
 func TestShippedConfig(t *testing.T) {
 	give := "listen: \":8080\"\nadmin_listen: \"127.0.0.1:9901\"\nlegacy:\n  upstream: \"http://127.0.0.1:8081\"\n" +
-		"  timeout: 30s\nspool:\n  dir: var/spool\nother:\n  dir: keep\n  upstream: keep\n"
+		"  timeout: 30s\nspool:\n  dir: var/spool\nother:\n  dir: keep\n  upstream: keep\n" +
+		"routes:\n  - shadow:\n      legacy_events_file: var/monolith/e.jsonl\n# path: var/x\n"
 	want := "listen: \"127.0.0.1:1\"\nadmin_listen: \"127.0.0.1:2\"\nlegacy:\n  upstream: \"http://127.0.0.1:3\"\n" +
-		"  timeout: 30s\nspool:\n  dir: \"/tmp/s\"\nother:\n  dir: keep\n  upstream: keep\n"
-	if got := shippedConfig(give, "127.0.0.1:1", "127.0.0.1:2", "http://127.0.0.1:3", "/tmp/s"); got != want {
+		"  timeout: 30s\nspool:\n  dir: \"/tmp/v/spool\"\nother:\n  dir: keep\n  upstream: keep\n" +
+		"routes:\n  - shadow:\n      legacy_events_file: \"/tmp/v/monolith/e.jsonl\"\n# path: var/x\n"
+	if got := shippedConfig(give, "127.0.0.1:1", "127.0.0.1:2", "http://127.0.0.1:3", "/tmp/v"); got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
 }

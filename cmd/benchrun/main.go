@@ -349,7 +349,15 @@ func idleRSS(ctx context.Context, l launcher, bin, upstream string) (idle idleFi
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return idle, err
 	}
-	cfg := shippedConfig(string(b), listen, admin, "http://"+upstream, filepath.Join(dir, "spool"))
+	// The shipped paths under var/ (spool, sessions, the monolith's events
+	// file) move under dir: a fresh clone has no var/, and a run must not
+	// touch the checkout's.
+	for _, sub := range []string{"monolith", "sessions"} {
+		if err := os.MkdirAll(filepath.Join(dir, "var", sub), 0o755); err != nil {
+			return idle, err
+		}
+	}
+	cfg := shippedConfig(string(b), listen, admin, "http://"+upstream, filepath.Join(dir, "var"))
 	path := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		return idle, err
@@ -383,10 +391,10 @@ type idleFigures struct {
 	heap, goroutines float64
 }
 
-// shippedConfig is config.yaml with its listen and admin addresses, the
-// legacy upstream and the spool directory replaced, everything else as
-// shipped.
-func shippedConfig(cfg, listen, admin, upstream, spool string) string {
+// shippedConfig is config.yaml with its listen and admin addresses and the
+// legacy upstream replaced, and every value under var/ moved under varDir,
+// everything else as shipped.
+func shippedConfig(cfg, listen, admin, upstream, varDir string) string {
 	lines := strings.Split(cfg, "\n")
 	section := ""
 	for i, line := range lines {
@@ -400,8 +408,10 @@ func shippedConfig(cfg, listen, admin, upstream, spool string) string {
 			lines[i] = "admin_listen: " + strconv.Quote(admin)
 		case section == "legacy" && strings.HasPrefix(line, "  upstream:"):
 			lines[i] = "  upstream: " + strconv.Quote(upstream)
-		case section == "spool" && strings.HasPrefix(line, "  dir:"):
-			lines[i] = "  dir: " + strconv.Quote(spool)
+		case !strings.HasPrefix(strings.TrimSpace(line), "#"):
+			if key, val, ok := strings.Cut(line, ": var/"); ok {
+				lines[i] = key + ": " + strconv.Quote(filepath.Join(varDir, strings.TrimSpace(val)))
+			}
 		}
 	}
 	return strings.Join(lines, "\n")

@@ -71,7 +71,7 @@ func commands() []command {
 		{"check", "[-against ADMIN_URL] [-config] FILE", "validate a config without starting anything; with -against, also what a running instance would refuse of it", checkCmd},
 		{"routes", "[-config FILE]", "print the compiled route table", routesCmd},
 		{"spool", "[-config FILE]", "print the events waiting in the spool (JSONL; safe while running)", spoolCmd},
-		{"compare", "-capture FILE -route NAME [flags]", "replay a capture against legacy and Go, write the report; exit 1 unless the route is ready to flip", compareCmd},
+		{"compare", "-capture FILE -route NAME [flags]", "replay a capture to the Go handler against its recorded legacy answers (-live: ask the monolith), write the report; exit 1 unless the route is ready to flip", compareCmd},
 		{"version", "", "print the version", versionCmd},
 	}
 }
