@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
@@ -108,6 +109,7 @@ type Watcher struct {
 
 	reloads     *prometheus.CounterVec
 	lastSuccess prometheus.Gauge
+	info        *prometheus.GaugeVec // the sha256 of the file in force
 }
 
 // NewWatcher takes the file's first contents (WatchOptions.Data, or one
@@ -172,12 +174,19 @@ func NewWatcher(o WatchOptions) (*Watcher, error) {
 		Name: "strangler_config_last_reload_success_timestamp_seconds",
 		Help: "Unix time of the last successful route table load (start-up counts).",
 	})
-	if err := promreg.Register(o.Registerer, "routes watcher", w.reloads, w.lastSuccess); err != nil {
+	// A fleet's instances each watch their own copy of the file: the sum
+	// in force is what tells an operator they run the same table.
+	w.info = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "strangler_config_info",
+		Help: "1, labelled with the sha256 of the config file whose route table is in force.",
+	}, []string{"sha256"})
+	if err := promreg.Register(o.Registerer, "routes watcher", w.reloads, w.lastSuccess, w.info); err != nil {
 		return nil, err
 	}
 	if err := w.pub.Publish(t); err != nil {
 		return nil, fmt.Errorf("load routes %s: %w", abs, err)
 	}
+	w.info.WithLabelValues(hex.EncodeToString(w.lastSum[:])).Set(1)
 	w.current = c
 	w.lastSuccess.Set(unixSeconds(o.Now()))
 	return w, nil
@@ -302,13 +311,15 @@ func (w *Watcher) reload(trigger string) {
 	w.mu.Unlock()
 	w.reloads.WithLabelValues(ResultOK).Inc()
 	w.lastSuccess.Set(unixSeconds(w.o.Now()))
+	w.info.Reset()
+	w.info.WithLabelValues(hex.EncodeToString(sum[:])).Set(1)
 
 	counts := map[Mode]int{}
 	for _, r := range t.routes {
 		counts[r.Mode]++
 	}
 	fields := []zap.Field{
-		zap.String("path", w.path), zap.String("trigger", trigger),
+		zap.String("path", w.path), zap.String("trigger", trigger), zap.String("sha256", hex.EncodeToString(sum[:])),
 		zap.Int("routes", len(t.routes)), zap.Bool("all_legacy", t.allLegacy),
 	}
 	for _, m := range modes {

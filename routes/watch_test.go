@@ -2,10 +2,13 @@ package routes
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -594,5 +597,56 @@ func TestWatcherListsChangedFields(t *testing.T) {
 	got, _ = e.logs.FilterMessage("config reloaded").All()[1].ContextMap()["changes"].([]any)
 	if len(got) != 1 || got[0] != "events: updated shadow.headers, capture.percent" {
 		t.Errorf("changes = %v", got)
+	}
+}
+
+// infoSums lists the sha256 labels of strangler_config_info set to 1.
+func (e *watchEnv) infoSums() []string {
+	e.t.Helper()
+	mfs, err := e.reg.Gather()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var out []string
+	for _, mf := range mfs {
+		if mf.GetName() != "strangler_config_info" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "sha256" && m.GetGauge().GetValue() == 1 {
+					out = append(out, l.GetValue())
+				}
+			}
+		}
+	}
+	return out
+}
+
+func sumOf(s string) string {
+	b := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(b[:])
+}
+
+// A fleet compares strangler_config_info across instances: it must name
+// the file whose table is in force, never a refused one.
+func TestConfigInfoNamesTheFileInForce(t *testing.T) {
+	e := startWatcher(t)
+	if got, want := e.infoSums(), []string{sumOf(configFile("canary", ""))}; !slices.Equal(got, want) {
+		t.Fatalf("at start: sums %v, want %v", got, want)
+	}
+	ported := configFile("ported", "")
+	e.writeFile(ported)
+	e.waitReloaded(1)
+	if got, want := e.infoSums(), []string{sumOf(ported)}; !slices.Equal(got, want) {
+		t.Fatalf("after the reload: sums %v, want %v", got, want)
+	}
+	if got := e.logs.FilterMessage("config reloaded").All()[0].ContextMap()["sha256"]; got != sumOf(ported) {
+		t.Errorf("reload line sha256 = %v, want %s", got, sumOf(ported))
+	}
+	e.writeFile(strings.Replace(ported, "handler: campaigns.get", "handler: campaigns.gett", 1))
+	e.waitRefused(1)
+	if got, want := e.infoSums(), []string{sumOf(ported)}; !slices.Equal(got, want) {
+		t.Errorf("after a refused edit: sums %v, want %v (the table in force)", got, want)
 	}
 }
