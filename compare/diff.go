@@ -170,7 +170,12 @@ func (c *Comparator) DiffWith(primary, candidate Response, o DiffOptions) Result
 	if w.steps > maxSteps {
 		w.emitRaw(w.o.Root, w.o.Root, KindIncomplete, "compared "+strconv.Itoa(maxSteps)+" values, then stopped", "")
 	}
-	r := Result{Diffs: w.diffs, Dropped: w.dropped}
+	r := Result{Dropped: w.dropped}
+	if len(w.diffs) > 0 {
+		// Collected in the walker's reused slice: one allocation of the
+		// size needed instead of one per doubling.
+		r.Diffs = append([]Diff(nil), w.diffs...)
+	}
 	c.accept(&r)
 	return r
 }
@@ -308,6 +313,7 @@ type walker struct {
 	p, q    *tape
 	path    []byte // concrete path of the value being compared
 	tpl     []byte // its template
+	buf     []byte // scratch for paths
 	diffs   []Diff
 	dropped int
 	// probe mode answers "equal?" without collecting: the first
@@ -342,9 +348,15 @@ func getWalker(c *Comparator) *walker {
 	return w
 }
 
-// putWalker recycles w; the diffs it collected belong to the caller.
+// putWalker recycles w; the diffs it collected were copied out for the
+// caller (DiffWith), and are cleared so the pool does not keep their
+// strings.
 func putWalker(w *walker) {
-	*w = walker{path: w.path[:0], tpl: w.tpl[:0]}
+	if cap(w.diffs) > 1<<10 { // do not pin a huge result in the pool
+		w.diffs = nil
+	}
+	clear(w.diffs[:cap(w.diffs)])
+	*w = walker{path: w.path[:0], tpl: w.tpl[:0], buf: w.buf[:0], diffs: w.diffs[:0]}
 	walkerPool.Put(w)
 }
 
@@ -368,11 +380,7 @@ func (w *walker) emitNote(kind Kind, pi, qi int32, note string, meaning bool) *D
 		w.dropped++
 		return nil
 	}
-	path := string(w.path)
-	tpl := path // no array index on the way: the same string, one allocation less
-	if len(w.tpl) != len(w.path) || string(w.tpl) != path {
-		tpl = string(w.tpl)
-	}
+	path, tpl := w.paths()
 	d := Diff{Path: path, Template: tpl, Kind: kind}
 	if secretPath(path) {
 		if pi >= 0 {
@@ -392,6 +400,18 @@ func (w *walker) emitNote(kind Kind, pi, qi int32, note string, meaning bool) *D
 	d.Note = note
 	w.diffs = append(w.diffs, d)
 	return &w.diffs[len(w.diffs)-1]
+}
+
+// paths returns the current path and its template as strings, from one
+// allocation: the same string when no array index is on the way.
+func (w *walker) paths() (path, tpl string) {
+	if string(w.tpl) == string(w.path) {
+		path = string(w.path)
+		return path, path
+	}
+	w.buf = append(append(w.buf[:0], w.path...), w.tpl...)
+	both := string(w.buf)
+	return both[:len(w.path)], both[len(w.path):]
 }
 
 // emitRaw records a difference whose renderings the caller made.
@@ -441,15 +461,15 @@ func (w *walker) gaps(a, b string) {
 	if a == b || w.probe {
 		return
 	}
-	if !sameBesidesSpace(a, b) {
-		w.emitRaw(string(w.path), string(w.tpl), KindEscape, excerpt(strconv.Quote(a)), excerpt(strconv.Quote(b)))
-		return
+	kind := KindEscape
+	if sameBesidesSpace(a, b) {
+		if w.spaced {
+			return
+		}
+		w.spaced, kind = true, KindWhitespace
 	}
-	if w.spaced {
-		return
-	}
-	w.spaced = true
-	w.emitRaw(string(w.path), string(w.tpl), KindWhitespace, excerpt(strconv.Quote(a)), excerpt(strconv.Quote(b)))
+	path, tpl := w.paths()
+	w.emitRaw(path, tpl, kind, excerpt(strconv.Quote(a)), excerpt(strconv.Quote(b)))
 }
 
 // sameBesidesSpace compares two gaps with JSON whitespace outside quotes
@@ -661,12 +681,8 @@ func (w *walker) object(pi, qi int32, rs ruleSet) {
 	if w.probe && w.hit {
 		return
 	}
-	if reordered {
-		path := string(w.path)
-		tpl := path
-		if string(w.tpl) != path {
-			tpl = string(w.tpl)
-		}
+	if reordered && !w.probe {
+		path, tpl := w.paths()
 		w.emitRaw(path, tpl, KindKeyOrder, keyList(w.p, pi), keyList(w.q, qi))
 	}
 	w.closing(pi, qi)
@@ -703,15 +719,15 @@ func (w *walker) closing(pi, qi int32) {
 
 // keyList renders an object's member names in order.
 func keyList(t *tape, oi int32) string {
-	var b []byte
-	b = append(b, '[')
+	var buf [2 * maxRender]byte
+	b := append(buf[:0], '[')
 	for c := oi + 1; c < t.nodes[oi].end && len(b) <= maxRender; c = t.nodes[c].end {
 		if c > oi+1 {
 			b = append(b, ',')
 		}
-		b = strconv.AppendQuote(b, t.nodes[c].key)
+		b = appendQuoted(b, t.nodes[c].key)
 	}
-	return excerpt(string(append(b, ']')))
+	return cutRender(append(b, ']'))
 }
 
 // sameKeys is the fast path for objects with the same keys in the same

@@ -22,13 +22,59 @@ var secretKeyParts = [...]string{
 	"session", "cookie", "credential", "private", "signature",
 }
 
-func secretKey(k string) bool {
-	for _, part := range secretKeyParts {
-		if containsFold(k, part) {
-			return true
+func secretKey(k string) bool { return secretParts.in(k) }
+
+// secretParts and credentialParts' indexes: every difference, rendered
+// value and redacted member asks, so the scan looks at each byte once.
+var (
+	secretParts     = newPartIndex(secretKeyParts[:])
+	credentialIndex = newPartIndex(credentialParts[:])
+)
+
+// partIndex finds lower-case parts in a string, case-insensitively,
+// trying at each byte only the parts that start with it: most bytes of a
+// key start none.
+type partIndex [256][]string
+
+func newPartIndex(parts []string) *partIndex {
+	var x partIndex
+	for _, p := range parts {
+		x[p[0]] = append(x[p[0]], p)
+		if c := p[0]; c >= 'a' && c <= 'z' {
+			x[c-'a'+'A'] = append(x[c-'a'+'A'], p)
+		}
+	}
+	return &x
+}
+
+// in reports whether s contains one of x's parts, ASCII case folded.
+func (x *partIndex) in(s string) bool {
+	for i := 0; i < len(s); i++ {
+		for _, p := range x[s[i]] {
+			if len(s)-i >= len(p) && hasPrefixFold(s[i+1:], p[1:]) {
+				return true
+			}
 		}
 	}
 	return false
+}
+
+// hasPrefixFold is strings.HasPrefix with ASCII case folding; prefix is
+// lower-case.
+func hasPrefixFold(s, prefix string) bool {
+	if len(s) < len(prefix) {
+		return false
+	}
+	for j := 0; j < len(prefix); j++ {
+		c := s[j]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != prefix[j] {
+			return false
+		}
+	}
+	return true
 }
 
 // secretHeader reports headers whose values are credentials.
@@ -55,19 +101,10 @@ func secretPath(p string) bool {
 // containsFold is strings.Contains with ASCII case folding; sub is
 // lower-case.
 func containsFold(s, sub string) bool {
-	n := len(sub)
-outer:
-	for i := 0; i+n <= len(s); i++ {
-		for j := 0; j < n; j++ {
-			c := s[i+j]
-			if c >= 'A' && c <= 'Z' {
-				c += 'a' - 'A'
-			}
-			if c != sub[j] {
-				continue outer
-			}
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if hasPrefixFold(s[i:], sub) {
+			return true
 		}
-		return true
 	}
 	return false
 }
@@ -211,14 +248,7 @@ var credentialParts = [...]string{
 	"card", "cvv", "cvc", "iban", "ssn", "credential", "private", "signature",
 }
 
-func credentialKey(k string) bool {
-	for _, part := range credentialParts {
-		if containsFold(k, part) {
-			return true
-		}
-	}
-	return false
-}
+func credentialKey(k string) bool { return credentialIndex.in(k) }
 
 // mask keeps s's length and kind of character: letters become x or X,
 // digits 0; anything else stays. What a validation rule checks of a form

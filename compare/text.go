@@ -73,8 +73,13 @@ func excerpt(s string) string {
 // render prints node i compactly, secrets redacted, cut to about
 // maxRender bytes. The result never aliases the tape.
 func render(t *tape, i int32) string {
-	var b []byte
-	b = appendNode(b, t, i)
+	var buf [2 * maxRender]byte // a rendering that fits costs one allocation
+	return cutRender(appendNode(buf[:0], t, i))
+}
+
+// cutRender returns b as a string cut to about maxRender bytes, as
+// excerpt does, copying once.
+func cutRender(b []byte) string {
 	if len(b) > maxRender {
 		cut := maxRender
 		for cut > 0 && !utf8.RuneStart(b[cut]) {
@@ -97,7 +102,7 @@ func appendNode(b []byte, t *tape, i int32) []byte {
 			if c > i+1 {
 				b = append(b, ',')
 			}
-			b = strconv.AppendQuote(b, t.nodes[c].key)
+			b = appendQuoted(b, t.nodes[c].key)
 			b = append(b, ':')
 			if secretKey(t.nodes[c].key) {
 				b = strconv.AppendQuote(b, Redacted)
@@ -124,4 +129,17 @@ func appendNode(b []byte, t *tape, i int32) []byte {
 	default:
 		return append(b, t.src[nd.start:nd.stop]...)
 	}
+}
+
+// appendQuoted is strconv.AppendQuote, with the common case (printable
+// ASCII, nothing to escape) copied as it is.
+func appendQuoted(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return strconv.AppendQuote(b, s)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
