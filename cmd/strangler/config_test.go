@@ -9,9 +9,11 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/strangler-proxy/strangler/compare"
 	"github.com/strangler-proxy/strangler/legacy-passthrough"
 	"github.com/strangler-proxy/strangler/ported/delivery"
 	"github.com/strangler-proxy/strangler/ported/events"
@@ -19,6 +21,8 @@ import (
 	"github.com/strangler-proxy/strangler/ported/kafka"
 	"github.com/strangler-proxy/strangler/ported/session"
 	"github.com/strangler-proxy/strangler/ported/spool"
+	"github.com/strangler-proxy/strangler/proxy"
+	"github.com/strangler-proxy/strangler/proxy/shadowreport"
 )
 
 // config.yaml is the reference: the values it spells out for the ported
@@ -35,10 +39,30 @@ func TestShippedConfigSpellsOutTheDefaults(t *testing.T) {
 	if len(c.Legacy.Upstreams) == 0 && len(c.Legacy.TrustedProxies) == 0 {
 		c.Legacy.Upstreams, c.Legacy.TrustedProxies = nil, nil
 	}
+	// The shadow section's learner and store take their defaults where
+	// they are used; the front door's part is proxy.Config's.
+	front, noise := c.Proxy, c.Proxy.Shadow.Noise
+	front.Shadow.Noise, front.Shadow.Store, front.Shadow.DiffLog = compare.NoiseConfig{}, shadowreport.StoreConfig{}, shadowreport.DiffLogConfig{}
+	if len(front.TLS.Certificates) == 0 && len(front.Server.ProxyProtocol.Trusted) == 0 {
+		front.TLS.Certificates, front.Server.ProxyProtocol.Trusted = nil, nil
+	}
 	tests := []struct {
 		section   string
 		got, want any
 	}{
+		{"listen, admin_listen, server, tls, shadow", front, proxy.Config{}.WithDefaults()},
+		{"log", c.Log, logConfig{}.WithDefaults()},
+		{"shadow.noise", noise, compare.NoiseConfig{
+			MinDiffs: compare.DefaultNoiseMinDiffs, RelativeThreshold: compare.DefaultNoiseRelativeThreshold,
+			AbsoluteThreshold: compare.DefaultNoiseAbsoluteThreshold, MaxPaths: compare.DefaultNoiseMaxPaths,
+			Warmup: compare.DefaultNoiseWarmup, Every: compare.DefaultNoiseEvery, SettleAfter: compare.DefaultNoiseSettleAfter,
+			SettledEvery: compare.DefaultNoiseSettledEvery, MinObservations: compare.DefaultMinObservations,
+			MinBits: compare.DefaultMinBits, ClockSkew: compare.DefaultClockSkew, MaxValues: compare.DefaultMaxValues,
+		}},
+		{"shadow.diff_log", c.Proxy.Shadow.DiffLog, shadowreport.DiffLogConfig{
+			MaxBytes: shadowreport.DefaultDiffLogMaxBytes, Queue: shadowreport.DefaultDiffLogQueue}},
+		{"shadow.store", c.Proxy.Shadow.Store, shadowreport.StoreConfig{
+			Groups: shadowreport.DefaultStoreGroups, Examples: shadowreport.DefaultStoreExamples, MaxBody: shadowreport.DefaultStoreMaxBody}},
 		{"events", c.Events, events.Config{}.WithDefaults()},
 		{"spool", c.Spool, spool.Config{}.WithDefaults()},
 		{"kafka", c.Kafka, kafka.Config{}.WithDefaults()},
@@ -110,5 +134,54 @@ func TestSpoolCommand(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	if code := run([]string{"spool", "-config", bad}, &stdout, &stderr); code != exitRunError || !strings.Contains(stderr.String(), `unknown key "spool.dirr"`) {
 		t.Errorf("bad config: exit %d, stderr %q", code, &stderr)
+	}
+}
+
+// mapstructureKeys lists the dotted keys a config struct decodes, leaves
+// only (a squashed struct's keys are its parent's).
+func mapstructureKeys(t reflect.Type, prefix string) []string {
+	var out []string
+	for f := range t.Fields() {
+		name, opts, _ := strings.Cut(f.Tag.Get("mapstructure"), ",")
+		if !f.IsExported() || name == "-" {
+			continue
+		}
+		key := prefix + name
+		ft := f.Type
+		if ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		switch {
+		case opts == "squash":
+			out = append(out, mapstructureKeys(ft, prefix)...)
+		case ft.Kind() == reflect.Struct && ft != reflect.TypeFor[time.Duration]():
+			out = append(out, mapstructureKeys(ft, key+".")...)
+		default:
+			out = append(out, key)
+		}
+	}
+	return out
+}
+
+// config.yaml is the reference: every key the static sections decode is
+// there (so its comment is too), and only routes and all_legacy are left
+// to the routes package.
+func TestShippedConfigNamesEveryKey(t *testing.T) {
+	_, v, err := loadConfig(filepath.Join("..", "..", "config.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]bool{}
+	for _, k := range v.AllKeys() {
+		have[k] = true
+	}
+	keys := mapstructureKeys(reflect.TypeFor[fileConfig](), "")
+	if len(keys) < 100 {
+		t.Fatalf("found only %d keys in fileConfig: the walk is broken", len(keys))
+	}
+	for _, k := range keys {
+		if !have[k] {
+			t.Errorf("config.yaml does not name %s", k)
+		}
 	}
 }

@@ -1,5 +1,7 @@
-// Package layout holds no code: its test enforces which of the module's
-// packages may import which, so the layout in README.md stays true.
+// Package layout holds no code. Its tests keep README.md true: they enforce
+// which of the module's packages may import which (the layout), that the
+// metrics table names the metrics the code registers, and that the Config
+// reference names config.yaml's keys with its defaults.
 //
 //   - routes, ported/…, legacy-passthrough and compare never import
 //     proxy/…: the front door and its control plane depend on them, not

@@ -24,15 +24,22 @@ type StoreConfig struct {
 	MaxBody int `mapstructure:"max_body"`
 }
 
+// Defaults of StoreConfig.
+const (
+	DefaultStoreGroups   = 50
+	DefaultStoreExamples = 3
+	DefaultStoreMaxBody  = 8 << 10
+)
+
 func (c StoreConfig) withDefaults() StoreConfig {
 	if c.Groups <= 0 {
-		c.Groups = 50
+		c.Groups = DefaultStoreGroups
 	}
 	if c.Examples <= 0 {
-		c.Examples = 3
+		c.Examples = DefaultStoreExamples
 	}
 	if c.MaxBody <= 0 {
-		c.MaxBody = 8 << 10
+		c.MaxBody = DefaultStoreMaxBody
 	}
 	return c
 }
