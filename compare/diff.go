@@ -620,7 +620,7 @@ const largeObject = 32
 // member at *hint first (objects usually list keys in the same order) and
 // moving the hint past the one found. It returns -1 when k is absent.
 func member(t *tape, oi int32, k string, hint *int32, index *map[string]int32) int32 {
-	if h := *hint; h < t.nodes[oi].end && t.nodes[h].key == k {
+	if h := *hint; h < t.nodes[oi].end && t.key(h) == k {
 		*hint = t.nodes[h].end
 		return h
 	}
@@ -628,8 +628,8 @@ func member(t *tape, oi int32, k string, hint *int32, index *map[string]int32) i
 		if *index == nil {
 			m := make(map[string]int32, t.nodes[oi].n)
 			for c := oi + 1; c < t.nodes[oi].end; c = t.nodes[c].end {
-				if _, dup := m[t.nodes[c].key]; !dup {
-					m[t.nodes[c].key] = c
+				if _, dup := m[t.key(c)]; !dup {
+					m[t.key(c)] = c
 				}
 			}
 			*index = m
@@ -641,7 +641,7 @@ func member(t *tape, oi int32, k string, hint *int32, index *map[string]int32) i
 		return -1
 	}
 	for c := oi + 1; c < t.nodes[oi].end; c = t.nodes[c].end {
-		if t.nodes[c].key == k {
+		if t.key(c) == k {
 			*hint = t.nodes[c].end
 			return c
 		}
@@ -660,7 +660,7 @@ func (w *walker) object(pi, qi int32, rs ruleSet) {
 		if w.probe && w.hit {
 			return
 		}
-		k := w.p.nodes[c].key
+		k := w.p.key(c)
 		next, ignored := rs.step(k, stepKey)
 		if ignored {
 			continue
@@ -692,7 +692,7 @@ func (w *walker) object(pi, qi int32, rs ruleSet) {
 	}
 	pHint := pi + 1
 	for c := qi + 1; c < w.q.nodes[qi].end; c = w.q.nodes[c].end {
-		k := w.q.nodes[c].key
+		k := w.q.key(c)
 		if member(w.p, pi, k, &pHint, &pIndex) >= 0 {
 			continue
 		}
@@ -725,7 +725,7 @@ func keyList(t *tape, oi int32) string {
 		if c > oi+1 {
 			b = append(b, ',')
 		}
-		b = appendQuoted(b, t.nodes[c].key)
+		b = appendQuoted(b, t.key(c))
 	}
 	return cutRender(append(b, ']'))
 }
@@ -735,7 +735,7 @@ func keyList(t *tape, oi int32) string {
 func (w *walker) sameKeys(pi, qi int32) bool {
 	c, d := pi+1, qi+1
 	for c < w.p.nodes[pi].end {
-		if w.p.nodes[c].key != w.q.nodes[d].key {
+		if w.p.key(c) != w.q.key(d) {
 			return false
 		}
 		c, d = w.p.nodes[c].end, w.q.nodes[d].end

@@ -49,24 +49,39 @@ func (k jkind) String() string {
 
 // jnode is one value. Children of a container follow it in pre-order; end
 // is the index just past its subtree, so the next sibling is nodes[end].
+// It holds no pointer (its key is offsets, see tape.key): appending nodes
+// needs no write barrier and the collector never scans a tape's nodes.
 type jnode struct {
-	key   string // decoded member key when the parent is an object
-	start int32  // offset of the value's first byte in src
-	stop  int32  // offset just past the value's last byte
+	start int32 // offset of the value's first byte in src
+	stop  int32 // offset just past the value's last byte
 	end   int32
 	n     int32 // members or elements of a container
 	// gap is where the text before the value starts: just past the
 	// parent's '{', '[' or ','. src[gap:start] is whitespace and, for a
 	// member, its key as spelled and the ':'.
-	gap  int32
-	kind jkind
-	esc  bool // a string value holds an escape
+	gap int32
+	// A member's key: src[koff:koff+klen], or when kesc (it holds an
+	// escape) the decoded ekeys[koff]. Not a member: klen 0, as for "".
+	koff, klen int32
+	kind       jkind
+	esc        bool // a string value holds an escape
+	kesc       bool
 }
 
 // tape is a parsed document. Its strings alias src.
 type tape struct {
 	src   string
 	nodes []jnode
+	ekeys []string // decoded member keys that hold an escape
+}
+
+// key returns the decoded key of member i ("" when i is no member).
+func (t *tape) key(i int32) string {
+	nd := &t.nodes[i]
+	if nd.kesc {
+		return t.ekeys[nd.koff]
+	}
+	return t.src[nd.koff : nd.koff+nd.klen]
 }
 
 // maxDepth matches encoding/json's nesting limit.
@@ -85,7 +100,8 @@ func putTape(t *tape) {
 	if cap(t.nodes) > 1<<16 { // do not pin huge documents in the pool
 		return
 	}
-	t.src, t.nodes = "", t.nodes[:0]
+	clear(t.ekeys)
+	t.src, t.nodes, t.ekeys = "", t.nodes[:0], t.ekeys[:0]
 	tapePool.Put(t)
 }
 
@@ -94,10 +110,10 @@ func (t *tape) parse(s string) error {
 	if len(s) > maxTapeBytes {
 		return errSyntax
 	}
-	t.src, t.nodes = s, t.nodes[:0]
+	t.src, t.nodes, t.ekeys = s, t.nodes[:0], t.ekeys[:0]
 	p := parser{s: s, t: t}
 	p.ws()
-	if err := p.value("", 0, 0); err != nil {
+	if err := p.value(jnode{}, 0); err != nil {
 		return err
 	}
 	p.ws()
@@ -124,12 +140,15 @@ func (p *parser) ws() {
 	}
 }
 
-func (p *parser) value(key string, gap, depth int) error {
+// value parses one value into a node that starts as head (its key and
+// gap filled in by the caller).
+func (p *parser) value(head jnode, depth int) error {
 	if p.i >= len(p.s) {
 		return errSyntax
 	}
 	idx := len(p.t.nodes)
-	p.t.nodes = append(p.t.nodes, jnode{key: key, start: int32(p.i), gap: int32(gap)})
+	head.start = int32(p.i)
+	p.t.nodes = append(p.t.nodes, head)
 	var kind jkind
 	var n int32
 	esc := false
@@ -150,13 +169,15 @@ func (p *parser) value(key string, gap, depth int) error {
 			if p.i >= len(p.s) || p.s[p.i] != '"' {
 				return errSyntax
 			}
+			m := jnode{gap: int32(g), koff: int32(p.i + 1)}
 			raw, kesc, err := p.str()
 			if err != nil {
 				return err
 			}
-			k := raw
+			m.klen = int32(len(raw))
 			if kesc {
-				k = unescape(raw)
+				m.kesc, m.koff = true, int32(len(p.t.ekeys))
+				p.t.ekeys = append(p.t.ekeys, unescape(raw))
 			}
 			p.ws()
 			if p.i >= len(p.s) || p.s[p.i] != ':' {
@@ -164,7 +185,7 @@ func (p *parser) value(key string, gap, depth int) error {
 			}
 			p.i++
 			p.ws()
-			if err := p.value(k, g, depth+1); err != nil {
+			if err := p.value(m, depth+1); err != nil {
 				return err
 			}
 			n++
@@ -190,7 +211,7 @@ func (p *parser) value(key string, gap, depth int) error {
 			break
 		}
 		for {
-			if err := p.value("", g, depth+1); err != nil {
+			if err := p.value(jnode{gap: int32(g)}, depth+1); err != nil {
 				return err
 			}
 			n++

@@ -26,7 +26,7 @@ func Lookup(body []byte, path string) (string, bool) {
 		n := 0
 		for c := i + 1; c < nd.end && found < 0; c, n = t.nodes[c].end, n+1 {
 			switch {
-			case s.kind == segKey && nd.kind == jObject && t.nodes[c].key == s.key:
+			case s.kind == segKey && nd.kind == jObject && t.key(c) == s.key:
 				found = c
 			case s.kind == segIndex && nd.kind == jArray && n == s.idx:
 				found = c

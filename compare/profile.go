@@ -268,7 +268,7 @@ func (p *Profile) walk(t *tape, i int32, tpl []byte, o *observation) {
 	switch nd.kind {
 	case jObject:
 		for c := i + 1; c < nd.end; c = t.nodes[c].end {
-			p.walk(t, c, appendKey(tpl, t.nodes[c].key), o)
+			p.walk(t, c, appendKey(tpl, t.key(c)), o)
 		}
 	case jArray:
 		tpl = append(tpl, "[*]"...)

@@ -220,9 +220,9 @@ func appendPretty(b []byte, t *tape, i int32, depth, limit int) []byte {
 			}
 			b = indent(b, depth+1)
 			if nd.kind == jObject {
-				b = strconv.AppendQuote(b, t.nodes[c].key)
+				b = strconv.AppendQuote(b, t.key(c))
 				b = append(b, ": "...)
-				if secretKey(t.nodes[c].key) {
+				if secretKey(t.key(c)) {
 					b = strconv.AppendQuote(b, Redacted)
 					continue
 				}
@@ -349,10 +349,10 @@ func rewriteJSONStrings(body []byte, pick func(key string) (string, bool), with 
 	last := int32(0)
 	for i := int32(1); i < int32(len(t.nodes)); i++ {
 		nd := &t.nodes[i]
-		if nd.kind != jString || nd.key == "" {
+		if nd.kind != jString || t.key(i) == "" {
 			continue
 		}
-		repl, ok := pick(nd.key)
+		repl, ok := pick(t.key(i))
 		if !ok {
 			continue
 		}

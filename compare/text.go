@@ -102,9 +102,9 @@ func appendNode(b []byte, t *tape, i int32) []byte {
 			if c > i+1 {
 				b = append(b, ',')
 			}
-			b = appendQuoted(b, t.nodes[c].key)
+			b = appendQuoted(b, t.key(c))
 			b = append(b, ':')
-			if secretKey(t.nodes[c].key) {
+			if secretKey(t.key(c)) {
 				b = strconv.AppendQuote(b, Redacted)
 			} else {
 				b = appendNode(b, t, c)
