@@ -1,7 +1,8 @@
 // Package layout holds no code. Its tests keep README.md true: they enforce
 // which of the module's packages may import which (the layout), that the
-// metrics table names the metrics the code registers, and that the Config
-// reference names config.yaml's keys with its defaults.
+// metrics table names the metrics the code registers, that the Config
+// reference names config.yaml's keys with its defaults, and that the
+// Layout table names every package.
 //
 //   - routes, ported/…, legacy-passthrough and compare never import
 //     proxy/…: the front door and its control plane depend on them, not

@@ -2,6 +2,7 @@ package layout
 
 import (
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -68,5 +69,86 @@ func TestReadmeNamesTheMetricsTheCodeRegisters(t *testing.T) {
 	}
 	for _, name := range stale {
 		t.Errorf("the README names %s, which no code registers", name)
+	}
+}
+
+// readmeSection is the README's "## heading" section, up to the next one.
+func readmeSection(t *testing.T, heading string) string {
+	t.Helper()
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(readme)
+	start := strings.Index(text, "\n## "+heading+"\n")
+	if start < 0 {
+		t.Fatalf("README has no %q section", heading)
+	}
+	section := text[start+1:]
+	if end := strings.Index(section, "\n## "); end >= 0 {
+		section = section[:end+1]
+	}
+	return section
+}
+
+var layoutRow = regexp.MustCompile("(?m)^\\| `([^`]+)` \\| (.*) \\|$")
+
+// The README's Layout table names every package of the module: by its
+// path, or by its path below a `parent/…` row that names it; and every
+// path it names is there.
+func TestReadmeLayoutNamesEveryPackage(t *testing.T) {
+	root := filepath.Join("..", "..")
+	section := readmeSection(t, "Layout")
+	rows := map[string]string{} // first column → the rest
+	for _, m := range layoutRow.FindAllStringSubmatch(section, -1) {
+		rows[m[1]] = m[2]
+	}
+	if len(rows) < 10 {
+		t.Fatalf("read only %d rows of the Layout table: the reader is broken", len(rows))
+	}
+
+	pkgs := map[string]bool{}
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && path != root && (d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".")) {
+			return filepath.SkipDir
+		}
+		if !d.IsDir() && strings.HasSuffix(path, ".go") {
+			rel, _ := filepath.Rel(root, filepath.Dir(path))
+			pkgs[filepath.ToSlash(rel)] = true
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pkgs) < 30 {
+		t.Fatalf("found only %d packages: the walk is broken", len(pkgs))
+	}
+	named := func(pkg string) bool {
+		if strings.Contains(section, "`"+pkg+"`") {
+			return true
+		}
+		for parent, rest := range rows {
+			if p, ok := strings.CutSuffix(parent, "/…"); ok {
+				if below, ok := strings.CutPrefix(pkg, p+"/"); ok && strings.Contains(rest, "`"+below+"`") {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	for _, pkg := range slices.Sorted(maps.Keys(pkgs)) {
+		if !named(pkg) {
+			t.Errorf("package %s has no place in the README's Layout table", pkg)
+		}
+	}
+	for path := range rows {
+		dir := strings.TrimSuffix(path, "/…")
+		if st, err := os.Stat(filepath.Join(root, dir)); err != nil || !st.IsDir() {
+			t.Errorf("the Layout table names %s, which is not a directory", path)
+		}
 	}
 }
