@@ -3,8 +3,10 @@ package compare
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func jsonResp(status int, body string, h ...string) Response {
@@ -136,6 +138,38 @@ func TestDiffRenderingAndTemplates(t *testing.T) {
 	ig := MustCompile(Rules{Ignore: []string{r.Diffs[0].Template, r.Diffs[1].Path}})
 	if got := ig.Diff(p, q); !got.Equal() {
 		t.Fatalf("ignoring the reported paths left %v", paths(got))
+	}
+}
+
+// TestRenderingIsBounded: a rendered value or key list is the value's
+// compact text cut as excerpt cuts (on a rune boundary, about maxRender
+// bytes), however long the value.
+func TestRenderingIsBounded(t *testing.T) {
+	long := func(unit string, n int) string { return `"` + strings.Repeat(unit, n) + `"` }
+	var members, keys []string
+	for i := range 40 {
+		members = append(members, fmt.Sprintf(`"k%02d":%d`, i, i))
+		keys = append(keys, fmt.Sprintf(`"k%02d"`, i))
+	}
+	object := "{" + strings.Join(members, ",") + "}"
+	reversed := slices.Clone(members)
+	slices.Reverse(reversed)
+	c := MustCompile(Rules{})
+	for _, tc := range []struct {
+		name, p, q, kind, want string
+	}{
+		{"ascii", `{"s":` + long("a", 1000) + `}`, `{"s":` + long("b", 1000) + `}`, "value", long("a", 1000)},
+		{"multibyte", `{"s":` + long("€", 300) + `}`, `{"s":` + long("é", 300) + `}`, "value", long("€", 300)},
+		{"object", `{"o":` + object + `}`, `{}`, "missing", object},
+		{"keys", object, "{" + strings.Join(reversed, ",") + "}", "key_order", "[" + strings.Join(keys, ",") + "]"},
+	} {
+		r := c.Diff(jsonResp(200, tc.p), jsonResp(200, tc.q))
+		if len(r.Diffs) != 1 || string(r.Diffs[0].Kind) != tc.kind {
+			t.Fatalf("%s: diffs %v", tc.name, paths(r))
+		}
+		if got, want := r.Diffs[0].Primary, excerpt(tc.want); got != want || !utf8.ValidString(got) || len(got) > maxRender+len("…") {
+			t.Errorf("%s: rendered %q (%d bytes), want %q", tc.name, got, len(got), want)
+		}
 	}
 }
 

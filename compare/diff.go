@@ -1,6 +1,7 @@
 package compare
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -207,8 +208,6 @@ func (c *Comparator) diffBody(w *walker, p, q Response) {
 		w.emitRaw(root, root, KindType, "JSON "+tp.nodes[0].kind.String(), "not JSON: "+textExcerpt(q.Body))
 	default:
 		w.p, w.q = tp, tq
-		w.path = append(w.path[:0], root...)
-		w.tpl = append(w.tpl[:0], root...)
 		var rs ruleSet
 		if c.body != nil && root == rootBody {
 			rs.nodes = []*ruleNode{c.body}
@@ -308,12 +307,13 @@ func (rs ruleSet) step(key string, idx int) (next ruleSet, ignored bool) {
 
 // walker walks two tapes in step and collects differences.
 type walker struct {
-	c       *Comparator
-	o       DiffOptions
-	p, q    *tape
-	path    []byte // concrete path of the value being compared
-	tpl     []byte // its template
-	buf     []byte // scratch for paths
+	c    *Comparator
+	o    DiffOptions
+	p, q *tape
+	// at is the path of the value being compared below the root, one
+	// step a level; rendered only when a difference needs it (paths).
+	at      []pathStep
+	buf     []byte // scratch for rendered paths
 	diffs   []Diff
 	dropped int
 	// probe mode answers "equal?" without collecting: the first
@@ -338,8 +338,16 @@ type walker struct {
 // far beyond any ordinary pair of answers.
 const maxSteps = 1 << 20
 
+// pathStep is one level of walker.at: an object member (a node of the
+// primary's tape, or of the candidate's when q: its key names the step)
+// or an array index (idx >= 0).
+type pathStep struct {
+	node, idx int32
+	q         bool
+}
+
 var walkerPool = sync.Pool{New: func() any {
-	return &walker{path: make([]byte, 0, 256), tpl: make([]byte, 0, 256)}
+	return &walker{at: make([]pathStep, 0, 32), buf: make([]byte, 0, 256)}
 }}
 
 func getWalker(c *Comparator) *walker {
@@ -356,7 +364,7 @@ func putWalker(w *walker) {
 		w.diffs = nil
 	}
 	clear(w.diffs[:cap(w.diffs)])
-	*w = walker{path: w.path[:0], tpl: w.tpl[:0], buf: w.buf[:0], diffs: w.diffs[:0]}
+	*w = walker{at: w.at[:0], buf: w.buf[:0], diffs: w.diffs[:0]}
 	walkerPool.Put(w)
 }
 
@@ -369,62 +377,120 @@ func (w *walker) emit(kind Kind, pi, qi int32) {
 // emitNote is emit with a note; meaning says whether the difference is
 // one of meaning (for probes and the reorder check).
 func (w *walker) emitNote(kind Kind, pi, qi int32, note string, meaning bool) *Diff {
+	if !w.admit(meaning) {
+		return nil
+	}
+	d := w.record(kind, pi, qi, false)
+	d.Note = note
+	return d
+}
+
+// admit says whether a difference (meaning: one of meaning) is to be
+// recorded, and counts it: a probe only notes a hit, and past MaxDiffs a
+// difference is only counted as dropped.
+func (w *walker) admit(meaning bool) bool {
 	if w.probe {
 		w.hit = w.hit || meaning
-		return nil
+		return false
 	}
 	if meaning {
 		w.real++
 	}
 	if len(w.diffs) >= w.c.maxDiffs {
 		w.dropped++
-		return nil
+		return false
 	}
-	path, tpl := w.paths()
-	d := Diff{Path: path, Template: tpl, Kind: kind}
-	if secretPath(path) {
+	return true
+}
+
+// record appends a difference at the current path with both sides
+// rendered (pi or qi < 0: absent; keys: the objects' member names instead
+// of their values). Its path, template and renderings are one string, one
+// allocation.
+func (w *walker) record(kind Kind, pi, qi int32, keys bool) *Diff {
+	b := w.appendPath(w.buf[:0], false)
+	np, nt := len(b), len(b)
+	indexed := slices.ContainsFunc(w.at, func(s pathStep) bool { return s.idx >= 0 })
+	if indexed {
+		b = w.appendPath(b, true)
+		nt = len(b)
+	}
+	secret := !keys && secretPath(bytesView(b[:np]))
+	side := func(b []byte, t *tape, i int32) []byte {
+		switch {
+		case i < 0 || secret:
+			return b
+		case keys:
+			return appendKeyList(b, t, i)
+		}
+		return appendRender(b, t, i)
+	}
+	b = side(b, w.p, pi)
+	np1 := len(b)
+	b = side(b, w.q, qi)
+	text := string(b)
+	w.buf = b[:0]
+	d := Diff{Path: text[:np], Template: text[:np], Kind: kind}
+	if indexed {
+		d.Template = text[np:nt]
+	}
+	switch {
+	case secret:
 		if pi >= 0 {
 			d.Primary = Redacted
 		}
 		if qi >= 0 {
 			d.Candidate = Redacted
 		}
-	} else {
+	default:
 		if pi >= 0 {
-			d.Primary = render(w.p, pi)
+			d.Primary = text[nt:np1]
 		}
 		if qi >= 0 {
-			d.Candidate = render(w.q, qi)
+			d.Candidate = text[np1:]
 		}
 	}
-	d.Note = note
 	w.diffs = append(w.diffs, d)
 	return &w.diffs[len(w.diffs)-1]
 }
 
-// paths returns the current path and its template as strings, from one
-// allocation: the same string when no array index is on the way.
+// paths renders the current path and its template, from one allocation:
+// the same string when no array index is on the way.
 func (w *walker) paths() (path, tpl string) {
-	if string(w.tpl) == string(w.path) {
-		path = string(w.path)
+	w.buf = w.appendPath(w.buf[:0], false)
+	n := len(w.buf)
+	if !slices.ContainsFunc(w.at, func(s pathStep) bool { return s.idx >= 0 }) {
+		path = string(w.buf)
 		return path, path
 	}
-	w.buf = append(append(w.buf[:0], w.path...), w.tpl...)
+	w.buf = w.appendPath(w.buf, true)
 	both := string(w.buf)
-	return both[:len(w.path)], both[len(w.path):]
+	return both[:n], both[n:]
+}
+
+// appendPath appends the current path (tpl: its template) to b.
+func (w *walker) appendPath(b []byte, tpl bool) []byte {
+	b = append(b, w.o.Root...)
+	for _, s := range w.at {
+		switch {
+		case s.idx < 0 && s.q:
+			b = appendKey(b, w.q.key(s.node))
+		case s.idx < 0:
+			b = appendKey(b, w.p.key(s.node))
+		case tpl:
+			b = append(b, "[*]"...)
+		default:
+			b = append(b, '[')
+			b = strconv.AppendInt(b, int64(s.idx), 10)
+			b = append(b, ']')
+		}
+	}
+	return b
 }
 
 // emitRaw records a difference whose renderings the caller made.
 func (w *walker) emitRaw(path, tpl string, kind Kind, p, q string) {
-	if w.probe {
-		w.hit = w.hit || !kind.Representational()
-		return
-	}
-	if !kind.Representational() {
-		w.real++
-	}
-	if len(w.diffs) >= w.c.maxDiffs {
-		w.dropped++
+	if !w.admit(!kind.Representational()) {
 		return
 	}
 	w.diffs = append(w.diffs, Diff{Path: path, Template: tpl, Kind: kind, Primary: p, Candidate: q})
@@ -534,12 +600,18 @@ func (w *walker) value(pi, qi int32, rs ruleSet) {
 		}
 	case jString:
 		w.strings(pi, qi, rs.norms)
-	case jObject:
-		w.object(pi, qi, rs)
-	case jArray:
-		if w.c.unordered {
+	case jObject, jArray:
+		switch {
+		case w.p.lit(pi) == w.q.lit(qi):
+			// The same text holds the same values and spacing, and every
+			// rule treats both sides alike: nothing below can differ (as
+			// for identical bodies). Most of a pair that differs somewhere
+			// is the same text elsewhere.
+		case pn.kind == jObject:
+			w.object(pi, qi, rs)
+		case w.c.unordered:
 			w.unorderedArray(pi, qi, rs)
-		} else {
+		default:
 			w.array(pi, qi, rs)
 		}
 	}
@@ -579,7 +651,8 @@ func (w *walker) leaf(kind Kind, pi, qi int32, a, b string, num bool) {
 		w.emit(kind, pi, qi)
 		return
 	}
-	switch t, note := w.o.Profile.treat(w.tpl, a, b, num, w.o.Windows[0], w.o.Windows[1]); t {
+	w.buf = w.appendPath(w.buf[:0], true)
+	switch t, note := w.o.Profile.treat(w.buf, a, b, num, w.o.Windows[0], w.o.Windows[1]); t {
 	case treatExplained:
 		w.emitNoise(pi, qi, note)
 	case treatPending:
@@ -593,24 +666,13 @@ func (w *walker) leaf(kind Kind, pi, qi int32, a, b string, num bool) {
 	}
 }
 
-// pushKey appends key k to both paths and returns the lengths to restore.
-func (w *walker) pushKey(k string) (int, int) {
-	lp, lt := len(w.path), len(w.tpl)
-	w.path = appendKey(w.path, k)
-	w.tpl = appendKey(w.tpl, k)
-	return lp, lt
-}
+// pushKey steps into member c of the primary's tape (q: the candidate's);
+// pop steps back.
+func (w *walker) pushKey(c int32, q bool) { w.at = append(w.at, pathStep{node: c, idx: -1, q: q}) }
 
-func (w *walker) pushIndex(i int) (int, int) {
-	lp, lt := len(w.path), len(w.tpl)
-	w.path = append(w.path, '[')
-	w.path = strconv.AppendInt(w.path, int64(i), 10)
-	w.path = append(w.path, ']')
-	w.tpl = append(w.tpl, "[*]"...)
-	return lp, lt
-}
+func (w *walker) pushIndex(i int) { w.at = append(w.at, pathStep{idx: int32(i)}) }
 
-func (w *walker) pop(lp, lt int) { w.path, w.tpl = w.path[:lp], w.tpl[:lt] }
+func (w *walker) pop() { w.at = w.at[:len(w.at)-1] }
 
 // largeObject is the member count above which key lookups use a map
 // instead of a scan.
@@ -665,7 +727,7 @@ func (w *walker) object(pi, qi int32, rs ruleSet) {
 		if ignored {
 			continue
 		}
-		lp, lt := w.pushKey(k)
+		w.pushKey(c, false)
 		if m := member(w.q, qi, k, &qHint, &qIndex); m < 0 {
 			w.emit(KindMissing, c, -1)
 		} else {
@@ -676,14 +738,13 @@ func (w *walker) object(pi, qi int32, rs ruleSet) {
 			w.gaps(w.p.src[w.p.nodes[c].gap:w.p.nodes[c].start], w.q.src[w.q.nodes[m].gap:w.q.nodes[m].start])
 			w.value(c, m, next)
 		}
-		w.pop(lp, lt)
+		w.pop()
 	}
 	if w.probe && w.hit {
 		return
 	}
-	if reordered && !w.probe {
-		path, tpl := w.paths()
-		w.emitRaw(path, tpl, KindKeyOrder, keyList(w.p, pi), keyList(w.q, qi))
+	if reordered && w.admit(false) {
+		w.record(KindKeyOrder, pi, qi, true)
 	}
 	w.closing(pi, qi)
 	// Keys the candidate has and the primary lacks.
@@ -699,9 +760,9 @@ func (w *walker) object(pi, qi int32, rs ruleSet) {
 		if _, ignored := rs.step(k, stepKey); ignored {
 			continue
 		}
-		lp, lt := w.pushKey(k)
+		w.pushKey(c, true)
 		w.emit(KindExtra, -1, c)
-		w.pop(lp, lt)
+		w.pop()
 		if w.probe {
 			return
 		}
@@ -717,17 +778,18 @@ func (w *walker) closing(pi, qi int32) {
 	w.gaps(w.p.src[w.p.tail(pi):pn.stop-1], w.q.src[w.q.tail(qi):qn.stop-1])
 }
 
-// keyList renders an object's member names in order.
-func keyList(t *tape, oi int32) string {
-	var buf [2 * maxRender]byte
-	b := append(buf[:0], '[')
-	for c := oi + 1; c < t.nodes[oi].end && len(b) <= maxRender; c = t.nodes[c].end {
+// appendKeyList appends an object's member names in order, cut as
+// appendRender cuts.
+func appendKeyList(b []byte, t *tape, oi int32) []byte {
+	start := len(b)
+	b = append(b, '[')
+	for c := oi + 1; c < t.nodes[oi].end && len(b)-start <= maxRender; c = t.nodes[c].end {
 		if c > oi+1 {
 			b = append(b, ',')
 		}
 		b = appendQuoted(b, t.key(c))
 	}
-	return cutRender(append(b, ']'))
+	return cutRender(append(b, ']'), start)
 }
 
 // sameKeys is the fast path for objects with the same keys in the same
@@ -771,7 +833,7 @@ func (w *walker) array(pi, qi int32, rs ruleSet) {
 		}
 		next, ignored := rs.step("", i)
 		if !ignored {
-			lp, lt := w.pushIndex(i)
+			w.pushIndex(i)
 			switch {
 			case i >= nq:
 				w.emit(KindMissing, c, -1)
@@ -785,7 +847,7 @@ func (w *walker) array(pi, qi int32, rs ruleSet) {
 					differing = append(differing, i)
 				}
 			}
-			w.pop(lp, lt)
+			w.pop()
 		}
 		if i < np {
 			c = w.p.nodes[c].end
@@ -882,17 +944,17 @@ func (w *walker) unorderedArray(pi, qi int32, rs ruleSet) {
 	for k := 0; k < max(len(up), len(uq)); k++ {
 		switch {
 		case k >= len(uq):
-			lp, lt := w.pushIndex(up[k])
+			w.pushIndex(up[k])
 			w.emit(KindMissing, pc[up[k]], -1)
-			w.pop(lp, lt)
+			w.pop()
 		case k >= len(up):
-			lp, lt := w.pushIndex(uq[k])
+			w.pushIndex(uq[k])
 			w.emit(KindExtra, -1, qc[uq[k]])
-			w.pop(lp, lt)
+			w.pop()
 		default:
-			lp, lt := w.pushIndex(up[k])
+			w.pushIndex(up[k])
 			w.value(pc[up[k]], qc[uq[k]], next)
-			w.pop(lp, lt)
+			w.pop()
 		}
 	}
 }

@@ -70,28 +70,30 @@ func excerpt(s string) string {
 	return s[:cut] + "…"
 }
 
-// render prints node i compactly, secrets redacted, cut to about
-// maxRender bytes. The result never aliases the tape.
-func render(t *tape, i int32) string {
-	var buf [2 * maxRender]byte // a rendering that fits costs one allocation
-	return cutRender(appendNode(buf[:0], t, i))
+// appendRender appends node i printed compactly, secrets redacted, cut to
+// about maxRender bytes as excerpt cuts.
+func appendRender(b []byte, t *tape, i int32) []byte {
+	start := len(b)
+	return cutRender(appendNode(b, t, i, start+maxRender), start)
 }
 
-// cutRender returns b as a string cut to about maxRender bytes, as
-// excerpt does, copying once.
-func cutRender(b []byte) string {
-	if len(b) > maxRender {
-		cut := maxRender
-		for cut > 0 && !utf8.RuneStart(b[cut]) {
+// cutRender cuts what b holds past start to about maxRender bytes, on a
+// rune boundary, as excerpt does.
+func cutRender(b []byte, start int) []byte {
+	if len(b)-start > maxRender {
+		cut := start + maxRender
+		for cut > start && !utf8.RuneStart(b[cut]) {
 			cut--
 		}
 		b = append(b[:cut], "…"...)
 	}
-	return string(b)
+	return b
 }
 
-func appendNode(b []byte, t *tape, i int32) []byte {
-	if len(b) > maxRender {
+// appendNode appends node i, stopping once b is longer than limit (the
+// caller cuts there).
+func appendNode(b []byte, t *tape, i int32, limit int) []byte {
+	if len(b) > limit {
 		return b
 	}
 	nd := &t.nodes[i]
@@ -107,9 +109,9 @@ func appendNode(b []byte, t *tape, i int32) []byte {
 			if secretKey(t.key(c)) {
 				b = strconv.AppendQuote(b, Redacted)
 			} else {
-				b = appendNode(b, t, c)
+				b = appendNode(b, t, c, limit)
 			}
-			if len(b) > maxRender {
+			if len(b) > limit {
 				return b
 			}
 		}
@@ -120,14 +122,16 @@ func appendNode(b []byte, t *tape, i int32) []byte {
 			if c > i+1 {
 				b = append(b, ',')
 			}
-			b = appendNode(b, t, c)
-			if len(b) > maxRender {
+			b = appendNode(b, t, c, limit)
+			if len(b) > limit {
 				return b
 			}
 		}
 		return append(b, ']')
 	default:
-		return append(b, t.src[nd.start:nd.stop]...)
+		// A long string need not be copied whole to be cut: what the cut
+		// looks at is the bytes up to the limit and a rune beyond.
+		return append(b, t.src[nd.start:min(nd.stop, nd.start+int32(limit-len(b)+utf8.UTFMax))]...)
 	}
 }
 
