@@ -61,7 +61,7 @@ type logConfig struct {
 	// are Info, so "warn" and above silence the access log too.
 	Level string `mapstructure:"level"`
 	// FlushInterval is the longest an access line waits in memory before
-	// it is written. Default 200ms; at most 10s.
+	// it is written. Default 200ms; 1ms to 10s.
 	FlushInterval time.Duration `mapstructure:"flush_interval"`
 	// BufferBytes bounds the access lines held in memory while the output
 	// is slower than the requests (a stalled pipe, a full disk): past it
@@ -88,7 +88,8 @@ func (c logConfig) Validate() error {
 	if _, err := zapcore.ParseLevel(c.Level); err != nil {
 		errs = append(errs, fmt.Errorf("level %q: want debug, info, warn or error", c.Level))
 	}
-	if c.FlushInterval < 0 || c.FlushInterval > 10*time.Second {
+	// 0 became the default; below 1ms every line would be its own write.
+	if c.FlushInterval < time.Millisecond || c.FlushInterval > 10*time.Second {
 		errs = append(errs, fmt.Errorf("flush_interval %s: want between 1ms and 10s", c.FlushInterval))
 	}
 	if c.BufferBytes < 64<<10 {

@@ -97,6 +97,7 @@ func TestCheck(t *testing.T) {
 		{"bad log level", "log:\n  level: loud\n", 1, []string{`level "loud"`}},
 		{"log buffer too small", "log:\n  buffer_bytes: 100\n", 1, []string{"buffer_bytes 100: want at least 65536"}},
 		{"log flush interval too long", "log:\n  flush_interval: 1m\n", 1, []string{"flush_interval 1m0s"}},
+		{"log flush interval too short", "log:\n  flush_interval: 500us\n", 1, []string{"flush_interval 500µs: want between 1ms and 10s"}},
 		{"unknown handler", "routes:\n  - {name: ping, path: /api/v1/ping, mode: ported, handler: pong}\n", 1, []string{"pong"}},
 		{"bad mode", "routes:\n  - {name: ping, path: /p, mode: sideways, handler: ping}\n", 1, []string{"sideways"}},
 		{"broken yaml", "routes:\n  - {name: ping, methods: [GET\n", 1, []string{"yaml"}},
