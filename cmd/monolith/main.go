@@ -1,5 +1,6 @@
 // Command monolith runs the sample PHP monolith (Nginx + PHP-FPM) in the
-// foreground, for `make run`, `make bench` and the container image:
+// foreground, for `make run` and the container image (the tests and `make
+// bench` start it through internal/monolith):
 //
 //	go run ./cmd/monolith -listen 127.0.0.1:8081 [-workers N] [-proxy-pass]
 //	    [-events-file /abs/forwarded-events.jsonl] [-ship-brokers host:port -ship-topic events.legacy]
