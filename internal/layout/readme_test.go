@@ -152,3 +152,69 @@ func TestReadmeLayoutNamesEveryPackage(t *testing.T) {
 		}
 	}
 }
+
+var (
+	fuzzList   = regexp.MustCompile("committed seed corpora: ((?:`[a-z/]+` [A-Za-z ,]+)+)\\)")
+	fuzzPkg    = regexp.MustCompile("`([a-z/]+)` ((?:Fuzz[A-Za-z]+(?:, | and )?)+)")
+	fuzzTarget = regexp.MustCompile(`(?m)^func (Fuzz[A-Za-z0-9]+)\(f \*testing\.F\)`)
+)
+
+// The Security section names every fuzz target of the module, by package,
+// and each has its committed seed corpus.
+func TestReadmeNamesTheFuzzTargets(t *testing.T) {
+	root := filepath.Join("..", "..")
+	text := strings.Join(strings.Fields(readmeSection(t, "Security")), " ")
+	m := fuzzList.FindStringSubmatch(text)
+	if m == nil {
+		t.Fatal("the Security section lists no fuzz targets")
+	}
+	named := map[string]bool{} // "pkg FuzzName"
+	for _, p := range fuzzPkg.FindAllStringSubmatch(m[1], -1) {
+		for _, f := range regexp.MustCompile(`Fuzz[A-Za-z]+`).FindAllString(p[2], -1) {
+			named[p[1]+" "+f] = true
+		}
+	}
+	code := map[string]bool{}
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && path != root && (d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".")) {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		pkg, _ := filepath.Rel(root, filepath.Dir(path))
+		for _, f := range fuzzTarget.FindAllSubmatch(b, -1) {
+			code[filepath.ToSlash(pkg)+" "+string(f[1])] = true
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(code) < 3 {
+		t.Fatalf("found only %d fuzz targets: the scan is broken", len(code))
+	}
+	for _, k := range slices.Sorted(maps.Keys(code)) {
+		if !named[k] {
+			t.Errorf("fuzz target %s is not in the Security section's list", k)
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(named)) {
+		pkg, name, _ := strings.Cut(k, " ")
+		if !code[k] {
+			t.Errorf("the Security section names %s in %s, which has no such fuzz target", name, pkg)
+			continue
+		}
+		corpus, err := os.ReadDir(filepath.Join(root, pkg, "testdata", "fuzz", name))
+		if err != nil || len(corpus) == 0 {
+			t.Errorf("fuzz target %s in %s has no committed seed corpus (testdata/fuzz/%s)", name, pkg, name)
+		}
+	}
+}
