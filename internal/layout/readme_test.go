@@ -23,28 +23,13 @@ var (
 func TestReadmeNamesTheMetricsTheCodeRegisters(t *testing.T) {
 	root := filepath.Join("..", "..")
 	code := map[string]string{} // name → file
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
+	goFiles(t, func(path, _ string, b []byte) {
+		if !strings.HasSuffix(path, "_test.go") {
+			for _, m := range registered.FindAllSubmatch(b, -1) {
+				code[string(m[1])] = path
+			}
 		}
-		if d.IsDir() && (d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".")) && path != root {
-			return filepath.SkipDir
-		}
-		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
-			return nil
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		for _, m := range registered.FindAllSubmatch(b, -1) {
-			code[string(m[1])] = path
-		}
-		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	if len(code) < 40 {
 		t.Fatalf("found only %d registered metrics: the scan is broken", len(code))
 	}
@@ -69,6 +54,34 @@ func TestReadmeNamesTheMetricsTheCodeRegisters(t *testing.T) {
 	}
 	for _, name := range stale {
 		t.Errorf("the README names %s, which no code registers", name)
+	}
+}
+
+// goFiles calls fn with every Go file of the module (testdata aside): its
+// path, its package's directory relative to the module root, its bytes.
+func goFiles(t *testing.T, fn func(path, pkg string, data []byte)) {
+	t.Helper()
+	root := filepath.Join("..", "..")
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && path != root && (d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".")) {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		pkg, err := filepath.Rel(root, filepath.Dir(path))
+		fn(path, filepath.ToSlash(pkg), b)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -108,22 +121,7 @@ func TestReadmeLayoutNamesEveryPackage(t *testing.T) {
 	}
 
 	pkgs := map[string]bool{}
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() && path != root && (d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".")) {
-			return filepath.SkipDir
-		}
-		if !d.IsDir() && strings.HasSuffix(path, ".go") {
-			rel, _ := filepath.Rel(root, filepath.Dir(path))
-			pkgs[filepath.ToSlash(rel)] = true
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	goFiles(t, func(_, pkg string, _ []byte) { pkgs[pkg] = true })
 	if len(pkgs) < 30 {
 		t.Fatalf("found only %d packages: the walk is broken", len(pkgs))
 	}
@@ -175,29 +173,13 @@ func TestReadmeNamesTheFuzzTargets(t *testing.T) {
 		}
 	}
 	code := map[string]bool{}
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
+	goFiles(t, func(path, pkg string, b []byte) {
+		if strings.HasSuffix(path, "_test.go") {
+			for _, f := range fuzzTarget.FindAllSubmatch(b, -1) {
+				code[pkg+" "+string(f[1])] = true
+			}
 		}
-		if d.IsDir() && path != root && (d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".")) {
-			return filepath.SkipDir
-		}
-		if d.IsDir() || !strings.HasSuffix(path, "_test.go") {
-			return nil
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		pkg, _ := filepath.Rel(root, filepath.Dir(path))
-		for _, f := range fuzzTarget.FindAllSubmatch(b, -1) {
-			code[filepath.ToSlash(pkg)+" "+string(f[1])] = true
-		}
-		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	if len(code) < 3 {
 		t.Fatalf("found only %d fuzz targets: the scan is broken", len(code))
 	}
