@@ -302,9 +302,10 @@ func TestRunServesFlipsAndStops(t *testing.T) {
 	}
 	spoolDir := t.TempDir()
 	config := func(mode string) string {
-		return fmt.Sprintf("listen: %q\nadmin_listen: %q\nlegacy:\n  upstream: %q\n"+
+		return fmt.Sprintf("listen: %q\nadmin_listen: %q\nlegacy:\n  upstream: %q\n  trusted_proxies: [127.0.0.1]\n"+
 			"spool:\n  dir: %q\nhotcache:\n  source: %q\nroutes:\n"+
-			"  - {name: ping, methods: [GET], path: /api/v1/ping, mode: %s, handler: ping}\n",
+			"  - {name: ping, methods: [GET], path: /api/v1/ping, mode: %s, handler: ping}\n"+
+			"  - {name: ping-canary, methods: [GET], path: /canary/ping, mode: canary, handler: ping, canary: {percent: 50}}\n",
 			listen, admin, "http://"+phpLn.Addr().String(), spoolDir, "file://"+campaigns, mode)
 	}
 	path := writeConfig(t, config("legacy"))
@@ -341,6 +342,23 @@ func TestRunServesFlipsAndStops(t *testing.T) {
 	if _, body := getBody("http://" + admin + "/readyz"); !strings.Contains(body, `"legacy"`) ||
 		!strings.Contains(body, `"hotcache"`) || !strings.Contains(body, `"spool"`) {
 		t.Errorf("readyz lacks a check: %s", body)
+	}
+	// Behind a trusted load balancer, sticky: ip splits the clients its
+	// X-Forwarded-For names, not the balancer (here every request's peer).
+	sides := map[string]int{}
+	for i := range 40 {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+listen+"/canary/ping", nil)
+		req.Header.Set("X-Forwarded-For", fmt.Sprintf("198.51.100.%d", i+1))
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		sides[string(b)]++
+	}
+	if len(sides) != 2 {
+		t.Errorf("a 50 %% canary split 40 clients behind one trusted proxy as %v, want both sides", sides)
 	}
 	resp, err := c.Post("http://"+admin+"/admin/hotcache/refresh", "", nil)
 	if err != nil {

@@ -193,6 +193,9 @@ func start(c fileConfig, path string, data []byte, lg loggers, hup <-chan os.Sig
 	sc := c.Proxy.Shadow
 	if a.plane, err = control.New(a.shadow.planeOptions(control.Options{
 		Registerer: reg, Logger: log.Named("proxy"), BudgetInterval: sc.BudgetInterval, Noise: sc.Noise, Store: sc.Store,
+		// sticky: ip hashes the client legacy.trusted_proxies names, not a
+		// load balancer in front.
+		ClientIP: a.fwd.ClientIP,
 		// Every mismatch is a line, through the access log's bounded,
 		// unsampled buffer (its drops counted in
 		// strangler_log_lines_dropped_total), never the sampled logger.

@@ -86,9 +86,9 @@ const (
 	SourceOverride Source = "override" // the QA override header decided
 )
 
-// ClientIPFunc returns the client's address. The proxy passes one that
-// honours its trusted-proxy X-Forwarded-For policy; nil means
-// ctx.RemoteIP().
+// ClientIPFunc returns the client's address. strangler run passes the
+// legacy forwarder's ClientIP, which follows X-Forwarded-For from
+// legacy.trusted_proxies; nil means ctx.RemoteIP().
 type ClientIPFunc func(ctx *fasthttp.RequestCtx) net.IP
 
 // Config is one route's split.
