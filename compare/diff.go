@@ -275,10 +275,14 @@ const (
 // any array element (stepAnyIndex, for comparisons where elements move).
 // ignored reports a rule that leaves the subtree out.
 func (rs ruleSet) step(key string, idx int) (next ruleSet, ignored bool) {
-	next.norms = rs.norms
-	if len(rs.nodes) == 0 {
-		return next, false
+	if len(rs.nodes) == 0 { // no rule here, as in most walks: small enough to inline
+		return rs, false
 	}
+	return rs.stepRules(key, idx)
+}
+
+func (rs ruleSet) stepRules(key string, idx int) (next ruleSet, ignored bool) {
+	next.norms = rs.norms
 	add := func(n *ruleNode) {
 		if n == nil {
 			return
@@ -678,46 +682,53 @@ func (w *walker) pop() { w.at = w.at[:len(w.at)-1] }
 // instead of a scan.
 const largeObject = 32
 
+// memberAt is a member of an object: its node and its place among the
+// members.
+type memberAt struct{ node, ord int32 }
+
 // member finds key k among the members of object oi in t, trying the
 // member at *hint first (objects usually list keys in the same order) and
-// moving the hint past the one found. It returns -1 when k is absent.
-func member(t *tape, oi int32, k string, hint *int32, index *map[string]int32) int32 {
-	if h := *hint; h < t.nodes[oi].end && t.key(h) == k {
-		*hint = t.nodes[h].end
+// moving the hint past the one found. Its node is -1 when k is absent.
+func member(t *tape, oi int32, k string, hint *memberAt, index *map[string]memberAt) memberAt {
+	if h := *hint; h.node < t.nodes[oi].end && t.key(h.node) == k {
+		*hint = memberAt{t.nodes[h.node].end, h.ord + 1}
 		return h
 	}
 	if t.nodes[oi].n > largeObject {
 		if *index == nil {
-			m := make(map[string]int32, t.nodes[oi].n)
-			for c := oi + 1; c < t.nodes[oi].end; c = t.nodes[c].end {
+			m := make(map[string]memberAt, t.nodes[oi].n)
+			ord := int32(0)
+			for c := oi + 1; c < t.nodes[oi].end; c, ord = t.nodes[c].end, ord+1 {
 				if _, dup := m[t.key(c)]; !dup {
-					m[t.key(c)] = c
+					m[t.key(c)] = memberAt{c, ord}
 				}
 			}
 			*index = m
 		}
-		if c, ok := (*index)[k]; ok {
-			*hint = t.nodes[c].end
-			return c
+		if at, ok := (*index)[k]; ok {
+			*hint = memberAt{t.nodes[at.node].end, at.ord + 1}
+			return at
 		}
-		return -1
+		return memberAt{node: -1}
 	}
-	for c := oi + 1; c < t.nodes[oi].end; c = t.nodes[c].end {
+	ord := int32(0)
+	for c := oi + 1; c < t.nodes[oi].end; c, ord = t.nodes[c].end, ord+1 {
 		if t.key(c) == k {
-			*hint = t.nodes[c].end
-			return c
+			*hint = memberAt{t.nodes[c].end, ord + 1}
+			return memberAt{c, ord}
 		}
 	}
-	return -1
+	return memberAt{node: -1}
 }
 
 func (w *walker) object(pi, qi int32, rs ruleSet) {
-	var qIndex, pIndex map[string]int32
-	qHint := qi + 1
+	var qIndex, pIndex map[string]memberAt
+	qHint := memberAt{qi + 1, 0}
 	// Members are matched by name; lastQ spots a member found before the
 	// previous one's place in the candidate: the names are in another
-	// order.
+	// order. found marks the candidate's members matched (the first 64).
 	lastQ, reordered := int32(-1), false
+	var found uint64
 	for c := pi + 1; c < w.p.nodes[pi].end; c = w.p.nodes[c].end {
 		if w.probe && w.hit {
 			return
@@ -728,13 +739,17 @@ func (w *walker) object(pi, qi int32, rs ruleSet) {
 			continue
 		}
 		w.pushKey(c, false)
-		if m := member(w.q, qi, k, &qHint, &qIndex); m < 0 {
+		if at := member(w.q, qi, k, &qHint, &qIndex); at.node < 0 {
 			w.emit(KindMissing, c, -1)
 		} else {
+			m := at.node
 			if m < lastQ {
 				reordered = true
 			}
 			lastQ = m
+			if at.ord < 64 {
+				found |= 1 << at.ord
+			}
 			w.gaps(w.p.src[w.p.nodes[c].gap:w.p.nodes[c].start], w.q.src[w.q.nodes[m].gap:w.q.nodes[m].start])
 			w.value(c, m, next)
 		}
@@ -747,14 +762,18 @@ func (w *walker) object(pi, qi int32, rs ruleSet) {
 		w.record(KindKeyOrder, pi, qi, true)
 	}
 	w.closing(pi, qi)
-	// Keys the candidate has and the primary lacks.
+	// Keys the candidate has and the primary lacks: none when every one
+	// of the candidate's members was matched.
+	if nq := w.q.nodes[qi].n; nq <= 64 && found == 1<<nq-1 {
+		return
+	}
 	if w.p.nodes[pi].n == w.q.nodes[qi].n && w.sameKeys(pi, qi) {
 		return
 	}
-	pHint := pi + 1
+	pHint := memberAt{pi + 1, 0}
 	for c := qi + 1; c < w.q.nodes[qi].end; c = w.q.nodes[c].end {
 		k := w.q.key(c)
-		if member(w.p, pi, k, &pHint, &pIndex) >= 0 {
+		if member(w.p, pi, k, &pHint, &pIndex).node >= 0 {
 			continue
 		}
 		if _, ignored := rs.step(k, stepKey); ignored {

@@ -111,9 +111,11 @@ func (t *tape) parse(s string) error {
 		return errSyntax
 	}
 	t.src, t.nodes, t.ekeys = s, t.nodes[:0], t.ekeys[:0]
-	p := parser{s: s, t: t}
+	p := parser{s: s, t: t, nodes: t.nodes}
 	p.ws()
-	if err := p.value(jnode{}, 0); err != nil {
+	err := p.value(jnode{}, 0)
+	t.nodes = p.nodes
+	if err != nil {
 		return err
 	}
 	p.ws()
@@ -127,6 +129,10 @@ type parser struct {
 	s string
 	i int
 	t *tape
+	// nodes is t.nodes while parsing: appended to on the parser's stack
+	// frame, not through t (a write barrier for every node while the
+	// collector runs).
+	nodes []jnode
 }
 
 func (p *parser) ws() {
@@ -146,9 +152,9 @@ func (p *parser) value(head jnode, depth int) error {
 	if p.i >= len(p.s) {
 		return errSyntax
 	}
-	idx := len(p.t.nodes)
+	idx := len(p.nodes)
 	head.start = int32(p.i)
-	p.t.nodes = append(p.t.nodes, head)
+	p.nodes = append(p.nodes, head)
 	var kind jkind
 	var n int32
 	esc := false
@@ -251,9 +257,9 @@ func (p *parser) value(head jnode, depth int) error {
 			return errSyntax
 		}
 	}
-	nd := &p.t.nodes[idx]
+	nd := &p.nodes[idx]
 	nd.kind, nd.n, nd.esc = kind, n, esc
-	nd.stop, nd.end = int32(p.i), int32(len(p.t.nodes))
+	nd.stop, nd.end = int32(p.i), int32(len(p.nodes))
 	return nil
 }
 

@@ -3,6 +3,7 @@ package compare
 import (
 	"cmp"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -304,7 +305,9 @@ func (n *Noise) entry(template string, forNoise bool) *pathStats {
 		}
 	}
 	s := &pathStats{}
-	n.paths[template] = s
+	// A Diff's template shares one allocation with its renderings: the
+	// key kept for ever is a copy of the template alone.
+	n.paths[strings.Clone(template)] = s
 	return s
 }
 

@@ -131,12 +131,15 @@ func (s *mismatchStore) add(diffs []compare.Diff, ex *Example, now time.Time) {
 		}
 		g := s.groups[d.Template]
 		if g == nil {
-			g = &Group{Template: d.Template, Kinds: map[compare.Kind]uint64{}, First: now}
+			// A Diff's template shares one allocation with its
+			// renderings: the group keeps a copy of the template alone.
+			tpl := strings.Clone(d.Template)
+			g = &Group{Template: tpl, Kinds: map[compare.Kind]uint64{}, First: now}
 			if len(s.groups) >= s.cfg.Groups {
 				g.Count = s.evict()
 				g.Error = g.Count
 			}
-			s.groups[d.Template] = g
+			s.groups[tpl] = g
 		}
 		g.Count++
 		g.Kinds[d.Kind]++
