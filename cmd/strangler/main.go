@@ -107,7 +107,8 @@ func usage(w io.Writer) {
 "strangler COMMAND -h" prints that command's flags.
 Exit codes: 0 ok; 1 a finding (check found a problem, compare: not ready to flip);
 2 a usage error, or the command could not do its job (run failed to start or
-stopped uncleanly, check could not read the file or reach the instance).
+stopped uncleanly, check could not read the file or reach the instance,
+compare could not replay).
 `)
 }
 
