@@ -97,6 +97,23 @@ func BenchmarkStdlibDecode2KiB(b *testing.B) {
 	}
 }
 
+// BenchmarkTapeParse2KiB is the tape parser alone on the same pair: what
+// every comparison of two different bodies pays before comparing.
+func BenchmarkTapeParse2KiB(b *testing.B) {
+	p := campaignList2KiB(b, nil)
+	t := getTape()
+	defer putTape(t)
+	b.SetBytes(int64(2 * len(p)))
+	b.ReportAllocs()
+	for b.Loop() {
+		for range 2 {
+			if err := t.parse(bytesView(p)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
 type goCampaign struct {
 	ID           string   `json:"id"`
 	AdvertiserID string   `json:"advertiser_id"`
