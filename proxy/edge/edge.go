@@ -89,9 +89,14 @@ func (e *Edge) newMetrics() []prometheus.Collector {
 		reloadOK:        reloads.WithLabelValues("ok"),
 		reloadErr:       reloads.WithLabelValues("error"),
 	}
-	cs := []prometheus.Collector{hs, pp, reloads}
+	// A layer that is off exports nothing: a plain listener's zero
+	// handshake errors would read as a healthy TLS front door.
+	var cs []prometheus.Collector
 	if e.certs != nil {
-		cs = append(cs, expiryCollector{e.certs})
+		cs = append(cs, hs, reloads, expiryCollector{e.certs})
+	}
+	if e.pp.Enabled() {
+		cs = append(cs, pp)
 	}
 	return cs
 }

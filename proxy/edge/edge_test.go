@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -138,6 +139,47 @@ func TestReload(t *testing.T) {
 	}
 	if got := testValue(t, e.m.reloadOK); got != 1 {
 		t.Errorf("reloads ok = %v, want 1", got)
+	}
+}
+
+// TestMetricsOnlyForLayersInUse: a plain listener exports no TLS series,
+// one without trusted load balancers no PROXY protocol series.
+func TestMetricsOnlyForLayersInUse(t *testing.T) {
+	ca := testcert.NewCA(t, "ca")
+	cert, key := ca.Server(t, "shop.example").Write(t, t.TempDir(), "shop")
+	withTLS := TLSConfig{Certificates: []CertFiles{{cert, key}}}.WithDefaults()
+	withPP := ProxyProtocolConfig{Trusted: []string{"10.0.0.0/8"}}.WithDefaults()
+	tests := []struct {
+		name string
+		tls  TLSConfig
+		pp   ProxyProtocolConfig
+		want []string
+	}{
+		{"plain", TLSConfig{}.WithDefaults(), ProxyProtocolConfig{}.WithDefaults(), nil},
+		{"tls", withTLS, ProxyProtocolConfig{}.WithDefaults(), []string{
+			"strangler_tls_certificate_expiry_timestamp_seconds", "strangler_tls_certificate_reloads_total", "strangler_tls_handshake_errors_total"}},
+		{"proxy protocol", TLSConfig{}.WithDefaults(), withPP, []string{"strangler_proxy_protocol_rejected_total"}},
+	}
+	for _, tt := range tests {
+		reg := prometheus.NewRegistry()
+		e, err := New(tt.tls, tt.pp, zaptest.NewLogger(t), reg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Touch every series, so a registered vector shows.
+		e.m.reloadOK.Add(0)
+		e.m.ppUntrusted.Add(0)
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, mf := range mfs {
+			got = append(got, mf.GetName())
+		}
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("%s: exports %v, want %v", tt.name, got, tt.want)
+		}
 	}
 }
 
