@@ -152,13 +152,15 @@ func (p *parser) value(head jnode, depth int) error {
 	if p.i >= len(p.s) {
 		return errSyntax
 	}
+	if c := p.s[p.i]; c != '{' && c != '[' {
+		return p.scalar(head)
+	}
 	idx := len(p.nodes)
 	head.start = int32(p.i)
 	p.nodes = append(p.nodes, head)
 	var kind jkind
 	var n int32
-	esc := false
-	switch c := p.s[p.i]; c {
+	switch p.s[p.i] {
 	case '{':
 		if depth >= maxDepth {
 			return errSyntax
@@ -191,7 +193,12 @@ func (p *parser) value(head jnode, depth int) error {
 			}
 			p.i++
 			p.ws()
-			if err := p.value(m, depth+1); err != nil {
+			if p.i < len(p.s) && (p.s[p.i] == '{' || p.s[p.i] == '[') {
+				err = p.value(m, depth+1)
+			} else {
+				err = p.scalar(m) // most values: without value's frame
+			}
+			if err != nil {
 				return err
 			}
 			n++
@@ -217,7 +224,13 @@ func (p *parser) value(head jnode, depth int) error {
 			break
 		}
 		for {
-			if err := p.value(jnode{gap: int32(g)}, depth+1); err != nil {
+			var err error
+			if p.i < len(p.s) && (p.s[p.i] == '{' || p.s[p.i] == '[') {
+				err = p.value(jnode{gap: int32(g)}, depth+1)
+			} else {
+				err = p.scalar(jnode{gap: int32(g)})
+			}
+			if err != nil {
 				return err
 			}
 			n++
@@ -230,36 +243,51 @@ func (p *parser) value(head jnode, depth int) error {
 			}
 			g = after
 		}
+	}
+	nd := &p.nodes[idx]
+	nd.kind, nd.n = kind, n
+	nd.stop, nd.end = int32(p.i), int32(len(p.nodes))
+	return nil
+}
+
+// scalar parses a string, number, true, false or null into a node that
+// starts as head. Most values are scalars: the containers' loops call
+// this directly rather than through value, whose frame is larger.
+func (p *parser) scalar(head jnode) error {
+	if p.i >= len(p.s) {
+		return errSyntax
+	}
+	head.start = int32(p.i)
+	switch p.s[p.i] {
 	case '"':
-		kind = jString
-		var err error
-		if _, esc, err = p.str(); err != nil {
+		_, esc, err := p.str()
+		if err != nil {
 			return err
 		}
+		head.kind, head.esc = jString, esc
 	case 't':
-		kind = jTrue
+		head.kind = jTrue
 		if !p.lit("true") {
 			return errSyntax
 		}
 	case 'f':
-		kind = jFalse
+		head.kind = jFalse
 		if !p.lit("false") {
 			return errSyntax
 		}
 	case 'n':
-		kind = jNull
+		head.kind = jNull
 		if !p.lit("null") {
 			return errSyntax
 		}
 	default:
-		kind = jNumber
+		head.kind = jNumber
 		if !p.number() {
 			return errSyntax
 		}
 	}
-	nd := &p.nodes[idx]
-	nd.kind, nd.n, nd.esc = kind, n, esc
-	nd.stop, nd.end = int32(p.i), int32(len(p.nodes))
+	head.stop, head.end = int32(p.i), int32(len(p.nodes))+1
+	p.nodes = append(p.nodes, head)
 	return nil
 }
 
