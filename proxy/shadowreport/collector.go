@@ -101,13 +101,25 @@ func (c Comparison) Clone() Comparison { return c.clone() }
 func (c Comparison) clone() Comparison {
 	c.Request = c.Request.clone()
 	c.Primary, c.Candidate = cloneResponse(c.Primary), cloneResponse(c.Candidate)
-	c.Result.Diffs = slices.Clone(c.Result.Diffs)
+	c.Result.Diffs = ownDiffs(c.Result.Diffs)
 	if c.Self != nil {
 		self := *c.Self
-		self.Diffs = slices.Clone(self.Diffs)
+		self.Diffs = ownDiffs(self.Diffs)
 		c.Self = &self
 	}
 	return c
+}
+
+// ownDiffs copies ds and their strings: a header's rendering is its value
+// as read, a view into the shadow job's buffers.
+func ownDiffs(ds []compare.Diff) []compare.Diff {
+	out := slices.Clone(ds)
+	for i := range out {
+		d := &out[i]
+		d.Path, d.Template, d.Note = strings.Clone(d.Path), strings.Clone(d.Template), strings.Clone(d.Note)
+		d.Primary, d.Candidate = strings.Clone(d.Primary), strings.Clone(d.Candidate)
+	}
+	return out
 }
 
 func cloneResponse(r compare.Response) compare.Response {
@@ -385,6 +397,9 @@ func (c *Collector) record(cmp Comparison, outcome compare.Outcome) {
 		// show the URI.
 		cmp.Request = cmp.Request.clone()
 		cmp.URI = compare.RedactURI(cmp.URI)
+		if outcome == compare.OutcomeMismatch || c.s.diffs() {
+			cmp.Result.Diffs = ownDiffs(cmp.Result.Diffs)
+		}
 	}
 	c.outcomes[outcome].Inc()
 

@@ -275,33 +275,53 @@ func TestCollectorCopiesWhatItKeeps(t *testing.T) {
 	c := s.Route("campaign")
 	cmp := compare.MustCompile(compare.Rules{})
 
-	scratch := []byte("req-7GET/api/v1/campaigns/cmp_000042X-Upstreamphp-a")
+	scratch := []byte("req-7GET/api/v1/campaigns/cmp_000042X-Upstreamphp-aCache-Controlno-store")
 	at := func(from, to int) string { return unsafe.String(&scratch[from], to-from) }
 	req := Request{ID: at(0, 5), Method: at(5, 8), URI: at(8, 36)}
-	p := jsonResponse(200, campaign, at(36, 46), at(46, 51))
+	// The legacy side sends a Cache-Control the Go side does not: the
+	// difference renders the value as read, from the buffer.
+	p := jsonResponse(200, campaign, at(36, 46), at(46, 51), at(51, 64), at(64, 72))
 	q := jsonResponse(200, strings.Replace(campaign, `"active"`, `"paused"`, 1), at(36, 46), at(46, 51))
-	if o := c.Compared(Comparison{Request: req, PrimarySide: routes.SideLegacy, Primary: p, Candidate: q, Result: cmp.Diff(p, q)}); o != compare.OutcomeMismatch {
+	res := cmp.Diff(p, q)
+	if o := c.Compared(Comparison{Request: req, PrimarySide: routes.SideLegacy, Primary: p, Candidate: q, Result: res}); o != compare.OutcomeMismatch {
 		t.Fatalf("outcome %s, want mismatch", o)
 	}
 	c.Errored(req, routes.SidePorted, errors.New("timeout"))
+	// What a source whose messages arrive later keeps until they do, and
+	// what the collector holds while a path learns.
+	later := Comparison{Request: req, PrimarySide: routes.SideLegacy, Primary: p, Candidate: q, Result: res}.Clone()
 	for i := range scratch { // the engine's next request
 		scratch[i] = '#'
 	}
+	cacheControl := func(where string, diffs []compare.Diff) {
+		t.Helper()
+		for _, d := range diffs {
+			if d.Path == "header.Cache-Control" {
+				if d.Kind != compare.KindMissing || d.Primary != "no-store" {
+					t.Errorf("%s: %s %s %q, want missing \"no-store\": changed with the caller's buffer", where, d.Path, d.Kind, d.Primary)
+				}
+				return
+			}
+		}
+		t.Errorf("%s: no header.Cache-Control difference in %+v", where, diffs)
+	}
+	cacheControl("cloned comparison", later.Result.Diffs)
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
 	}
 
 	snap := c.Snapshot()
-	if len(snap.TopDiffs) != 1 || len(snap.TopDiffs[0].Examples) != 1 {
-		t.Fatalf("top diffs %+v, want one group with one example", snap.TopDiffs)
+	if len(snap.TopDiffs) != 2 || len(snap.TopDiffs[0].Examples) != 1 {
+		t.Fatalf("top diffs %+v, want two groups (body.status, header.Cache-Control) with one example", snap.TopDiffs)
 	}
 	ex := snap.TopDiffs[0].Examples[0]
 	if ex.ID != "req-7" || ex.Method != "GET" || ex.URI != "/api/v1/campaigns/cmp_000042" {
 		t.Errorf("example request %+v changed with the caller's buffer", ex.Request)
 	}
-	if h := ex.Primary.Headers; len(h) != 2 || h[1] != [2]string{"X-Upstream", "php-a"} {
+	if h := ex.Primary.Headers; len(h) != 3 || h[1] != [2]string{"X-Upstream", "php-a"} || h[2] != [2]string{"Cache-Control", "no-store"} {
 		t.Errorf("example headers %q changed with the caller's buffer", h)
 	}
+	cacheControl("example", ex.Diffs)
 	lines := readLines(t, buf.Bytes())
 	if len(lines) != 2 {
 		t.Fatalf("%d diff log lines, want 2", len(lines))
@@ -311,6 +331,7 @@ func TestCollectorCopiesWhatItKeeps(t *testing.T) {
 			t.Errorf("diff log entry %+v changed with the caller's buffer", e)
 		}
 	}
+	cacheControl("diff log", lines[0].Diffs)
 }
 
 // The intake's generated id and clock value are learned from the legacy
