@@ -135,13 +135,15 @@ func TestShadowComparesIdempotentRetries(t *testing.T) {
 				sent++
 				// One at a time: a retry sent while the first is compared is
 				// skipped (idempotent_retry_in_flight), which is not this test.
+				// A job releases its key once it is done, just after its
+				// outcome is counted: wait for both.
 				waitFor(t, fmt.Sprintf("%d outcomes", sent), func() bool {
 					c := h.srv.stats.Lookup("events")
 					if c == nil {
 						return false
 					}
 					k := c.Snapshot().Counts
-					return k.Compared+k.Pending+k.Skipped+k.Errors >= sent
+					return k.Compared+k.Pending+k.Skipped+k.Errors >= sent && h.srv.engine.InFlight() == 0
 				})
 			}
 			post("before-start") // nothing learned yet
@@ -179,13 +181,13 @@ func TestShadowComparesIdempotentRetries(t *testing.T) {
 			}
 			if !tt.mismatch {
 				if s.Counts.Mismatch != 0 || s.Counts.Compared != sent-2 {
-					t.Fatalf("counts %+v, diffs %+v: want %d compared, none a mismatch", s.Counts, s.TopDiffs, sent-2)
+					t.Fatalf("counts %+v, skipped %v, diffs %+v: want %d compared, none a mismatch", s.Counts, s.SkipReasons, s.TopDiffs, sent-2)
 				}
 				return
 			}
 			// Each key's two retries: the Go side answered anew and published.
 			if s.Counts.Mismatch != 10 {
-				t.Fatalf("counts %+v, diffs %+v: want the 10 retries mismatches", s.Counts, s.TopDiffs)
+				t.Fatalf("counts %+v, skipped %v, diffs %+v: want the 10 retries mismatches", s.Counts, s.SkipReasons, s.TopDiffs)
 			}
 		})
 	}
