@@ -43,6 +43,8 @@ type contender struct {
 	Proxy    *server // nil: the upstream Nginx is hit directly
 	Conns    int     // wrk connections
 	Spool    bool    // also read the spool's commit-latency histogram
+	Drain    bool    // read the proxy's CPU once its spool has drained (kafka.go)
+	Keys     int     // > 0: the body's user_id cycles through this many (kafka.go)
 }
 
 func (c contender) key() string { return c.Group + "/" + c.Name }
@@ -89,7 +91,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.phpConn, "php-connections", 32, "wrk connections for the groups that reach PHP")
 	fs.IntVar(&o.threads, "threads", 1, "wrk threads")
 	fs.IntVar(&o.workers, "php-workers", 4, "PHP-FPM children")
-	groups := fs.String("groups", "static,php,intake,lookups,shadow,backends,tls", "comma-separated groups to run (backends and tls: edge.go)")
+	groups := fs.String("groups", "static,php,intake,lookups,shadow,backends,tls,kafka", "comma-separated groups to run (backends and tls: edge.go; kafka: kafka.go)")
 	fs.BoolVar(&o.pin, "pin", true, "pin the servers to -server-cpu and wrk to -load-cpu")
 	fs.IntVar(&o.serverCPU, "server-cpu", 0, "CPU for every server process")
 	fs.IntVar(&o.loadCPU, "load-cpu", 1, "CPU for wrk (and this driver)")
@@ -225,6 +227,18 @@ func bench(ctx context.Context, o options, stderr io.Writer) error {
 			return err
 		}
 	}
+	var kafka *kafkaGroup
+	if o.groups["kafka"] {
+		if kafka, err = l.startKafkaGroup(ctx, o, upstream, campaigns); err != nil {
+			return err
+		}
+		defer kafka.stop()
+		edgeCs = append(edgeCs, kafka.cs...)
+		upstreamPIDs = append(upstreamPIDs, kafka.pids()...)
+		if err := pin(); err != nil {
+			return err
+		}
+	}
 	env.pinned = fmt.Sprintf("upstream nginx %s, php-fpm %s, %s %s",
 		allowedCPUs(mono.NginxPID), allowedCPUs(mono.FPMPID), p.logFile.name, allowedCPUs(p.logFile.pid()))
 
@@ -269,6 +283,14 @@ func bench(ctx context.Context, o options, stderr io.Writer) error {
 				r+1, o.rounds, c.key(), s.wrk.ReqPerSec, s.wrk.P99, perReq(s.proxyCPU, s.wrk.Requests), s.wrk.Errors)
 		}
 	}
+	if kafka != nil {
+		line, err := kafka.check()
+		if err != nil {
+			return err
+		}
+		env.kafka = line
+		fmt.Fprintln(stderr, "kafka group:", line)
+	}
 	env.end, env.loadAfter = time.Now(), procstat.LoadAvg()
 	env.totalEnd, env.stealEnd = cpuSteal()
 
@@ -307,6 +329,12 @@ func measure(ctx context.Context, c contender, o options, wrkCPU int, tmp string
 	w, err := runWrk(ctx, c, o.dur, o.threads, wrkCPU, tmp)
 	if err != nil {
 		return sample{}, err
+	}
+	if c.Drain {
+		// What the run accepted is forwarded after it: count that too.
+		if _, err := waitDrained(ctx, c.Proxy.admin); err != nil {
+			return sample{}, fmt.Errorf("%s: %w", c.key(), err)
+		}
 	}
 	s := sample{wrk: w,
 		proxyCPU: treeCPU(proxy) - p0, nginxCPU: treeCPU([]int{m.NginxPID}) - n0, fpm: treeCPU([]int{m.FPMPID}) - f0,
@@ -425,6 +453,7 @@ type environment struct {
 	totalStart, totalEnd  int64
 	pinned                string
 	versions              string
+	kafka                 string // the kafka group's check, when it ran
 	idle                  idleFigures
 }
 

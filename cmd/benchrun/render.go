@@ -212,6 +212,9 @@ func (r report) groupTable(b *strings.Builder, g string) {
 		b.WriteString("\n")
 	}
 	b.WriteString("\n")
+	if g == "kafka" && r.env.kafka != "" {
+		fmt.Fprintf(b, "After the rounds: %s.\n\n", r.env.kafka)
+	}
 }
 
 var groupTitle = map[string]string{
@@ -223,6 +226,8 @@ var groupTitle = map[string]string{
 	// edge.go's groups.
 	"backends": "Passthrough (" + staticPath + ") to one monolith backend vs three (issue 15: proxy CPU within 1.05×)",
 	"tls":      "TLS handshake per request (" + staticPath + ", Connection: close): strangler vs Nginx terminating TLS",
+	// kafka.go's group.
+	"kafka": "Event intake with Kafka (kfake) configured: 10,000 user_ids vs one (issue 12: per-key order; proxy CPU until the spool drained)",
 }
 
 func ratio(a, b float64) string {

@@ -248,13 +248,20 @@ backend be
 	return l.proxy(ctx, "haproxy", addr, l.command(bin, "-db", "-f", cfg))
 }
 
+// helper builds cmd/benchrun/NAME into the run's directory and returns a
+// free loopback address for it to listen on.
+func (l launcher) helper(ctx context.Context, name string) (bin, addr string, err error) {
+	bin = filepath.Join(l.tmp, name)
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/benchrun/"+name).CombinedOutput(); err != nil {
+		return "", "", fmt.Errorf("build %s: %w: %s", name, err, out)
+	}
+	addr, err = freeAddr()
+	return bin, addr, err
+}
+
 // startBareProxy builds and runs cmd/benchrun/bareproxy.
 func (l launcher) startBareProxy(ctx context.Context, upstream string) (*server, error) {
-	bin := filepath.Join(l.tmp, "bareproxy")
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/benchrun/bareproxy").CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("build bareproxy: %w: %s", err, out)
-	}
-	addr, err := freeAddr()
+	bin, addr, err := l.helper(ctx, "bareproxy")
 	if err != nil {
 		return nil, err
 	}

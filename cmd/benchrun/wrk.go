@@ -82,6 +82,13 @@ func runWrk(ctx context.Context, c contender, d time.Duration, threads, cpu int,
 		for k, v := range c.Headers {
 			fmt.Fprintf(&b, "wrk.headers[%q] = %q\n", k, v)
 		}
+		if c.Keys > 0 {
+			s, err := keysScript(c)
+			if err != nil {
+				return wrkResult{}, err
+			}
+			b.WriteString(s)
+		}
 		if err := os.WriteFile(script, []byte(b.String()), 0o644); err != nil {
 			return wrkResult{}, err
 		}
