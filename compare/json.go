@@ -2,6 +2,7 @@ package compare
 
 import (
 	"errors"
+	"math/bits"
 	"strconv"
 	"strings"
 	"sync"
@@ -328,6 +329,28 @@ var plainByte = func() (t [256]bool) {
 	return t
 }()
 
+// plainRun returns the index of the first byte at or after i that is not
+// plain (plainByte), or len(s): eight bytes at a time while they last. A
+// word's lowest flagged byte is always a true one (a borrow only flags the
+// bytes above it), so the first is found exactly.
+func plainRun(s string, i int) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for ; i+8 <= len(s); i += 8 {
+		w := s[i : i+8]
+		x := uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
+			uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
+		q, b := x^(ones*'"'), x^(ones*'\\')
+		// A byte below 0x20, or one that is '"' or '\\' (zero after the xor).
+		if m := ((x - ones*0x20) | (q - ones) | (b - ones)) &^ x & highs; m != 0 {
+			return i + bits.TrailingZeros64(m)>>3
+		}
+	}
+	for i < len(s) && plainByte[s[i]] {
+		i++
+	}
+	return i
+}
+
 // str scans a string starting at the opening quote and returns its raw
 // (still escaped) contents.
 func (p *parser) str() (raw string, esc bool, err error) {
@@ -335,9 +358,7 @@ func (p *parser) str() (raw string, esc bool, err error) {
 	start := p.i + 1
 	i := start
 	for {
-		for i < len(s) && plainByte[s[i]] {
-			i++
-		}
+		i = plainRun(s, i)
 		if i >= len(s) {
 			return "", false, errSyntax
 		}

@@ -156,3 +156,35 @@ func decoderTokens(t *testing.T, doc string) []string {
 		valueDone()
 	}
 }
+
+// plainRun finds the same first byte as a byte-by-byte scan: every byte
+// value at every place of a word, among plain bytes of both halves of the
+// byte range, and runs of several special bytes.
+func TestPlainRunAgreesWithByteScan(t *testing.T) {
+	naive := func(s string, i int) int {
+		for i < len(s) && plainByte[s[i]] {
+			i++
+		}
+		return i
+	}
+	check := func(s string, i int) {
+		if got, want := plainRun(s, i), naive(s, i); got != want {
+			t.Fatalf("plainRun(%q, %d) = %d, want %d", s, i, got, want)
+		}
+	}
+	for _, fill := range []byte{'a', 0xc3, 0x7f, 0x21, 0x5d, 0xff, 0x80} {
+		for b := range 256 {
+			for at := range 19 {
+				buf := bytes.Repeat([]byte{fill}, 19)
+				buf[at] = byte(b)
+				for start := range 3 {
+					check(string(buf), start)
+				}
+				if at+1 < len(buf) { // a second special byte just above
+					buf[at+1] = '"'
+					check(string(buf), 0)
+				}
+			}
+		}
+	}
+}
