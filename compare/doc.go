@@ -1,9 +1,13 @@
 // Package compare decides whether two HTTP responses to the same request
 // say the same thing: the status, a chosen set of headers and the body —
-// structurally for JSON (paths, types, values), as normalised text
-// otherwise — under per-route ignore and normalise rules. It also learns
-// noise the way Diffy does, from the primary side answering the same
-// request twice, and redacts secrets from whatever it shows.
+// for JSON by value and by representation (spelling, key order, escaping,
+// case, whitespace are differences of their own kinds), as text otherwise —
+// under per-route ignore, normalise and accept rules. Noise comes from the
+// legacy side only: a Profile of its answers across requests classifies
+// generated and clock values (compared by shape and time window instead),
+// and for safe methods a Noise learner discounts paths where the legacy
+// side differs from itself on a twin call, Diffy's way. It also redacts
+// secrets from whatever it shows.
 //
 // Paths name what differs. A concrete path points at one value
 // (`body.items[3].price`); its template replaces every array index with
