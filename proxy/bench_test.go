@@ -40,18 +40,29 @@ func BenchmarkLookupShadow(b *testing.B) {
 	}
 	now := func() time.Time { return intakeNow }
 	goGet := campaigns.NewGet(setSource{set}, now)
+	reg := routes.Registry{campaigns.GetName: goGet}
+	table := func(mode routes.Mode) *routes.Table {
+		return compile(b, []routes.RouteConfig{{
+			Name: "campaign", Methods: []string{"GET"}, Path: "/api/v1/campaigns/{id}", Mode: mode, Handler: campaigns.GetName,
+		}}, false, reg)
+	}
 	const ids = 500
 	bodies := make(map[string][]byte, ids)
 	var paths []string
+	legacyOnly := table(routes.ModeLegacy)
 	for i := range ids {
 		id := fmt.Sprintf("cmp_%06d", 1+i*7)
+		path := "/api/v1/campaigns/" + id
 		var ctx fasthttp.RequestCtx
-		ctx.SetUserValue("id", id)
+		ctx.Request.SetRequestURI(path)
+		if legacyOnly.Match(&ctx).Route == nil {
+			b.Fatalf("%s unmatched", path)
+		}
 		if err := goGet.Serve(&ctx); err != nil {
 			b.Fatal(err)
 		}
 		bodies[id] = append([]byte(nil), ctx.Response.Body()...)
-		paths = append(paths, "/api/v1/campaigns/"+id)
+		paths = append(paths, path)
 	}
 	up := startLookupUpstream(b, bodies)
 	fwd, err := legacy.New(legacy.Config{Upstream: "http://" + up}, zap.NewNop(), prometheus.NewRegistry())
@@ -60,12 +71,6 @@ func BenchmarkLookupShadow(b *testing.B) {
 	}
 	defer fwd.Close()
 
-	reg := routes.Registry{campaigns.GetName: goGet}
-	table := func(mode routes.Mode) *routes.Table {
-		return compile(b, []routes.RouteConfig{{
-			Name: "campaign", Methods: []string{"GET"}, Path: "/api/v1/campaigns/{id}", Mode: mode, Handler: campaigns.GetName,
-		}}, false, reg)
-	}
 	metrics := prometheus.NewRegistry()
 	plane, err := control.New(control.Options{Registerer: metrics, ShadowRegistry: reg, ShadowLegacy: fwd})
 	if err != nil {
@@ -77,7 +82,7 @@ func BenchmarkLookupShadow(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	publish(table(routes.ModeLegacy))
+	publish(legacyOnly)
 	srv, err := New(Options{Plane: plane, Legacy: fwd, Registerer: metrics})
 	if err != nil {
 		b.Fatal(err)

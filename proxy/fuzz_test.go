@@ -483,7 +483,7 @@ func FuzzPathPolicy(f *testing.F) {
 		goRoute, goID := "", ""
 		if m.Route != nil {
 			goRoute = m.Route.Name
-			goID, _ = ctx.UserValue("id").(string)
+			goID = routes.Param(&ctx, "id")
 		}
 		if phpRoute != goRoute || phpID != goID {
 			t.Fatalf("%s %q: the table picked %q (id %q), PHP's router would pick %q (id %q)",

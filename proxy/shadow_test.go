@@ -161,6 +161,18 @@ func shadowRoute(name, path, method string, sc *routes.ShadowConfig) routes.Rout
 	return routes.RouteConfig{Name: name, Methods: []string{method}, Path: path, Mode: routes.ModeShadow, Handler: "h", Shadow: sc}
 }
 
+// lookupHarness is a front door with one shadowed route "lookup" for
+// method on /c/{id}: legacySide primary, goSide the candidate.
+func lookupHarness(t *testing.T, method string, legacySide, goSide routes.Handler) *harness {
+	t.Helper()
+	return newHarness(t, harnessOptions{
+		legacy: legacySide,
+		routes: []routes.RouteConfig{shadowRoute("lookup", "/c/{id}", method, nil)},
+		reg:    routes.Registry{"h": goSide},
+		plane:  func(o *control.Options) { o.ShadowRegistry = routes.Registry{"h": goSide} },
+	})
+}
+
 // Identical implementations whose answers carry noise (a random id and a
 // timestamp) give no mismatch, with no rule written: the noise is learned
 // from the legacy side's own answers across requests (a generated value,
@@ -176,12 +188,7 @@ func TestShadowLearnsNoiseWithoutRules(t *testing.T) {
 				legacyCalls.Add(1)
 				return legacySide.Serve(ctx)
 			})
-			h := newHarness(t, harnessOptions{
-				legacy: counting,
-				routes: []routes.RouteConfig{shadowRoute("lookup", "/c/{id}", method, nil)},
-				reg:    routes.Registry{"h": goSide},
-				plane:  func(o *control.Options) { o.ShadowRegistry = routes.Registry{"h": goSide} },
-			})
+			h := lookupHarness(t, method, counting, goSide)
 			const n = 60
 			req := get("/c/cmp_1")
 			if method == "POST" {
@@ -229,6 +236,38 @@ func TestShadowLearnsNoiseWithoutRules(t *testing.T) {
 	}
 }
 
+// The candidate reads the route's path parameters from its own copy of the
+// request, after the client's request has been answered and recycled: a
+// Go side that answers for the id in the path agrees with legacy on every
+// id, and one that got no id would answer 404.
+func TestShadowCandidateReadsPathParameters(t *testing.T) {
+	legacySide := routes.HandlerFunc(func(ctx *fasthttp.RequestCtx) error {
+		id := strings.TrimPrefix(string(ctx.Path()), "/c/")
+		streamAnswer(ctx, 200, campaignBody(id, randomID(), time.Now(), nil))
+		return nil
+	})
+	goSide := routes.HandlerFunc(func(ctx *fasthttp.RequestCtx) error {
+		id := routes.Param(ctx, "id")
+		if id == "" {
+			jsonAnswer(ctx, 404, `{"error":"not_found"}`)
+			return nil
+		}
+		jsonAnswer(ctx, 200, campaignBody(id, randomID(), time.Now().Add(time.Millisecond), nil))
+		return nil
+	})
+	h := lookupHarness(t, "GET", legacySide, goSide)
+	const n = 30
+	for i := range n {
+		if r := h.roundTrip(t, get(fmt.Sprintf("/c/cmp_%06d", i))); r.status != 200 {
+			t.Fatalf("request %d: status %d", i, r.status)
+		}
+	}
+	s := h.snapshot(t, "lookup", n)
+	if s.Counts.Compared != n || s.Counts.Mismatch != 0 {
+		t.Fatalf("counts %+v, want %d compared and no mismatch; diffs %+v", s.Counts, n, s.TopDiffs)
+	}
+}
+
 // Faults injected into the Go side are detected and pointed to by path.
 func TestShadowDetectsFaultsByPath(t *testing.T) {
 	tests := []struct {
@@ -250,12 +289,7 @@ func TestShadowDetectsFaultsByPath(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			legacySide, goSide := lookupSides(tt.mutate, tt.status, tt.headers)
-			h := newHarness(t, harnessOptions{
-				legacy: legacySide,
-				routes: []routes.RouteConfig{shadowRoute("lookup", "/c/{id}", "GET", nil)},
-				reg:    routes.Registry{"h": goSide},
-				plane:  func(o *control.Options) { o.ShadowRegistry = routes.Registry{"h": goSide} },
-			})
+			h := lookupHarness(t, "GET", legacySide, goSide)
 			const n = 30
 			for range n {
 				h.roundTrip(t, get("/c/cmp_1"))

@@ -83,11 +83,13 @@ type RouteConfig struct {
 	Methods []string `mapstructure:"methods"`
 	// Path is matched against the decoded, normalised request path.
 	// Required. Segments are literal (`/api/v1/events`), a whole-segment
-	// parameter (`/campaigns/{id}`, read with ctx.UserValue("id")), or a
-	// trailing catch-all `*` as the last segment (`/static/*` matches
-	// `/static/` and everything below it, not `/static`; the rest of the
-	// path, without its leading slash, is ctx.UserValue(CatchAllParam)).
-	// A trailing slash is significant: `/a/` does not match `/a`.
+	// parameter matching any non-empty segment (`/campaigns/{id}`, read
+	// with Param(ctx, "id")), or a trailing catch-all `*` as the last
+	// segment (`/static/*` matches `/static/` and everything below it, not
+	// `/static`; the rest of the path, without its leading slash, is
+	// Param(ctx, CatchAllParam)). A trailing slash is significant: `/a/`
+	// does not match `/a`. Where several routes match, segment by segment
+	// from the left a literal beats a parameter, which beats `*`.
 	Path string `mapstructure:"path"`
 	// Host restricts the route to one host name, compared case-insensitively
 	// and without the port. Empty: any host. A route with a host wins over

@@ -11,11 +11,6 @@ import (
 	"text/tabwriter"
 	"unsafe"
 
-	// fasthttp/router's radix tree is the path matcher. We use the tree
-	// rather than router.Router so we control the fall-through from a
-	// method's tree to the any-method tree (Router.Lookup stops at a
-	// trailing-slash hint) and keep one tree set per host.
-	"github.com/fasthttp/router/radix"
 	"github.com/spf13/viper"
 	"github.com/valyala/fasthttp"
 )
@@ -53,8 +48,9 @@ type Route struct {
 	// Capture has every default filled in; nil when the route has none.
 	Capture *CaptureConfig
 
-	index     int    // position in the config, for messages
-	pattern   string // path in fasthttp/router syntax
+	index     int       // position in the config, for messages
+	segs      []pathSeg // the parsed path; nil when it is invalid
+	params    []paramRef
 	canonical string // path with parameter names erased
 }
 
@@ -78,70 +74,58 @@ type Table struct {
 	hosts map[string]*matcher
 }
 
-// matcher holds one radix tree per known method plus one for routes that
-// match every method. The method's own tree wins.
+// matcher holds one path trie per known method plus one for routes that
+// match every method. The method's own trie wins.
 type matcher struct {
-	byMethod [len(knownMethods)]*radix.Tree
-	any      *radix.Tree
+	byMethod [len(knownMethods)]*node
+	any      *node
 }
 
-// matchKey is the ctx user value key through which a tree's handler hands
-// back its route: radix trees store fasthttp.RequestHandler values, and a
-// func cannot be compared or used as a map key.
-type matchKey struct{}
-
 // Match finds the route for ctx's method, host and path, host-specific
-// routes first, and sets the route's path parameters as ctx user values.
-// It allocates nothing for paths without parameters.
+// routes first, and records it in ctx for Param and Matched. It allocates
+// nothing: parameters are read from the request path when asked for.
 func (t *Table) Match(ctx *fasthttp.RequestCtx) Match {
 	if t == nil {
 		return Match{Mode: ModeLegacy}
 	}
-	// The tree copies every string it keeps (parameter values), so viewing
-	// the request's path bytes as a string for the lookup is safe.
-	path := "/"
-	if p := ctx.Path(); len(p) > 0 {
-		path = unsafe.String(unsafe.SliceData(p), len(p))
-	}
+	path := requestPath(ctx)
 	mi := methodIndex(ctx.Method())
 
-	var h fasthttp.RequestHandler
-	if t.hosts != nil {
-		if m := t.hosts[hostKey(ctx.Host())]; m != nil {
-			h = m.lookup(mi, path, ctx)
+	var r *Route
+	if len(path) > 0 && path[0] == '/' {
+		rest := path[1:]
+		if t.hosts != nil {
+			if m := t.hosts[hostKey(ctx.Host())]; m != nil {
+				r = m.lookup(mi, rest)
+			}
+		}
+		if r == nil && t.anyHost != nil {
+			r = t.anyHost.lookup(mi, rest)
 		}
 	}
-	if h == nil && t.anyHost != nil {
-		h = t.anyHost.lookup(mi, path, ctx)
-	}
-	if h == nil {
-		return Match{Mode: ModeLegacy}
-	}
-	h(ctx)
-	r, _ := ctx.UserValue(matchKey{}).(*Route)
-	ctx.RemoveUserValue(matchKey{})
 	if r == nil {
+		ctx.RemoveUserValue(matchedKey{})
 		return Match{Mode: ModeLegacy}
 	}
+	SetMatched(ctx, r)
 	if t.allLegacy {
 		return Match{Route: r, Mode: ModeLegacy}
 	}
 	return Match{Route: r, Mode: r.Mode}
 }
 
-func (m *matcher) lookup(mi int, path string, ctx *fasthttp.RequestCtx) fasthttp.RequestHandler {
-	// A trailing-slash hint (second result) is not a match: legacy decides
-	// what /a/ means when only /a is routed.
+// lookup finds the route for rest (the path after its leading slash) in
+// the method's trie, else in the any-method trie.
+func (m *matcher) lookup(mi int, rest string) *Route {
 	if mi >= 0 {
-		if tr := m.byMethod[mi]; tr != nil {
-			if h, _ := tr.Get(path, ctx); h != nil {
-				return h
+		if n := m.byMethod[mi]; n != nil {
+			if r := n.find(rest); r != nil {
+				return r
 			}
 		}
 	}
 	if m.any != nil {
-		h, _ := m.any.Get(path, ctx)
-		return h
+		return m.any.find(rest)
 	}
 	return nil
 }
@@ -207,8 +191,9 @@ func (t *Table) Routes() []*Route {
 func (t *Table) AllLegacy() bool { return t != nil && t.allLegacy }
 
 // Compile validates c against reg and builds the matcher. On any problem it
-// returns a *ValidationError listing all of them, including paths the
-// matcher cannot hold side by side.
+// returns a *ValidationError listing all of them, including paths of the
+// same shape (parameter names aside) as another route's on the same host
+// and method, or differing from one only by a trailing slash.
 func Compile(c Config, reg Registry) (*Table, error) {
 	return compile(c, reg)
 }
@@ -233,7 +218,7 @@ func compile(c Config, reg Registry) (*Table, error) {
 				names[r.Name] = i
 			}
 		}
-		if r.pattern == "" {
+		if r.segs == nil {
 			continue
 		}
 		methods := r.Methods
@@ -262,7 +247,7 @@ func compile(c Config, reg Registry) (*Table, error) {
 			good = false
 		}
 		if slashDup != nil {
-			p.add(i, r.Name, "path %q differs from routes[%d] %q path %q only by a trailing slash, which the matcher cannot hold side by side; keep one (the other form then goes to legacy)",
+			p.add(i, r.Name, "path %q differs from routes[%d] %q path %q only by a trailing slash; a table routes one of the two forms, so that one endpoint is not split in two by a typo; keep one (the other form then goes to legacy)",
 				r.Path, slashDup.index, slashDup.Name, slashDup.Path)
 			good = false
 		}
@@ -295,108 +280,49 @@ func sortedByIndex(m map[*Route][]string) []*Route {
 	return slices.SortedFunc(maps.Keys(m), func(a, b *Route) int { return a.index - b.index })
 }
 
-// treeKey names one radix tree: a host ("" for any) and a method index
-// (-1 for every method).
-type treeKey struct {
-	host string
-	mi   int
-}
-
-// build registers routes into radix trees. The tree panics on paths it
-// cannot hold together (e.g. {id} and {name} at the same position); the
-// panic becomes a problem naming both routes, and the tree is rebuilt
-// without the offending route since a panic can leave it half-modified.
+// build registers routes into the hosts' and methods' tries. Compile has
+// refused same-shape paths by then; a slot taken all the same becomes a
+// problem naming both routes rather than a silent overwrite.
 func (t *Table) build(routes []*Route, p *problems) {
-	entries := map[treeKey][]*Route{}
-	trees := map[treeKey]*radix.Tree{}
-	// Whether the tree accepts a set of paths can depend on the order they
-	// are added (`/a/*` then `/a` panics, `/a` then `/a/*` does not);
-	// adding in pattern order makes validity independent of config order.
-	routes = slices.Clone(routes)
-	slices.SortStableFunc(routes, func(a, b *Route) int { return strings.Compare(a.pattern, b.pattern) })
 	for _, r := range routes {
-		mis := []int{-1}
+		m := t.matcherFor(r.Host)
+		roots := []**node{&m.any}
 		if r.Methods != nil {
-			mis = mis[:0]
-			for _, m := range r.Methods {
-				mis = append(mis, slices.Index(knownMethods[:], m))
+			roots = roots[:0]
+			for _, name := range r.Methods {
+				roots = append(roots, &m.byMethod[slices.Index(knownMethods[:], name)])
 			}
 		}
-		for _, mi := range mis {
-			k := treeKey{host: r.Host, mi: mi}
-			tr := trees[k]
-			if tr == nil {
-				tr = radix.New()
-				trees[k] = tr
+		for _, root := range roots {
+			if *root == nil {
+				*root = &node{}
 			}
-			if msg := add(tr, r); msg != "" {
-				o := closest(entries[k], r.pattern)
-				if o != nil {
-					p.add(r.index, r.Name, "path %q conflicts with routes[%d] %q path %q in the matcher (%s); use the same parameter name at the same position, or make the paths differ by a literal segment",
-						r.Path, o.index, o.Name, o.Path, msg)
-				} else {
-					p.add(r.index, r.Name, "path %q cannot be registered in the matcher (%s); simplify the path", r.Path, msg)
-				}
-				tr = radix.New()
-				for _, e := range entries[k] {
-					add(tr, e)
-				}
-				trees[k] = tr
+			if o := (*root).add(r); o != nil {
+				p.add(r.index, r.Name, "path %q takes the place of routes[%d] %q path %q in the matcher; make the paths differ by a literal segment",
+					r.Path, o.index, o.Name, o.Path)
 				break
 			}
-			entries[k] = append(entries[k], r)
-		}
-	}
-	for k, tr := range trees {
-		m := t.anyHost
-		if k.host != "" {
-			if t.hosts == nil {
-				t.hosts = map[string]*matcher{}
-			}
-			m = t.hosts[k.host]
-		}
-		if m == nil {
-			m = &matcher{}
-			if k.host == "" {
-				t.anyHost = m
-			} else {
-				t.hosts[k.host] = m
-			}
-		}
-		if k.mi < 0 {
-			m.any = tr
-		} else {
-			m.byMethod[k.mi] = tr
 		}
 	}
 }
 
-// add registers r in tr, turning the tree's panic into a message.
-func add(tr *radix.Tree, r *Route) (msg string) {
-	defer func() {
-		if v := recover(); v != nil {
-			msg = fmt.Sprint(v)
+// matcherFor returns host's matcher ("" for any host), made on first use.
+func (t *Table) matcherFor(host string) *matcher {
+	if host == "" {
+		if t.anyHost == nil {
+			t.anyHost = &matcher{}
 		}
-	}()
-	tr.Add(r.pattern, func(ctx *fasthttp.RequestCtx) { ctx.SetUserValue(matchKey{}, r) })
-	return ""
-}
-
-// closest picks the registered route sharing the longest prefix with
-// pattern: the likeliest other half of a conflict.
-func closest(rs []*Route, pattern string) *Route {
-	var best *Route
-	bestN := -1
-	for _, r := range rs {
-		n := 0
-		for n < len(r.pattern) && n < len(pattern) && r.pattern[n] == pattern[n] {
-			n++
-		}
-		if n > bestN {
-			best, bestN = r, n
-		}
+		return t.anyHost
 	}
-	return best
+	if t.hosts == nil {
+		t.hosts = map[string]*matcher{}
+	}
+	m := t.hosts[host]
+	if m == nil {
+		m = &matcher{}
+		t.hosts[host] = m
+	}
+	return m
 }
 
 // parse reads data into a fresh viper, in the format path's extension

@@ -3,6 +3,7 @@ package routes
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -89,14 +90,21 @@ func TestMatch(t *testing.T) {
 			if got != tt.wantRoute || m.Mode != tt.wantMode {
 				t.Fatalf("Match(%s %s %s) = route %q mode %q; want %q %q", tt.method, tt.host, tt.uri, got, m.Mode, tt.wantRoute, tt.wantMode)
 			}
-			n := 0
-			ctx.VisitUserValues(func(k []byte, v any) { n++ })
-			if n != len(tt.wantVals) {
-				t.Errorf("%d user values set, want %d (%v)", n, len(tt.wantVals), tt.wantVals)
+			if Matched(ctx) != m.Route {
+				t.Errorf("Matched(ctx) = %v, want the route Match returned", Matched(ctx))
 			}
-			for k, want := range tt.wantVals {
-				if got, _ := ctx.UserValue(k).(string); got != want {
-					t.Errorf("ctx.UserValue(%q) = %q, want %q", k, got, want)
+			vals := map[string]string{}
+			if m.Route != nil {
+				for _, p := range m.Route.params {
+					vals[p.name] = Param(ctx, p.name)
+				}
+			}
+			if len(vals)+len(tt.wantVals) > 0 && fmt.Sprint(vals) != fmt.Sprint(tt.wantVals) {
+				t.Errorf("parameters %v, want %v", vals, tt.wantVals)
+			}
+			for _, name := range []string{"nope", "ID", ""} {
+				if v := Param(ctx, name); v != "" {
+					t.Errorf("Param(%q) = %q for a parameter the route does not have", name, v)
 				}
 			}
 		})
@@ -124,8 +132,8 @@ func TestMatchAllLegacy(t *testing.T) {
 	if m.Route == nil || m.Route.Name != "campaign" || m.Route.Mode != ModeCanary || m.Mode != ModeLegacy {
 		t.Fatalf("Match = %+v; want route campaign (mode canary) with effective mode legacy", m)
 	}
-	if ctx.UserValue("id") != "c9" {
-		t.Errorf("id = %v, want c9", ctx.UserValue("id"))
+	if Param(ctx, "id") != "c9" {
+		t.Errorf("id = %q, want c9", Param(ctx, "id"))
 	}
 	for _, ri := range tb.Describe() {
 		if ri.EffectiveMode != ModeLegacy {

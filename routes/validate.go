@@ -13,10 +13,10 @@ import (
 )
 
 // knownMethods are the methods a route may list; their index selects the
-// route's matcher tree. Custom methods reach only routes without methods.
+// route's matcher trie. Custom methods reach only routes without methods.
 var knownMethods = [...]string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
 
-// CatchAllParam is the ctx user value key holding what a trailing `*`
+// CatchAllParam is the name under which Param gives what a trailing `*`
 // matched.
 const CatchAllParam = "*"
 
@@ -46,8 +46,8 @@ func (p *problems) add(i int, name, format string, args ...any) {
 
 // parsedPath is a validated route path.
 type parsedPath struct {
-	// pattern is the path in fasthttp/router syntax.
-	pattern string
+	segs   []pathSeg
+	params []paramRef
 	// canonical has parameter names erased, so /a/{id} and /a/{x} collide.
 	canonical string
 }
@@ -81,7 +81,7 @@ func resolve(i int, rc RouteConfig, reg Registry, p *problems) (r *Route, ok boo
 	if pp, msg := parsePath(rc.Path); msg != "" {
 		p.add(i, name, "%s", msg)
 	} else {
-		r.pattern, r.canonical = pp.pattern, pp.canonical
+		r.segs, r.params, r.canonical = pp.segs, pp.params, pp.canonical
 	}
 
 	if rc.Host != "" {
@@ -218,8 +218,8 @@ func resolveCanary(i int, name string, c *CanaryConfig, required bool, p *proble
 	return &out
 }
 
-// parsePath validates a route path and translates it to fasthttp/router
-// syntax. msg is the problem (with its fix) or "".
+// parsePath validates a route path and splits it into segments. msg is the
+// problem (with its fix) or "".
 func parsePath(path string) (pp parsedPath, msg string) {
 	switch {
 	case path == "":
@@ -231,15 +231,16 @@ func parsePath(path string) (pp parsedPath, msg string) {
 	case strings.IndexFunc(path, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) || r == unicode.ReplacementChar }) >= 0:
 		return pp, fmt.Sprintf("path %q must not contain spaces, control characters or invalid UTF-8; paths match after percent-decoding, so write the decoded character", path)
 	}
-	var pattern, canonical strings.Builder
-	var params []string
-	segs := strings.Split(path[1:], "/")
-	for i, seg := range segs {
-		last := i == len(segs)-1
-		pattern.WriteByte('/')
+	var canonical strings.Builder
+	texts := strings.Split(path[1:], "/")
+	segs := make([]pathSeg, 0, len(texts))
+	var params []paramRef
+	for i, seg := range texts {
+		last := i == len(texts)-1
 		canonical.WriteByte('/')
 		switch {
 		case seg == "" && last: // "/" or a trailing slash
+			segs = append(segs, pathSeg{kind: segLiteral})
 		case seg == "":
 			return pp, fmt.Sprintf("path %q has an empty segment (//); request paths are normalised before matching, so it would never match; remove the extra slash", path)
 		case seg == "." || seg == "..":
@@ -248,27 +249,28 @@ func parsePath(path string) (pp parsedPath, msg string) {
 			if !last {
 				return pp, fmt.Sprintf("path %q: the catch-all * must be the last segment, e.g. /static/*", path)
 			}
-			pattern.WriteString("{" + CatchAllParam + ":*}")
+			segs = append(segs, pathSeg{kind: segCatchAll})
+			params = append(params, paramRef{name: CatchAllParam, seg: i, rest: true})
 			canonical.WriteString("*")
 		case strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "}"):
 			name := seg[1 : len(seg)-1]
 			if !paramRE.MatchString(name) {
 				return pp, fmt.Sprintf("path %q: parameter %s must be a name of letters, digits and _ (not starting with a digit), e.g. {id}", path, seg)
 			}
-			if slices.Contains(params, name) {
+			if slices.ContainsFunc(params, func(p paramRef) bool { return p.name == name }) {
 				return pp, fmt.Sprintf("path %q uses parameter {%s} twice; give each parameter its own name", path, name)
 			}
-			params = append(params, name)
-			pattern.WriteString(seg)
+			segs = append(segs, pathSeg{kind: segParam, text: name})
+			params = append(params, paramRef{name: name, seg: i})
 			canonical.WriteString("{}")
 		case strings.ContainsAny(seg, "{}*"):
 			return pp, fmt.Sprintf("path %q: segment %q mixes text with { } or *; a parameter or * must be a whole segment, e.g. /files/{name} or /static/*", path, seg)
 		default:
-			pattern.WriteString(seg)
+			segs = append(segs, pathSeg{kind: segLiteral, text: seg})
 			canonical.WriteString(seg)
 		}
 	}
-	return parsedPath{pattern: pattern.String(), canonical: canonical.String()}, ""
+	return parsedPath{segs: segs, params: params, canonical: canonical.String()}, ""
 }
 
 // normalizeHost lower-cases h and drops a trailing dot. msg is the problem

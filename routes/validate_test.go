@@ -358,34 +358,43 @@ routes:
 	}
 }
 
-// The tree panics on paths it cannot hold together. Validation rejects
-// every such case found so far before the tree sees it (duplicates,
-// trailing-slash pairs, order-dependent adds), so this drives build with
-// patterns parsePath never produces to check the panic becomes a problem
-// naming both routes and the remaining routes still register.
-func TestBuildRecoversRouterPanic(t *testing.T) {
-	mk := func(i int, name, path, pattern string) *Route {
-		return &Route{Name: name, Path: path, Mode: ModeLegacy, index: i, pattern: pattern}
+// Compile refuses same-shape paths before build sees them, so this drives
+// build directly with two: the second must become a problem naming both,
+// not take the first's place, and the other routes must still register.
+func TestBuildRefusesATakenPlace(t *testing.T) {
+	mk := func(i int, name, path string) *Route {
+		pp, msg := parsePath(path)
+		if msg != "" {
+			t.Fatal(msg)
+		}
+		return &Route{Name: name, Path: path, Mode: ModeLegacy, index: i, segs: pp.segs, params: pp.params}
 	}
 	routes := []*Route{
-		mk(0, "files", "/files/{id}", "/files/{id}"),
-		mk(1, "bad", "/files/{x}{y}", "/files/{x}{y}"),
-		mk(2, "other", "/other", "/other"),
+		mk(0, "files", "/files/{id}"),
+		mk(1, "same_shape", "/files/{name}"),
+		mk(2, "static", "/s/*"),
+		mk(3, "static_again", "/s/*"),
+		mk(4, "other", "/other"),
 	}
 	var p problems
 	tb := &Table{routes: routes}
 	tb.build(routes, &p)
-	if len(p) != 1 {
-		t.Fatalf("got problems %q, want exactly one", p)
+	if len(p) != 2 {
+		t.Fatalf("got problems %q, want two", p)
 	}
-	for _, f := range []string{`routes[1] "bad": path "/files/{x}{y}"`, `routes[0] "files"`, "wildcards must be separated"} {
-		if !strings.Contains(p[0], f) {
-			t.Errorf("problem %q does not contain %q", p[0], f)
+	for i, want := range [][]string{
+		{`routes[1] "same_shape": path "/files/{name}"`, `routes[0] "files" path "/files/{id}"`},
+		{`routes[3] "static_again": path "/s/*"`, `routes[2] "static"`},
+	} {
+		for _, f := range want {
+			if !strings.Contains(p[i], f) {
+				t.Errorf("problem %q does not contain %q", p[i], f)
+			}
 		}
 	}
-	for _, path := range []string{"/files/42", "/other"} {
-		if m := tb.Match(newCtx("GET", "example.com", path)); m.Route == nil {
-			t.Errorf("%s unmatched after the tree was rebuilt", path)
+	for path, want := range map[string]string{"/files/42": "files", "/s/x": "static", "/other": "other"} {
+		if m := tb.Match(newCtx("GET", "example.com", path)); m.Route == nil || m.Route.Name != want {
+			t.Errorf("%s matched %+v, want route %s", path, m.Route, want)
 		}
 	}
 }

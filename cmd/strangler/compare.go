@@ -320,8 +320,8 @@ func (r *replay) one(rec capture.Record) {
 		ctx.Request.Reset()
 		ctx.Response.Reset()
 	}()
-	// As at the front door: matching sets the route's path parameters,
-	// which the job hands to the candidate.
+	// As at the front door: matching records the route, whose path
+	// parameters the job's candidate reads from its copy of the request.
 	r.table.Match(ctx)
 	c := r.sr.Collector
 	if !r.f.live {

@@ -14,6 +14,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/strangler-proxy/strangler/ported/campaign"
+	"github.com/strangler-proxy/strangler/routes"
 )
 
 // Names of the handlers in the route registry.
@@ -108,7 +109,7 @@ func (g *Get) Serve(ctx *fasthttp.RequestCtx) error {
 	if set.Len() == 0 {
 		return unavailable(ctx, g.src, buf)
 	}
-	id, _ := ctx.UserValue("id").(string)
+	id := routes.Param(ctx, "id")
 	c, ok := set.Campaign(id)
 	if !ok {
 		*buf = appendError((*buf)[:0], "not_found", "campaign not found", "", requestID(ctx))

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/strangler-proxy/strangler/ported/campaign"
 	"github.com/strangler-proxy/strangler/ported/campaign/campaigngen"
+	"github.com/strangler-proxy/strangler/routes"
 )
 
 var testNow = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
@@ -20,6 +22,27 @@ var testNow = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
 type staticSource struct{ set *campaign.Set }
 
 func (s staticSource) Set() *campaign.Set { return s.set }
+
+// lookupRoute is the lookup's route as config.yaml ships it.
+var lookupRoute = func() *routes.Table {
+	tb, err := routes.Compile(routes.Config{Routes: []routes.RouteConfig{
+		{Name: "campaign_get", Methods: []string{"GET"}, Path: "/api/v1/campaigns/{id}"},
+	}}, nil)
+	if err != nil {
+		panic(err)
+	}
+	return tb
+}()
+
+// matchID points ctx at the lookup of id and matches it as the front door
+// does before it calls Get, which reads {id} from the path.
+func matchID(t testing.TB, ctx *fasthttp.RequestCtx, id string) {
+	t.Helper()
+	ctx.Request.SetRequestURI("/api/v1/campaigns/" + url.PathEscape(id))
+	if m := lookupRoute.Match(ctx); m.Route == nil || routes.Param(ctx, "id") != id {
+		t.Fatalf("id %q: the lookup route did not match it (path %q)", id, ctx.Path())
+	}
+}
 
 func testSet(t testing.TB, n int) *campaign.Set {
 	t.Helper()
@@ -43,7 +66,7 @@ func serve(t testing.TB, h interface {
 	var ctx fasthttp.RequestCtx
 	ctx.Request.SetRequestURI(uri)
 	if id != "" {
-		ctx.SetUserValue("id", id)
+		matchID(t, &ctx, id)
 	}
 	if requestID != "" {
 		ctx.Request.Header.Set("X-Request-Id", requestID)
@@ -118,7 +141,7 @@ func TestGet(t *testing.T) {
 		{name: "active", id: activeID, wantStatus: 200},
 		{name: "inactive", id: inactiveID, wantStatus: 200},
 		{name: "missing", id: "cmp_999999", wantStatus: 404, wantBody: `{"error":"not_found","message":"campaign not found"}`},
-		{name: "malformed", id: "../etc", wantStatus: 404, wantBody: `{"error":"not_found","message":"campaign not found"}`},
+		{name: "malformed", id: `x'"<>%`, wantStatus: 404, wantBody: `{"error":"not_found","message":"campaign not found"}`},
 		{name: "no id", id: "", wantStatus: 404, wantBody: `{"error":"not_found","message":"campaign not found"}`},
 		{name: "request id echoed", id: "nope", requestID: "req-1:a/b+c=", wantStatus: 404,
 			wantBody: `{"error":"not_found","message":"campaign not found","request_id":"req-1:a/b+c="}`},
@@ -373,7 +396,7 @@ func TestNoData(t *testing.T) {
 			var ctx fasthttp.RequestCtx
 			ctx.Request.SetRequestURI("/api/v1/campaigns")
 			ctx.Request.Header.Set("X-Request-Id", "req-7")
-			ctx.SetUserValue("id", "cmp_000001")
+			matchID(t, &ctx, "cmp_000001")
 			err := h.Serve(&ctx)
 			if !errors.Is(err, ErrNoData) {
 				t.Fatalf("%s, %T: error %v, want ErrNoData", tt.name, h, err)

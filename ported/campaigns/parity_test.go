@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"strings"
 	"testing"
 	"time"
 
@@ -22,6 +21,7 @@ import (
 	"github.com/strangler-proxy/strangler/internal/monolith/monolithtest"
 	"github.com/strangler-proxy/strangler/ported/campaign"
 	"github.com/strangler-proxy/strangler/ported/campaign/campaigngen"
+	"github.com/strangler-proxy/strangler/routes"
 )
 
 func TestMain(m *testing.M) {
@@ -55,24 +55,24 @@ func shippedSet(t testing.TB) *campaign.Set {
 	return set
 }
 
-// startGo serves the Go handlers on 127.0.0.1 with a minimal stand-in for
-// the route table: it sets the "id" user value like the real one does.
+// startGo serves the Go handlers on 127.0.0.1 behind the lookup routes as
+// config.yaml ships them, matched by the route table.
 func startGo(t *testing.T, src Source) string {
 	t.Helper()
 	now := func() time.Time { return parityNow }
-	get, list := NewGet(src, now), NewList(src, now)
-	const prefix = "/api/v1/campaigns/"
+	table, err := routes.Compile(routes.Config{Routes: []routes.RouteConfig{
+		{Name: "campaign", Methods: []string{"GET"}, Path: "/api/v1/campaigns/{id}", Mode: routes.ModePorted, Handler: GetName},
+		{Name: "campaigns", Methods: []string{"GET"}, Path: "/api/v1/campaigns", Mode: routes.ModePorted, Handler: ListName},
+	}}, routes.Registry{GetName: NewGet(src, now), ListName: NewList(src, now)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv := &fasthttp.Server{
 		Handler: func(ctx *fasthttp.RequestCtx) {
-			path := string(ctx.Path())
 			var err error
-			switch {
-			case path == "/api/v1/campaigns":
-				err = list.Serve(ctx)
-			case strings.HasPrefix(path, prefix) && len(path) > len(prefix) && !strings.Contains(path[len(prefix):], "/"):
-				ctx.SetUserValue("id", path[len(prefix):])
-				err = get.Serve(ctx)
-			default:
+			if m := table.Match(ctx); m.Route != nil {
+				err = m.Route.Handler.Serve(ctx)
+			} else {
 				ctx.Error("no route", fasthttp.StatusNotFound)
 			}
 			// As the front door: an error whose answer is written stands.

@@ -48,9 +48,10 @@ type Job struct {
 	// measured as the candidate's is.
 	pStart, pEnd time.Time
 
-	// params are the path parameters the front door matched for the
-	// primary (its ctx's user values), set again on the candidate's ctx.
-	params []userValue
+	// matched is the route the front door matched for the primary,
+	// recorded again on the candidate's ctx: routes.Param reads the path
+	// parameters from the candidate's copy of the request.
+	matched *routes.Route
 	// heads holds the compared request and response heads' strings,
 	// copied out of fasthttp's buffers into one buffer the job keeps
 	// between uses; hdrs are the three answers' header lists. The
@@ -70,11 +71,6 @@ type Job struct {
 	// what done remembers of it: the windows of a first answer.
 	idem  string
 	first *firstAnswer
-}
-
-type userValue struct {
-	key string
-	val any
 }
 
 // Indexes of Job.hdrs.
@@ -142,11 +138,7 @@ func (e *Engine) begin(ctx *fasthttp.RequestCtx, r *Route) *Job {
 	// The body stream is not copied; an in-memory body is.
 	ctx.Request.CopyTo(&j.req)
 	j.remote = ctx.RemoteAddr()
-	ctx.VisitUserValuesAll(func(k, v any) {
-		if name, ok := k.(string); ok {
-			j.params = append(j.params, userValue{name, v})
-		}
-	})
+	j.matched = routes.Matched(ctx)
 	if stream {
 		j.orig = ctx.Request.BodyStream()
 		j.reqTee = requestTee{r: j.orig, buf: j.reqTee.buf[:0], max: r.MaxBody, attached: true}
@@ -314,8 +306,7 @@ func (j *Job) reset() {
 	j.pStart, j.pEnd = time.Time{}, time.Time{}
 	j.idem, j.first = "", nil
 	j.heads = keep(j.heads)
-	clear(j.params)
-	j.params = j.params[:0]
+	j.matched = nil
 	for i := range j.hdrs {
 		clear(j.hdrs[i])
 		j.hdrs[i] = j.hdrs[i][:0]
@@ -529,8 +520,8 @@ func (j *Job) call(h routes.Handler, side routes.Side, buf *[]byte, hdr int) (re
 	e := j.engine
 	c := e.acquireCtx(&j.req, j.remote)
 	defer e.releaseCtx(c)
-	for _, p := range j.params {
-		c.SetUserValue(p.key, p.val)
+	if j.matched != nil {
+		routes.SetMatched(c, j.matched)
 	}
 	max := j.route.MaxBody
 	b := (*buf)[:0]
