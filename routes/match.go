@@ -133,23 +133,33 @@ func (n *node) add(r *Route) *Route {
 	return nil
 }
 
-// matchedKey is the ctx user value key under which Match records the
-// route. A pointer in an interface is not boxed, so recording allocates
-// nothing once the request's user value slice has room (fasthttp keeps it
-// across the requests of a pooled ctx).
-type matchedKey struct{}
+// paramsKey is the ctx user value key under which Match records a route
+// with parameters. A pointer in an interface is not boxed, so recording
+// allocates nothing once the request's user value slice has room (fasthttp
+// keeps it across the requests of a pooled ctx). A route without
+// parameters is not recorded: the exact paths pay nothing for Param.
+type paramsKey struct{}
 
-// Matched returns the route Match found for ctx, nil when none matched.
-func Matched(ctx *fasthttp.RequestCtx) *Route {
-	r, _ := ctx.UserValue(matchedKey{}).(*Route)
-	return r
+// Params is what Param needs of the route a request matched: where its
+// parameters are in the path. It holds no request bytes, so it outlives
+// the request; the zero Params has no parameters.
+type Params struct{ r *Route }
+
+// ParamsOf returns the Params Match recorded in ctx.
+func ParamsOf(ctx *fasthttp.RequestCtx) Params {
+	r, _ := ctx.UserValue(paramsKey{}).(*Route)
+	return Params{r}
 }
 
-// SetMatched records r as the route of ctx, as Match does, so that Param
-// reads r's parameters from ctx's path. It is for a ctx carrying a copy of
-// the request r matched: a shadow candidate's, an offline replay's.
-func SetMatched(ctx *fasthttp.RequestCtx, r *Route) {
-	ctx.SetUserValue(matchedKey{}, r)
+// SetParams records p in ctx as Match does, so that Param reads p's
+// parameters from ctx's path. It is for a ctx carrying a copy of the
+// request p was taken from: a shadow candidate's.
+func SetParams(ctx *fasthttp.RequestCtx, p Params) {
+	if p.r == nil {
+		ctx.RemoveUserValue(paramsKey{})
+		return
+	}
+	ctx.SetUserValue(paramsKey{}, p.r)
 }
 
 // Param returns the value of path parameter name of the route Match found
@@ -158,7 +168,7 @@ func SetMatched(ctx *fasthttp.RequestCtx, r *Route) {
 // read from ctx's request path and shares its memory: it is valid until
 // the handler returns, so copy it (strings.Clone) to keep it longer.
 func Param(ctx *fasthttp.RequestCtx, name string) string {
-	r := Matched(ctx)
+	r, _ := ctx.UserValue(paramsKey{}).(*Route)
 	if r == nil {
 		return ""
 	}
@@ -182,17 +192,19 @@ func requestPath(ctx *fasthttp.RequestCtx) string {
 
 // segmentOf cuts p's value out of path, a path its route matched.
 func segmentOf(path string, p paramRef) string {
-	rest := strings.TrimPrefix(path, "/")
+	i := 1 // after the leading slash
 	for range p.seg {
-		_, after, ok := strings.Cut(rest, "/")
-		if !ok {
+		j := strings.IndexByte(path[i:], '/')
+		if j < 0 {
 			return ""
 		}
-		rest = after
+		i += j + 1
 	}
 	if p.rest {
-		return rest
+		return path[i:]
 	}
-	seg, _, _ := strings.Cut(rest, "/")
-	return seg
+	if j := strings.IndexByte(path[i:], '/'); j >= 0 {
+		return path[i : i+j]
+	}
+	return path[i:]
 }

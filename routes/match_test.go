@@ -76,6 +76,35 @@ routes:
 	}
 }
 
+// A ctx matched again answers Param for its last match only, and a copy
+// of the request given the Params reads the same values from its own path.
+func TestParamsFollowTheLastMatch(t *testing.T) {
+	tb := mustCompile(t, `
+routes:
+  - {name: lit, path: /p/new}
+  - {name: param, path: "/p/{id}"}
+`)
+	ctx := newCtx("GET", "o.example", "/p/7")
+	tb.Match(ctx)
+	var cp fasthttp.RequestCtx
+	ctx.Request.CopyTo(&cp.Request)
+	SetParams(&cp, ParamsOf(ctx))
+	if Param(ctx, "id") != "7" || Param(&cp, "id") != "7" {
+		t.Fatalf("id = %q, copy's %q; want 7", Param(ctx, "id"), Param(&cp, "id"))
+	}
+	for _, uri := range []string{"/p/new", "/nope"} {
+		ctx.Request.SetRequestURI(uri)
+		tb.Match(ctx)
+		if v := Param(ctx, "id"); v != "" {
+			t.Errorf("after matching %s, Param(id) = %q from the earlier match", uri, v)
+		}
+	}
+	SetParams(&cp, Params{})
+	if v := Param(&cp, "id"); v != "" {
+		t.Errorf("zero Params set, Param(id) = %q", v)
+	}
+}
+
 // params reads every parameter of r through Param.
 func params(ctx *fasthttp.RequestCtx, r *Route) map[string]string {
 	out := map[string]string{}

@@ -82,8 +82,9 @@ type matcher struct {
 }
 
 // Match finds the route for ctx's method, host and path, host-specific
-// routes first, and records it in ctx for Param and Matched. It allocates
-// nothing: parameters are read from the request path when asked for.
+// routes first, and records it in ctx for Param when its path has
+// parameters. It allocates nothing: parameters are cut from the request
+// path when asked for.
 func (t *Table) Match(ctx *fasthttp.RequestCtx) Match {
 	if t == nil {
 		return Match{Mode: ModeLegacy}
@@ -103,11 +104,14 @@ func (t *Table) Match(ctx *fasthttp.RequestCtx) Match {
 			r = t.anyHost.lookup(mi, rest)
 		}
 	}
+	if r == nil || r.params == nil {
+		ctx.RemoveUserValue(paramsKey{}) // an earlier Match's
+	} else {
+		ctx.SetUserValue(paramsKey{}, r)
+	}
 	if r == nil {
-		ctx.RemoveUserValue(matchedKey{})
 		return Match{Mode: ModeLegacy}
 	}
-	SetMatched(ctx, r)
 	if t.allLegacy {
 		return Match{Route: r, Mode: ModeLegacy}
 	}

@@ -48,10 +48,10 @@ type Job struct {
 	// measured as the candidate's is.
 	pStart, pEnd time.Time
 
-	// matched is the route the front door matched for the primary,
-	// recorded again on the candidate's ctx: routes.Param reads the path
-	// parameters from the candidate's copy of the request.
-	matched *routes.Route
+	// params are where the path parameters of the route the front door
+	// matched are, recorded again on the candidate's ctx: routes.Param
+	// reads them from the candidate's copy of the request.
+	params routes.Params
 	// heads holds the compared request and response heads' strings,
 	// copied out of fasthttp's buffers into one buffer the job keeps
 	// between uses; hdrs are the three answers' header lists. The
@@ -138,7 +138,7 @@ func (e *Engine) begin(ctx *fasthttp.RequestCtx, r *Route) *Job {
 	// The body stream is not copied; an in-memory body is.
 	ctx.Request.CopyTo(&j.req)
 	j.remote = ctx.RemoteAddr()
-	j.matched = routes.Matched(ctx)
+	j.params = routes.ParamsOf(ctx)
 	if stream {
 		j.orig = ctx.Request.BodyStream()
 		j.reqTee = requestTee{r: j.orig, buf: j.reqTee.buf[:0], max: r.MaxBody, attached: true}
@@ -306,7 +306,7 @@ func (j *Job) reset() {
 	j.pStart, j.pEnd = time.Time{}, time.Time{}
 	j.idem, j.first = "", nil
 	j.heads = keep(j.heads)
-	j.matched = nil
+	j.params = routes.Params{}
 	for i := range j.hdrs {
 		clear(j.hdrs[i])
 		j.hdrs[i] = j.hdrs[i][:0]
@@ -520,9 +520,7 @@ func (j *Job) call(h routes.Handler, side routes.Side, buf *[]byte, hdr int) (re
 	e := j.engine
 	c := e.acquireCtx(&j.req, j.remote)
 	defer e.releaseCtx(c)
-	if j.matched != nil {
-		routes.SetMatched(c, j.matched)
-	}
+	routes.SetParams(c, j.params)
 	max := j.route.MaxBody
 	b := (*buf)[:0]
 	gen := j.arm(side, buf, hdr != hdrCandidate)
