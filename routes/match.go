@@ -190,21 +190,24 @@ func requestPath(ctx *fasthttp.RequestCtx) string {
 	return unsafe.String(unsafe.SliceData(p), len(p))
 }
 
-// segmentOf cuts p's value out of path, a path its route matched.
+// segmentOf cuts p's value out of path, a path its route matched. A byte
+// loop: paths are short, and a call per segment costs more than the scan.
 func segmentOf(path string, p paramRef) string {
 	i := 1 // after the leading slash
-	for range p.seg {
-		j := strings.IndexByte(path[i:], '/')
-		if j < 0 {
+	for n := 0; n < p.seg; i++ {
+		if i >= len(path) {
 			return ""
 		}
-		i += j + 1
+		if path[i] == '/' {
+			n++
+		}
 	}
 	if p.rest {
 		return path[i:]
 	}
-	if j := strings.IndexByte(path[i:], '/'); j >= 0 {
-		return path[i : i+j]
+	end := i
+	for end < len(path) && path[end] != '/' {
+		end++
 	}
-	return path[i:]
+	return path[i:end]
 }

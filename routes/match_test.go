@@ -233,3 +233,18 @@ func TestMatchAgreesWithSpec(t *testing.T) {
 	}
 	t.Logf("%d tables, %d requests", tables, requests)
 }
+
+// BenchmarkParam is what a handler pays to read {id} of a matched lookup.
+func BenchmarkParam(b *testing.B) {
+	tb := mustCompile(b, matchYAML)
+	ctx := newCtx("GET", "example.com", "/api/v1/campaigns/cmp_000042")
+	if tb.Match(ctx).Route == nil || Param(ctx, "id") != "cmp_000042" {
+		b.Fatal("no match")
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if len(Param(ctx, "id")) != 10 {
+			b.Fatal("wrong id")
+		}
+	}
+}
