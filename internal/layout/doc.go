@@ -1,8 +1,9 @@
 // Package layout holds no code. Its tests keep README.md true: they enforce
 // which of the module's packages may import which (the layout), that the
 // metrics table names the metrics the code registers, that the Config
-// reference names config.yaml's keys with its defaults, and that the
-// Layout table names every package.
+// reference names config.yaml's keys with its defaults, that the
+// Layout table names every package, and that the request path names only
+// what the code declares.
 //
 //   - routes, ported/…, legacy-passthrough and compare never import
 //     proxy/…: the front door and its control plane depend on them, not
