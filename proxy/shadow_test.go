@@ -202,7 +202,7 @@ func TestShadowLearnsNoiseWithoutRules(t *testing.T) {
 			}
 			s := h.snapshot(t, "lookup", n)
 			if s.Counts.Mismatch != 0 || s.Counts.Compared != n {
-				t.Fatalf("counts %+v, want %d compared and no mismatch; diffs %+v", s.Counts, n, s.TopDiffs)
+				t.Fatalf("counts %+v, want %d compared and no mismatch; diffs %+v; %s; profile %+v", s.Counts, n, s.TopDiffs, exampleDiffs(s.TopDiffs), s.Profile)
 			}
 			classes := map[string]string{}
 			for _, f := range s.Profile {
@@ -1114,4 +1114,19 @@ func TestShadowWaitsForTheLegacyTopic(t *testing.T) {
 	if s.SideEffects.Compared != reqs || len(s.TopDiffs) == 0 || s.TopDiffs[0].Template != "published.amount" {
 		t.Fatalf("side effects %+v, top diffs %+v: want every message compared and amount differing", s.SideEffects, s.TopDiffs)
 	}
+}
+
+// exampleDiffs renders the differences of each group's examples, with
+// what explained or did not explain them, for a failure message.
+func exampleDiffs(groups []shadowreport.Group) string {
+	var b strings.Builder
+	for _, g := range groups {
+		for _, ex := range g.Examples {
+			fmt.Fprintf(&b, "example %s:", ex.Time.Format(time.RFC3339Nano))
+			for _, d := range ex.Diffs {
+				fmt.Fprintf(&b, " [%s %s noise=%v by=%q pending=%v note=%q]", d.Template, d.Kind, d.Noise, d.NoiseBy, d.Pending, d.Note)
+			}
+		}
+	}
+	return b.String()
 }
