@@ -107,12 +107,11 @@ type pathProfile struct {
 	brokeAt time.Time
 
 	// Shape: the length, per byte the value every answer had there (0 once
-	// they differ), the classes of the varying bytes and of all bytes, and
-	// the values seen (for the repeat check).
+	// they differ), the classes of the varying bytes, and the values seen
+	// (for the repeat check).
 	n       int
 	lit     []byte
 	classes uint8
-	all     uint8
 	values  map[uint64]struct{}
 	// Clock: the layout, and the extremes of value−start and value−end.
 	layout      timeLayout
@@ -410,7 +409,6 @@ func (p *Profile) observeShape(pp *pathProfile, v string, req []byte) {
 	for i := 0; i < len(v); i++ {
 		c := v[i]
 		cc := classOf(c)
-		pp.all |= cc
 		switch l := pp.lit[i]; {
 		case l != 0 && c == l:
 		case l != 0:
@@ -511,21 +509,18 @@ func (pp *pathProfile) fits(v string) bool {
 }
 
 // mayFit is fits for a path still learning, whose separators are known
-// but whose varying bytes are not yet: the same length, the same bytes
-// where either value has a separator, letters and digits of the classes
-// seen so far elsewhere.
+// but whose varying bytes are not yet: the same length, and the same bytes
+// where either value has a separator. A letter or digit of a class the
+// legacy values have not shown yet may fit: a few random ids can lack one
+// (all digits, one hex id in ~1,800), so the class is judged by Settle,
+// once the path is classified.
 func (pp *pathProfile) mayFit(v string) bool {
 	if len(v) != pp.n {
 		return false
 	}
 	for i := 0; i < len(v); i++ {
 		c, l := v[i], pp.lit[i]
-		cc := classOf(c)
-		switch {
-		case c == l:
-		case cc == 0 || (l != 0 && classOf(l) == 0):
-			return false
-		case cc&pp.all == 0:
+		if c != l && (classOf(c) == 0 || (l != 0 && classOf(l) == 0)) {
 			return false
 		}
 	}

@@ -235,6 +235,38 @@ func TestProfileSettleComputed(t *testing.T) {
 	}
 }
 
+// While a path learns, a value is held for a class its first legacy
+// values happened not to show: a random hex id is all digits one time in
+// about 1,800 (10/16 to the 16th), and the Go side's next id then has a
+// letter. Judged at once, that was a false "value" (or, Go against
+// itself, "not deterministic") difference; held, it settles as noise
+// once the path has shown its letters too.
+func TestProfileHoldsAClassNotSeenYet(t *testing.T) {
+	p := NewProfile(NoiseConfig{MinObservations: 3})
+	c := MustCompile(Rules{})
+	at := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	w := Window{Start: at, End: at.Add(time.Millisecond)}
+	p.Observe(jsonResp(200, `{"trace":"6205184939917243"}`), "body", w, nil)
+	res := c.DiffWith(jsonResp(200, `{"trace":"6205184939917243"}`), jsonResp(200, `{"trace":"a3f0c9e1b2d45678"}`), DiffOptions{Profile: p, Windows: [2]Window{w, w}})
+	if len(res.Diffs) != 1 || !res.Diffs[0].Pending {
+		t.Fatalf("diffs %+v, want one pending", res.Diffs)
+	}
+	for _, v := range []string{"9be01c4d7f3a2e58", "04c7d2e9f1ab3865"} {
+		p.Observe(jsonResp(200, `{"trace":"`+v+`"}`), "body", w, nil)
+	}
+	d := &res.Diffs[0]
+	if !p.Settle(d) || !d.Noise || d.NoiseBy != "generated" {
+		t.Fatalf("settled %+v, want noise (generated)", d)
+	}
+
+	// A class the path never shows is still a difference once it is
+	// classified: upper-case where legacy writes lower-case hex.
+	res = c.DiffWith(jsonResp(200, `{"trace":"6205184939917243"}`), jsonResp(200, `{"trace":"A3F0C9E1B2D45678"}`), DiffOptions{Profile: p, Windows: [2]Window{w, w}})
+	if len(res.Diffs) != 1 || res.Diffs[0].Noise || res.Diffs[0].Pending || res.Diffs[0].Kind != KindFormat {
+		t.Fatalf("diffs %+v, want one format difference", res.Diffs)
+	}
+}
+
 func TestParseClock(t *testing.T) {
 	tests := []struct {
 		give   string
