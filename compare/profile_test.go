@@ -214,23 +214,47 @@ func TestProfileRefutedLater(t *testing.T) {
 	t.Fatal("event_id not listed")
 }
 
+// oneField is a profile that learns one string field, "f", from 3 legacy
+// answers, all within one window, and the comparator judging it.
+type oneField struct {
+	p *Profile
+	c *Comparator
+	w Window
+}
+
+func newOneField() oneField {
+	at := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	return oneField{NewProfile(NoiseConfig{MinObservations: 3}), MustCompile(Rules{}), Window{Start: at, End: at.Add(time.Millisecond)}}
+}
+
+func fieldAnswer(v string) Response { return jsonResp(200, `{"f":"`+v+`"}`) }
+
+// observe shows the profile legacy answers with these values of f.
+func (o oneField) observe(vs ...string) {
+	for _, v := range vs {
+		o.p.Observe(fieldAnswer(v), "body", o.w, nil)
+	}
+}
+
+// diff compares a legacy and a Go value of f.
+func (o oneField) diff(legacy, goSide string) Result {
+	return o.c.DiffWith(fieldAnswer(legacy), fieldAnswer(goSide), DiffOptions{Profile: o.p, Windows: [2]Window{o.w, o.w}})
+}
+
 // A pending difference at a path that turns out computed is a real one.
 func TestProfileSettleComputed(t *testing.T) {
-	p := NewProfile(NoiseConfig{MinObservations: 3})
-	c := MustCompile(Rules{})
-	at := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
-	w := Window{Start: at, End: at.Add(time.Millisecond)}
-	p.Observe(jsonResp(200, `{"code":"ab12cd34ef56ab12cd34"}`), "body", w, nil)
-	res := c.DiffWith(jsonResp(200, `{"code":"ab12cd34ef56ab12cd34"}`), jsonResp(200, `{"code":"ff12cd34ef56ab12cd99"}`), DiffOptions{Profile: p, Windows: [2]Window{w, w}})
+	o := newOneField()
+	o.observe("ab12cd34ef56ab12cd34")
+	res := o.diff("ab12cd34ef56ab12cd34", "ff12cd34ef56ab12cd99")
 	if len(res.Diffs) != 1 || !res.Diffs[0].Pending {
 		t.Fatalf("diffs %+v, want one pending", res.Diffs)
 	}
-	if p.Settle(&res.Diffs[0]) {
+	if o.p.Settle(&res.Diffs[0]) {
 		t.Fatal("settled while learning")
 	}
-	p.Observe(jsonResp(200, `{"code":"ab12cd34ef56ab12cd34"}`), "body", w, nil) // a repeat
+	o.observe("ab12cd34ef56ab12cd34") // a repeat
 	d := &res.Diffs[0]
-	if !p.Settle(d) || d.Noise || d.Pending || d.Kind != KindValue {
+	if !o.p.Settle(d) || d.Noise || d.Pending || d.Kind != KindValue {
 		t.Fatalf("settled %+v, want a real value difference", d)
 	}
 }
@@ -242,26 +266,21 @@ func TestProfileSettleComputed(t *testing.T) {
 // itself, "not deterministic") difference; held, it settles as noise
 // once the path has shown its letters too.
 func TestProfileHoldsAClassNotSeenYet(t *testing.T) {
-	p := NewProfile(NoiseConfig{MinObservations: 3})
-	c := MustCompile(Rules{})
-	at := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
-	w := Window{Start: at, End: at.Add(time.Millisecond)}
-	p.Observe(jsonResp(200, `{"trace":"6205184939917243"}`), "body", w, nil)
-	res := c.DiffWith(jsonResp(200, `{"trace":"6205184939917243"}`), jsonResp(200, `{"trace":"a3f0c9e1b2d45678"}`), DiffOptions{Profile: p, Windows: [2]Window{w, w}})
+	o := newOneField()
+	o.observe("6205184939917243")
+	res := o.diff("6205184939917243", "a3f0c9e1b2d45678")
 	if len(res.Diffs) != 1 || !res.Diffs[0].Pending {
 		t.Fatalf("diffs %+v, want one pending", res.Diffs)
 	}
-	for _, v := range []string{"9be01c4d7f3a2e58", "04c7d2e9f1ab3865"} {
-		p.Observe(jsonResp(200, `{"trace":"`+v+`"}`), "body", w, nil)
-	}
+	o.observe("9be01c4d7f3a2e58", "04c7d2e9f1ab3865")
 	d := &res.Diffs[0]
-	if !p.Settle(d) || !d.Noise || d.NoiseBy != "generated" {
+	if !o.p.Settle(d) || !d.Noise || d.NoiseBy != "generated" {
 		t.Fatalf("settled %+v, want noise (generated)", d)
 	}
 
 	// A class the path never shows is still a difference once it is
 	// classified: upper-case where legacy writes lower-case hex.
-	res = c.DiffWith(jsonResp(200, `{"trace":"6205184939917243"}`), jsonResp(200, `{"trace":"A3F0C9E1B2D45678"}`), DiffOptions{Profile: p, Windows: [2]Window{w, w}})
+	res = o.diff("6205184939917243", "A3F0C9E1B2D45678")
 	if len(res.Diffs) != 1 || res.Diffs[0].Noise || res.Diffs[0].Pending || res.Diffs[0].Kind != KindFormat {
 		t.Fatalf("diffs %+v, want one format difference", res.Diffs)
 	}
